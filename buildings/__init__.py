@@ -1,0 +1,1 @@
+"""The portfolio: site files (buildings, devices, equipment, points) and the records database."""

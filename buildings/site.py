@@ -1,0 +1,664 @@
+"""The site model: site -> building -> equipment -> point, plus devices and their protocol addresses.
+
+A site is a folder of YAML files, one building per file. Each file holds the building, its devices and its
+equipment with their points. Points are keyed site-wide as ``"{building_id}/{point_id}"`` (a *point key*);
+devices likewise as ``"{building_id}/{device_id}"``. pydantic checks each file's shape; ``check_building``
+checks what pydantic cannot see (references, overlaps, units); ``load_site`` maps every problem back to the
+file, line and field so a technician can fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS, suggest
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+
+
+class Strict(BaseModel):
+    """Base for site-file models: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Names(Strict):
+    zh: str
+    en: str
+
+
+class Protocol(StrEnum):
+    MODBUS = "modbus"  # Modbus TCP
+    MODBUS_RTU = "modbus-rtu"  # Modbus RTU framed over a TCP gateway or a serial port
+    BACNET = "bacnet"
+    MQTT = "mqtt"
+
+
+class BuildingUse(StrEnum):
+    OFFICE = "office"
+    RETAIL = "retail"
+    HOTEL = "hotel"
+    MIXED = "mixed"
+    CONVERTED_INDUSTRIAL = "converted_industrial"
+
+
+class OwnerKind(StrEnum):
+    INDIVIDUAL = "individual"
+    ENTERPRISE = "enterprise"
+    SOE = "soe"
+    GOVERNMENT = "government"
+    COLLECTIVE = "collective"
+    FUND = "fund"
+
+
+class OwnerShare(Strict):
+    """An owner's exclusive area in the building; shares are by area, as the Civil Code counts them."""
+
+    owner: Id
+    name: str
+    kind: OwnerKind = OwnerKind.ENTERPRISE
+    area_m2: float = Field(gt=0)
+    count: int = Field(default=1, ge=1, description="how many owners this row stands for (small units)")
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
+
+
+class Schedule(Strict):
+    """Occupied hours in the building's local time; days not listed are unoccupied."""
+
+    weekdays: tuple[HHMM, HHMM] | None = ("08:00", "18:00")
+    saturday: tuple[HHMM, HHMM] | None = None
+    sunday: tuple[HHMM, HHMM] | None = None
+    holidays: list[dt.date] = Field(default_factory=list)
+
+    def hours_for(self, day: dt.date) -> tuple[float, float] | None:
+        """Occupied (start, end) in hours of the day, or None for an unoccupied day."""
+        if day in self.holidays:
+            return None
+        span = (self.weekdays if day.weekday() < 5 else self.saturday if day.weekday() == 5 else self.sunday)
+        if span is None:
+            return None
+        return tuple(int(h) + int(m) / 60 for h, m in (s.split(":") for s in span))  # type: ignore[return-value]
+
+    def is_occupied(self, local: dt.datetime) -> bool:
+        """Whether a local wall-clock time falls in occupied hours."""
+        hours = self.hours_for(local.date())
+        if hours is None:
+            return False
+        h = local.hour + local.minute / 60
+        return hours[0] <= h < hours[1]
+
+
+class Building(Strict):
+    id: Id
+    name: Names
+    address: str
+    district: str = "Yuzhong"
+    district_code: str = "500103"
+    year_built: int = Field(ge=1800, le=2100)
+    gross_floor_area_m2: float = Field(gt=0)
+    floors_above: int = Field(default=1, ge=1)
+    floors_below: int = Field(default=0, ge=0)
+    use: BuildingUse
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    timezone: str = "Asia/Shanghai"
+    owners: list[OwnerShare] = Field(min_length=1)
+    schedule: Schedule = Schedule()
+    retrofit_date: dt.date | None = Field(default=None, description="when the retrofit measures took effect")
+    retrofit_measures: list[str] = Field(default_factory=list)
+    overrides: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="rule id -> parameter -> value, for this building"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception as exc:  # noqa: BLE001 - zoneinfo raises several types
+            raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Asia/Shanghai") from exc
+        return v
+
+
+class Device(Strict):
+    """Something the collectors talk to: a Modbus server or gateway unit, a BACnet device, an MQTT gateway."""
+
+    id: Id
+    protocol: Protocol
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    serial_port: str | None = Field(default=None, description="modbus-rtu over a local serial port")
+    baudrate: int = 9600
+    unit_id: int | None = Field(default=None, ge=0, le=255)
+    device_instance: int | None = Field(default=None, ge=0, le=4194302)
+    max_apdu: int = Field(default=1476, ge=50, le=1476)
+    segmentation: bool = True
+    rpm: bool = Field(default=True, description="device supports ReadPropertyMultiple")
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    max_registers: int = Field(default=125, ge=1, le=125)
+    max_gap: int = Field(default=8, ge=0, le=100, description="registers the planner may read through")
+    max_points: int = Field(default=50, ge=1, le=1000, description="points per BACnet RPM request")
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    inter_request_pause_s: float = Field(default=0.0, ge=0, le=5, description="RS-485 gateways need a pause")
+    topic_prefix: str | None = Field(default=None, description="mqtt: the gateway's topic root")
+    model: str | None = None
+
+    @property
+    def default_port(self) -> int:
+        return {"modbus": 502, "modbus-rtu": 502, "bacnet": 47808, "mqtt": 1883}[self.protocol.value]
+
+    @model_validator(mode="after")
+    def _address_complete(self) -> Device:
+        if self.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU) and self.unit_id is None:
+            raise ValueError("a Modbus device needs unit_id (1-247; 1 if the meter has no other setting)")
+        if self.protocol == Protocol.BACNET and self.device_instance is None:
+            raise ValueError("a BACnet device needs device_instance (read it with `retrofit discover bacnet`)")
+        return self
+
+
+class ModbusFunction(StrEnum):
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete_input"
+    HOLDING = "holding"
+    INPUT = "input"
+
+
+class ModbusType(StrEnum):
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+    BIT = "bit"
+
+
+REGISTER_COUNT = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bit": 1}
+
+
+class ModbusSource(Strict):
+    device: Id
+    function: ModbusFunction = ModbusFunction.HOLDING
+    address: int = Field(ge=0, le=65535, description="0-based protocol address")
+    type: ModbusType = ModbusType.FLOAT32
+    byte_order: Literal["big", "little"] = "big"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    length: int | None = Field(default=None, ge=1, le=125, description="string: registers")
+    bit: int | None = Field(default=None, ge=0, le=15, description="bit within a register")
+
+    @property
+    def is_bit_table(self) -> bool:
+        return self.function in (ModbusFunction.COIL, ModbusFunction.DISCRETE_INPUT)
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits, for coils and discrete inputs) this point occupies."""
+        if self.is_bit_table:
+            return 1
+        if self.type == ModbusType.STRING:
+            return self.length or 1
+        return REGISTER_COUNT[self.type.value]
+
+    @model_validator(mode="after")
+    def _type_fits_function(self) -> ModbusSource:
+        if self.is_bit_table and self.type != ModbusType.BIT:
+            raise ValueError(f"{self.function.value} holds single bits: use type: bit")
+        if self.type == ModbusType.STRING and self.length is None:
+            raise ValueError("a string point needs length (in registers, two characters each)")
+        if self.type == ModbusType.BIT and not self.is_bit_table and self.bit is None:
+            raise ValueError("a bit inside a register needs bit: 0-15")
+        return self
+
+
+class BacnetSource(Strict):
+    device: Id
+    object_type: Literal[
+        "analog-input", "analog-output", "analog-value", "binary-input", "binary-output", "binary-value",
+        "multi-state-input", "multi-state-value", "accumulator",
+    ]
+    instance: int = Field(ge=0, le=4194302)
+    property: str = "present-value"
+    cov: bool = False
+
+
+class MqttSource(Strict):
+    device: Id
+    topic: str = Field(min_length=1)
+    value_path: str = Field(default="value", description="dotted path of the value in the JSON payload")
+    time_path: str | None = Field(default=None, description="dotted path of an epoch or ISO timestamp")
+
+    @field_validator("topic")
+    @classmethod
+    def _no_wildcards(cls, v: str) -> str:
+        if "#" in v or "+" in v:
+            raise ValueError("a point's topic must be concrete (no + or # wildcards)")
+        return v
+
+
+class Point(Strict):
+    id: Id
+    name: str
+    name_zh: str | None = None
+    brick: str
+    unit: str
+    range: tuple[float, float] | None = Field(default=None, description="valid [min, max]; outside is bad")
+    poll_interval_s: float | None = Field(default=None, gt=0)
+    writable: bool = False
+    subitem: Literal["lighting_sockets", "hvac", "power", "special", "total"] | None = Field(
+        default=None, description="Chinese sub-item energy category of a meter point (分项)"
+    )
+    counter: bool = Field(default=False, description="a cumulative counter (energy, volume)")
+    sim: dict[str, Any] = Field(default_factory=dict, description="hints for the simulator's physics")
+    modbus: ModbusSource | None = None
+    bacnet: BacnetSource | None = None
+    mqtt: MqttSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Point:
+        given = [n for n in ("modbus", "bacnet", "mqtt") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a point needs exactly one source (modbus, bacnet or mqtt); found {given or 'none'}"
+            )
+        if self.range is not None and self.range[0] >= self.range[1]:
+            raise ValueError(f"range min {self.range[0]} must be below max {self.range[1]}")
+        return self
+
+    @property
+    def source(self) -> ModbusSource | BacnetSource | MqttSource:
+        return self.modbus or self.bacnet or self.mqtt  # type: ignore[return-value]
+
+    @property
+    def protocol_family(self) -> str:
+        return "modbus" if self.modbus else "bacnet" if self.bacnet else "mqtt"
+
+
+class Equipment(Strict):
+    id: Id
+    name: str
+    name_zh: str | None = None
+    kind: str
+    brick: str | None = None
+    feeds: list[Id] = Field(default_factory=list)
+    location: str | None = None
+    breaker_rating_a: float | None = Field(default=None, gt=0)
+    overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    points: list[Point] = Field(default_factory=list)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in EQUIPMENT_BRICK:
+            raise ValueError(f"unknown equipment kind {v!r}{suggest(v, EQUIPMENT_BRICK)}; "
+                             f"known: {', '.join(sorted(EQUIPMENT_BRICK))}")
+        return v
+
+    @property
+    def brick_class(self) -> str:
+        return self.brick or EQUIPMENT_BRICK[self.kind]
+
+
+class BuildingFile(Strict):
+    """One YAML file: a building with its devices and equipment."""
+
+    building: Building
+    devices: list[Device] = Field(default_factory=list)
+    equipment: list[Equipment] = Field(default_factory=list)
+
+    def points(self) -> Iterator[tuple[Equipment, Point]]:
+        for eq in self.equipment:
+            for p in eq.points:
+                yield eq, p
+
+    @cached_property
+    def device_by_id(self) -> dict[str, Device]:
+        return {d.id: d for d in self.devices}
+
+
+def point_key(building_id: str, point_id: str) -> str:
+    """The site-wide key of a point, used as the Reading's point and the store's series key."""
+    return f"{building_id}/{point_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(building_id, local_id) from a point or device key."""
+    b, _, p = key.partition("/")
+    return b, p
+
+
+class PointRef(BaseModel):
+    """A resolved point with everything downstream needs, for lookups by key."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    key: str
+    building: Building
+    equipment: Equipment
+    point: Point
+    device: Device
+
+
+class Site(BaseModel):
+    """A whole site (one or many buildings), as loaded from a folder or a file."""
+
+    model_config = ConfigDict(frozen=True)
+    files: list[BuildingFile]
+    paths: list[str] = Field(default_factory=list)
+
+    @property
+    def buildings(self) -> list[Building]:
+        return [f.building for f in self.files]
+
+    def building(self, building_id: str) -> BuildingFile:
+        for f in self.files:
+            if f.building.id == building_id:
+                return f
+        raise KeyError(f"no building {building_id!r} in this site")
+
+    @cached_property
+    def points(self) -> dict[str, PointRef]:
+        """Every point by its site-wide key."""
+        out: dict[str, PointRef] = {}
+        for f in self.files:
+            for eq, p in f.points():
+                out[point_key(f.building.id, p.id)] = PointRef(
+                    key=point_key(f.building.id, p.id), building=f.building, equipment=eq, point=p,
+                    device=f.device_by_id[p.source.device],
+                )
+        return out
+
+    @cached_property
+    def devices(self) -> dict[str, tuple[Building, Device]]:
+        """Every device by its site-wide key."""
+        return {point_key(f.building.id, d.id): (f.building, d) for f in self.files for d in f.devices}
+
+    def with_ports(self, ports: dict[tuple[str, int], int]) -> Site:
+        """A copy of the site whose devices at (host, old port) listen on the new port instead.
+
+        Tests and benchmarks use it with free loopback ports so that runs never collide.
+        """
+        files = []
+        for f in self.files:
+            devs = [d.model_copy(update={"port": ports.get((d.host, d.port or d.default_port), d.port)})
+                    for d in f.devices]
+            files.append(f.model_copy(update={"devices": devs}))
+        return Site(files=files, paths=self.paths)
+
+    def with_free_ports(self) -> Site:
+        """A copy of the site with every Modbus/BACnet endpoint moved to a currently free loopback port."""
+        import socket
+
+        ports: dict[tuple[str, int], int] = {}
+        for f in self.files:
+            for d in f.devices:
+                if d.protocol == Protocol.MQTT or d.serial_port:
+                    continue
+                key = (d.host, d.port or d.default_port)
+                if key in ports:
+                    continue
+                kind = socket.SOCK_DGRAM if d.protocol == Protocol.BACNET else socket.SOCK_STREAM
+                with socket.socket(socket.AF_INET, kind) as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    ports[key] = sock.getsockname()[1]
+        return self.with_ports(ports)
+
+    def points_of_device(self, device_key: str) -> list[PointRef]:
+        b, d = split_key(device_key)
+        return [r for r in self.points.values() if r.building.id == b and r.device.id == d]
+
+    def summary(self) -> dict[str, Any]:
+        by_proto: dict[str, int] = {"modbus": 0, "bacnet": 0, "mqtt": 0}
+        for r in self.points.values():
+            by_proto[r.point.protocol_family] += 1
+        return {
+            "buildings": len(self.files),
+            "devices": sum(len(f.devices) for f in self.files),
+            "equipment": sum(len(f.equipment) for f in self.files),
+            "points": len(self.points),
+            "points_by_protocol": by_proto,
+        }
+
+
+# --- semantic checks --------------------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+class Problem(BaseModel):
+    """One thing wrong in a site file, with where it is and what to do."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        hint = f" Hint: {self.hint}" if self.hint else ""
+        return f"{where}: {self.field}: {self.message}.{hint}"
+
+
+def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
+    """Checks pydantic cannot express: unique ids, references, protocols, units, overlaps, shares."""
+    out: list[tuple[Loc, str, str]] = []
+    seen_dev: dict[str, int] = {}
+    endpoints: dict[tuple[str, int | str, int | None], str] = {}
+    for i, d in enumerate(bf.devices):
+        if d.id in seen_dev:
+            out.append((("devices", i, "id"), f"duplicate device id {d.id!r}", "device ids must be unique"))
+        seen_dev[d.id] = i
+        if d.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU, Protocol.BACNET):
+            port = d.serial_port or d.port or d.default_port
+            ep = (d.host, port, d.unit_id if d.protocol != Protocol.BACNET else None)
+            if ep in endpoints:
+                out.append((("devices", i, "port"), f"device {d.id!r} has the same address as "
+                            f"{endpoints[ep]!r}", "give each device its own port or unit_id"))
+            endpoints[ep] = d.id
+    seen_eq: set[str] = set()
+    seen_pt: set[str] = set()
+    eq_ids = {e.id for e in bf.equipment}
+    regs: dict[tuple[str, str, str], list[tuple[int, int, str, Loc]]] = {}
+    bacnet_objs: dict[tuple[str, str, int, str], str] = {}
+    for ei, eq in enumerate(bf.equipment):
+        if eq.id in seen_eq:
+            out.append((("equipment", ei, "id"), f"duplicate equipment id {eq.id!r}", ""))
+        seen_eq.add(eq.id)
+        for fi, fed in enumerate(eq.feeds):
+            if fed not in eq_ids:
+                out.append((("equipment", ei, "feeds", fi), f"feeds unknown equipment {fed!r}",
+                            f"known: {', '.join(sorted(eq_ids))}"))
+        for pi, p in enumerate(eq.points):
+            base: Loc = ("equipment", ei, "points", pi)
+            if p.id in seen_pt:
+                out.append(((*base, "id"), f"duplicate point id {p.id!r}", "point ids are unique per building"))
+            seen_pt.add(p.id)
+            if p.brick not in BRICK_CLASSES:
+                out.append(((*base, "brick"), f"unknown Brick class {p.brick!r}{suggest(p.brick, BRICK_CLASSES)}",
+                            "add it to buildings/brick.py if it is real"))
+            if p.unit not in UNITS:
+                out.append(((*base, "unit"), f"unknown unit {p.unit!r}{suggest(p.unit, UNITS)}",
+                            f"known units: {', '.join(u for u in UNITS if u)}"))
+            elif p.brick in BRICK_CLASSES:
+                want = BRICK_CLASSES[p.brick]
+                if want and UNITS[p.unit] != want and not (want == "state" and p.unit in ("bool", "")):
+                    out.append(((*base, "unit"), f"unit {p.unit!r} measures {UNITS[p.unit]}, but "
+                                f"{p.brick} measures {want}", "check the unit or the Brick class"))
+            src = p.source
+            proto = p.protocol_family
+            dev = bf.device_by_id.get(src.device)
+            if dev is None:
+                out.append(((*base, proto, "device"), f"device {src.device!r} does not exist",
+                            f"declare it under devices:{suggest(src.device, bf.device_by_id)}"))
+                continue
+            dev_family = "modbus" if dev.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU) else dev.protocol.value
+            if dev_family != proto:
+                out.append(((*base, proto, "device"), f"device {dev.id!r} speaks {dev.protocol.value}, "
+                            f"not {proto}", "point the source at a device of the same protocol"))
+                continue
+            if p.writable and p.counter:
+                out.append(((*base, "writable"), "a counter cannot be writable", ""))
+            if isinstance(src, ModbusSource):
+                if src.type in (ModbusType.FLOAT32, ModbusType.FLOAT64) and src.scale == 0:
+                    out.append(((*base, "modbus", "scale"), "scale 0 makes every value 0", "use 1"))
+                start, end = src.address, src.address + src.count
+                if not src.is_bit_table and end > 65536:
+                    out.append(((*base, "modbus", "address"), "point runs past register 65535", ""))
+                table = "bits" if src.is_bit_table else src.function.value
+                lst = regs.setdefault((src.device, table, src.function.value), [])
+                for s2, e2, other, _loc in lst:
+                    overlap = start < e2 and s2 < end
+                    same_bit_ok = (src.type == ModbusType.BIT and s2 == start and e2 == end)
+                    if overlap and not same_bit_ok:
+                        out.append(((*base, "modbus", "address"),
+                                    f"registers {start}-{end - 1} ({src.type.value}) overlap point {other!r} "
+                                    f"at {s2}-{e2 - 1}", "a 32-bit value takes two registers, 64-bit four"))
+                        break
+                lst.append((start, end, p.id, base))
+            elif isinstance(src, BacnetSource):
+                k = (src.device, src.object_type, src.instance, src.property)
+                if k in bacnet_objs:
+                    out.append(((*base, "bacnet", "instance"), f"{src.object_type},{src.instance} is already "
+                                f"point {bacnet_objs[k]!r}", ""))
+                bacnet_objs[k] = p.id
+    total = sum(o.area_m2 for o in bf.building.owners)
+    if total > bf.building.gross_floor_area_m2 * 1.0001:
+        out.append((("building", "owners"), f"owners' areas add up to {total:.0f} m2, more than the gross "
+                    f"floor area {bf.building.gross_floor_area_m2:.0f} m2", "check each owner's area_m2"))
+    owner_ids = [o.owner for o in bf.building.owners]
+    if len(set(owner_ids)) != len(owner_ids):
+        out.append((("building", "owners"), "an owner is listed twice", "merge the rows"))
+    return out
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+class SiteError(ValueError):
+    """A site file or folder that cannot be loaded; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _line_of(node: Any, loc: Loc) -> int | None:
+    """Walk a ruamel round-trip tree along a pydantic loc and return the deepest 1-based line known."""
+    line: int | None = None
+    cur = node
+    for part in loc:
+        try:
+            if isinstance(part, int) and isinstance(cur, list):
+                line = cur.lc.item(part)[0] + 1
+                cur = cur[part]
+            elif isinstance(cur, dict) and part in cur:
+                line = cur.lc.key(part)[0] + 1
+                cur = cur[part]
+            else:
+                break
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    if line is None and hasattr(node, "lc"):
+        line = node.lc.line + 1
+    return line
+
+
+def _field_name(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def load_building_file(path: str) -> BuildingFile:
+    """Load and fully check one building file; raise SiteError naming file, line and field."""
+    from pydantic import ValidationError
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = yaml.load(fh)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise SiteError([Problem(file=path, line=line, field="(yaml)", message=str(getattr(exc, "problem", exc)),
+                                 hint="check indentation and quotes around this line")]) from None
+    except OSError as exc:
+        raise SiteError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
+    if not isinstance(tree, dict):
+        raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with building:, "
+                                 "devices: and equipment:", hint="see buildings/sites/yuzhong for examples")])
+    try:
+        bf = BuildingFile.model_validate(_plain(tree))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = "remove or rename the key" if err["type"] == "extra_forbidden" else ""
+            problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg,
+                                    hint=hint))
+        raise SiteError(problems) from None
+    issues = check_building(bf)
+    if issues:
+        raise SiteError([Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
+                         for loc, m, h in issues])
+    return bf
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers to plain dicts and lists (pydantic wants plain types)."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def site_files(path: str) -> list[str]:
+    """The YAML files of a site: the file itself, or every *.yaml / *.yml in the folder, sorted."""
+    import os
+
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if re.search(r"\.ya?ml$", n) and not n.startswith("_"))
+        return [os.path.join(path, n) for n in names]
+    return [path]
+
+
+def load_site(path: str) -> Site:
+    """Load a site file or folder. All-or-nothing: any problem in any file raises SiteError with all of them."""
+    files = site_files(path)
+    if not files:
+        raise SiteError([Problem(file=path, line=None, field="(folder)", message="no .yaml building files here")])
+    problems: list[Problem] = []
+    loaded: list[tuple[str, BuildingFile]] = []
+    for f in files:
+        try:
+            loaded.append((f, load_building_file(f)))
+        except SiteError as exc:
+            problems.extend(exc.problems)
+    ids: dict[str, str] = {}
+    for f, bf in loaded:
+        if bf.building.id in ids:
+            problems.append(Problem(file=f, line=None, field="building.id",
+                                    message=f"building id {bf.building.id!r} is also used by {ids[bf.building.id]}"))
+        ids[bf.building.id] = f
+    if problems:
+        raise SiteError(problems)
+    return Site(files=[bf for _, bf in loaded], paths=files)

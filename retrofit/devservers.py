@@ -1,0 +1,164 @@
+"""Throwaway real servers (influxd, mosquitto) on free loopback ports in temp dirs.
+
+Used by the test fixtures, the benchmarks and `retrofit demo`. Each server is a real process from the Debian
+package, started with a config that binds only 127.0.0.1, waited for until it answers, and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now (for BACnet devices)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
+    """Block until a TCP port accepts connections, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its process, port, temp dir; stop() ends it and removes the dir."""
+
+    name: str
+    argv: list[str]
+    port: int
+    workdir: Path
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / f"{self.name}.log"
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - held by the child for its lifetime
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     start_new_session=True)
+        log.close()
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop(remove=False)
+            raise RuntimeError(f"{self.name} did not start; log:\n{self.log_text()[-2000:]}") from None
+        return self
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, remove: bool = True, kill: bool = False) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after 10 s); keep the data dir unless remove."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same data (for outage tests)."""
+        self.stop(remove=False)
+        self.start()
+
+
+def influxd_available() -> bool:
+    return shutil.which("influxd") is not None
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+
+
+def start_influxd(workdir: Path | None = None) -> ServerProcess:
+    """Start a real InfluxDB 1.x on a free loopback port with its data in a temp dir."""
+    binary = shutil.which("influxd") or "/usr/bin/influxd"
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-influx-"))
+    http_port, rpc_port = free_port(), free_port()
+    conf = workdir / "influxdb.conf"
+    conf.write_text(f"""
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{workdir}/meta"
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+  cache-max-memory-size = "256m"
+[coordinator]
+  log-queries-after = "0s"
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+  max-body-size = 0
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = true
+  run-interval = "1s"
+[logging]
+  level = "warn"
+[[udp]]
+  enabled = false
+""")
+    return ServerProcess("influxd", [binary, "run", "-config", str(conf)], http_port, workdir).start()
+
+
+def start_mosquitto(workdir: Path | None = None, port: int | None = None,
+                    persistence: bool = True) -> ServerProcess:
+    """Start a real Mosquitto 2 broker on a free loopback port (anonymous, loopback only)."""
+    binary = mosquitto_binary() or "/usr/sbin/mosquitto"
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-mqtt-"))
+    os.chmod(workdir, 0o777)  # started as root it drops to user mosquitto, which must write here
+    port = port or free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        f"persistence {'true' if persistence else 'false'}\n"
+        f"persistence_location {workdir}/\n"
+        "autosave_interval 1\n"
+        "max_queued_messages 1000000\n"
+        "log_dest stdout\n"
+        "log_type error\nlog_type warning\n"
+    )
+    return ServerProcess("mosquitto", [binary, "-c", str(conf)], port, workdir).start()

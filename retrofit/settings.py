@@ -1,0 +1,142 @@
+"""Settings: one TOML file plus RETROFIT_* environment variables; secrets only from the environment.
+
+Precedence (highest first): environment, TOML file, defaults. The TOML file is found at
+``$RETROFIT_CONFIG`` or ``./retrofit.toml``. A secret written into the TOML file is refused with an error that
+names the environment variable to use instead, so a token never ends up in a repository.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SECRET_FIELDS = ("influx_token", "influx_password", "mqtt_password", "records_url_password", "secret_key")
+
+
+class SettingsError(ValueError):
+    """The settings file or environment is wrong; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    """Effective settings of one retrofit process."""
+
+    model_config = SettingsConfigDict(env_prefix="RETROFIT_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("retrofit-data"), description="where embedded databases and buffers live")
+    site: Path | None = Field(default=None, description="site file or folder")
+    # telemetry
+    influx_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8086; unset = embedded store")
+    influx_database: str = "retrofit"
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_token: SecretStr | None = None
+    influx_raw_retention: str = Field(default="400d", description="how long raw readings are kept")
+    influx_verify_tls: bool = True
+    buffer_max_mb: int = Field(default=512, ge=1)
+    # records
+    records_url: str | None = Field(default=None, description="SQLAlchemy URL; unset = SQLite in data_dir")
+    # mqtt
+    mqtt_url: str | None = Field(default=None, description="e.g. mqtt://127.0.0.1:1883; unset = no broker")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_topic_root: str = "retrofit"
+    # dashboard / api
+    dashboard_port: int = 8501
+    api_port: int = 8600
+    session_timeout_min: int = 30
+    secret_key: SecretStr | None = None
+    language: str = "zh"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def embedded_store_path(self) -> Path:
+        return self.data_dir / "telemetry.db"
+
+    @property
+    def buffer_dir(self) -> Path:
+        return self.data_dir / "buffer"
+
+    @property
+    def effective_records_url(self) -> str:
+        return self.records_url or f"sqlite:///{self.data_dir / 'records.db'}"
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting with secrets shown as '***' (or unset)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            if isinstance(v, SecretStr):
+                v = "***"
+            elif isinstance(v, Path):
+                v = str(v)
+            out[name] = v
+        for url_field in ("influx_url", "mqtt_url", "records_url"):
+            if out.get(url_field):
+                out[url_field] = mask_url(out[url_field])
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide a password embedded in a URL (scheme://user:pass@host -> scheme://user:***@host)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("RETROFIT_CONFIG", "retrofit.toml"))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file; refuses secrets in it."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        if not path.exists():
+            if "RETROFIT_CONFIG" in os.environ:
+                raise SettingsError(f"{path}: settings file not found (RETROFIT_CONFIG points here)")
+            return {}
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+        data = data.get("retrofit", data)
+        for name in SECRET_FIELDS:
+            if name in data:
+                raise SettingsError(
+                    f"{path}: {name} is a secret and must not be in a file; "
+                    f"set RETROFIT_{name.upper()} in the environment instead"
+                )
+        unknown = set(data) - set(Settings.model_fields)
+        if unknown:
+            raise SettingsError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"see `retrofit config show` for the names")
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Effective settings (environment > TOML file > defaults), with keyword overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
