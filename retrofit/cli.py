@@ -98,7 +98,8 @@ def site_show(path: str = typer.Argument(DEFAULT_SITE, help="a building YAML fil
                 s = p.source
                 where = (f"{s.function.value}@{s.address} {s.type.value}" if p.modbus else
                          f"{s.object_type},{s.instance}" if p.bacnet else f"{s.topic}:{s.value_path}")
-                node.add(escape(f"{p.id} {p.brick} [{p.unit}] <- {s.device} {where}{' (writable)' if p.writable else ''}"))
+                rw = " (writable)" if p.writable else ""
+                node.add(escape(f"{p.id} {p.brick} [{p.unit}] <- {s.device} {where}{rw}"))
         console.print(tree)
 
 
