@@ -1,5 +1,30 @@
 """Readings and how they are stored: InfluxDB, the embedded store, the durable buffer, queries."""
 
-from telemetry.reading import Quality, Reading
+from __future__ import annotations
 
-__all__ = ["Quality", "Reading"]
+from typing import TYPE_CHECKING, Any
+
+from telemetry.reading import Quality, Reading
+from telemetry.store import Agg, Store, StoreAuthError, StoreError, StoreRejected, StoreUnavailable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from retrofit.settings import Settings
+
+__all__ = ["Agg", "Quality", "Reading", "Store", "StoreAuthError", "StoreError", "StoreRejected",
+           "StoreUnavailable", "open_store"]
+
+
+def open_store(settings: Settings | Any, readonly: bool = False) -> Store:
+    """The configured store: InfluxDB when settings.influx_url is set, else SQLite at settings.embedded_store_path.
+
+    ``settings`` is a retrofit.settings.Settings (duck-typed: telemetry does not import retrofit).
+    ``readonly`` opens the embedded file without creating it, for dashboards and checks; InfluxDB ignores it.
+    Raises StoreUnavailable / StoreAuthError with a message that says what to fix (never the secret).
+    """
+    if getattr(settings, "influx_url", None):
+        from telemetry.influx import InfluxStore
+
+        return InfluxStore.from_settings(settings)
+    from telemetry.embedded import EmbeddedStore
+
+    return EmbeddedStore(settings.embedded_store_path, readonly=readonly)
