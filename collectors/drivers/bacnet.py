@@ -1,0 +1,250 @@
+"""BACnet/IP (bacpypes3): ReadPropertyMultiple sized by the planner, ReadProperty fallback, optional COV.
+
+One ``BacnetClient`` (one bacpypes3 application on its own UDP port) serves every BACnet device of a collector
+process. Traps handled here (see docs/collectors.md):
+
+- bacpypes3 raises Error / Reject / Abort as ``ErrorRejectAbortNack``, a *BaseException*: ``except Exception``
+  would let it through and kill the poll loop, so every call catches it explicitly.
+- A silent device takes bacpypes3 12 s to give up (3 s x 4 tries): every request is bounded by the device's
+  ``timeout_s`` with ``asyncio.wait_for``.
+- Per-property errors inside an RPM answer arrive inline as ``ErrorType`` values: that point gets a BAD
+  reading, the rest of the request is good.
+- A device that rejects RPM (reject "unrecognized-service", or abort "segmentation-not-supported" /
+  "buffer-overflow") is switched to ReadProperty for the rest of the run, and the poll is retried that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
+from bacpypes3.app import Application
+from bacpypes3.argparse import SimpleArgumentParser
+from bacpypes3.basetypes import ErrorType
+from bacpypes3.pdu import Address
+
+from buildings.site import Device
+from collectors.decode import bacnet_value, judge
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from collectors.planner import BacnetPlanned, BacnetRead
+from telemetry.reading import Quality, Reading
+
+log = logging.getLogger("collectors.bacnet")
+
+RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService", "segmentation-not-supported",
+                   "segmentationNotSupported", "buffer-overflow", "bufferOverflow", "apdu-too-long", "apduTooLong")
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def describe_error(err: BaseException) -> str:
+    """A readable one-liner for a bacpypes3 Error / Reject / Abort."""
+    kind = "Reject" if isinstance(err, RejectPDU) else "Abort" if isinstance(err, AbortPDU) else "Error"
+    if isinstance(err, RejectPDU | AbortPDU):
+        return f"BACnet {kind}: {getattr(err, 'apduAbortRejectReason', '?')}"
+    cls, code = getattr(err, "errorClass", None), getattr(err, "errorCode", None)
+    return f"BACnet {kind}: {cls}: {code}" if cls is not None else f"BACnet {kind}: {err}"
+
+
+class BacnetClient:
+    """The collector's own BACnet application (one UDP port), shared by every BACnet device it polls.
+
+    ``local_address`` is bacpypes3's form, e.g. ``192.168.1.20/24`` on a plant network or
+    ``127.0.0.1/8:47809`` on one machine (the mask form also opens the broadcast socket).
+    """
+
+    def __init__(self, local_address: str | None = None, instance: int = 4194000, name: str = "retrofit") -> None:
+        self.local_address = local_address or f"127.0.0.1/8:{free_udp_port()}"
+        self.instance = instance
+        self.name = name
+        self.app: Application | None = None
+        self.users = 0
+
+    def start(self) -> Application:
+        if self.app is None:
+            args = SimpleArgumentParser().parse_args(
+                ["--address", self.local_address, "--instance", str(self.instance), "--name", self.name])
+            self.app = Application.from_args(args)
+        return self.app
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
+            self.app = None
+
+
+class BacnetDriver:
+    """Reads planned BACnet requests from one device; never writes (see ``write_point`` for the audited path)."""
+
+    def __init__(self, device_key: str, device: Device, client: BacnetClient) -> None:
+        self.name = device_key
+        self.device = device
+        self.client = client
+        self.address = f"{device.host}:{device.port or device.default_port}"
+        self.use_rpm = device.rpm
+        self._cov_tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        self.client.start()
+
+    async def close(self) -> None:
+        for t in self._cov_tasks:
+            t.cancel()
+        for t in self._cov_tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception, ErrorRejectAbortNack):  # noqa: BLE001 - shutting down
+                pass
+        self._cov_tasks.clear()
+
+    def _label(self) -> str:
+        return f"BACnet device {self.name} (instance {self.device.device_instance}) at {self.address}"
+
+    async def _bounded(self, coro: Any, what: str) -> Any:
+        """Await a bacpypes3 call within the device timeout; map its BaseException errors to DeviceErrors."""
+        try:
+            return await asyncio.wait_for(coro, self.device.timeout_s)
+        except TimeoutError:
+            raise DeviceTimeout(f"{self._label()}: no answer to {what} within {self.device.timeout_s:g} s; check "
+                                f"the address, device_instance and that it is on the network") from None
+        except ErrorRejectAbortNack as err:  # a BaseException: must be named to be caught
+            raise BacnetReply(err, f"{self._label()}: {what}: {describe_error(err)}") from None
+        except OSError as exc:
+            raise DeviceUnreachable(f"{self._label()}: {exc}") from None
+
+    async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
+        app = self.client.start()
+        if request.rpm and self.use_rpm:
+            try:
+                return await self._read_rpm(app, request)
+            except BacnetReply as exc:
+                if not exc.rejects_rpm:
+                    raise
+                self.use_rpm = False
+                log.warning("%s; switching this device to ReadProperty (set rpm: false in the site file to skip "
+                            "this probe)", exc)
+        return await self._read_each(app, request.points)
+
+    async def _read_rpm(self, app: Application, request: BacnetRead) -> list[Reading]:
+        params: list[Any] = []
+        for p in request.points:
+            params.extend([p.object_id, [p.property]])
+        result = await self._bounded(app.read_property_multiple(Address(self.address), params),
+                                     f"ReadPropertyMultiple of {len(request.points)} properties")
+        ts = time.time()
+        if isinstance(result, ErrorRejectAbortNack):
+            raise BacnetReply(result, f"{self._label()}: ReadPropertyMultiple: {describe_error(result)}")
+        if result is None:
+            raise DeviceProtocolError(f"{self._label()}: ReadPropertyMultiple got an unexpected answer")
+        by_ref: dict[tuple[str, int, str], Any] = {}
+        for objid, prop, _index, value in result:
+            by_ref[(str(objid[0]), int(objid[1]), str(prop))] = value
+        out: list[Reading] = []
+        errors = 0
+        for p in request.points:
+            value = by_ref.get((p.object_type, p.instance, p.property), _MISSING)
+            if value is _MISSING or isinstance(value, ErrorType):
+                errors += 1
+                out.append(Reading(p.key, ts, None, Quality.BAD))
+                if errors == 1:
+                    why = "missing from the answer" if value is _MISSING else \
+                        f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
+                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
+                continue
+            out.append(self._reading(p, value, ts))
+        return out
+
+    def _reading(self, p: BacnetPlanned, raw: Any, ts: float) -> Reading:
+        value = bacnet_value(raw)
+        return Reading(p.key, ts, value, judge(value, p.range))
+
+    async def _read_each(self, app: Application, points: tuple[BacnetPlanned, ...]) -> list[Reading]:
+        out: list[Reading] = []
+        answered = 0
+        last: BacnetReply | None = None
+        for p in points:
+            try:
+                raw = await self._bounded(app.read_property(Address(self.address), p.object_id, p.property),
+                                          f"ReadProperty {p.object_id} {p.property}")
+            except BacnetReply as exc:  # an error for this property only: a bad reading, not a failed poll
+                last = exc
+                answered += 1
+                log.warning("%s", exc)
+                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                continue
+            answered += 1
+            if isinstance(raw, ErrorRejectAbortNack):
+                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
+                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                continue
+            out.append(self._reading(p, raw, time.time()))
+        if last is not None and answered == len(points) and all(r.quality is Quality.BAD for r in out):
+            raise last  # every property failed: report the device error, not just bad points
+        return out
+
+    def subscribe_cov(self, points: list[BacnetPlanned], emit: Callable[[list[Reading]], Any],
+                      lifetime_s: int = 300) -> None:
+        """COV per point; bacpypes3 renews each subscription 2 s before its lifetime ends, and we re-subscribe
+        after any failure, so a device restart does not end the updates."""
+        for p in points:
+            self._cov_tasks.append(asyncio.create_task(self._cov_loop(p, emit, lifetime_s),
+                                                       name=f"cov-{p.key}"))
+
+    async def _cov_loop(self, p: BacnetPlanned, emit: Callable[[list[Reading]], Any], lifetime_s: int) -> None:
+        app = self.client.start()
+        delay = 1.0
+        while True:
+            try:
+                from bacpypes3.primitivedata import ObjectIdentifier
+
+                async with app.change_of_value(Address(self.address), ObjectIdentifier(p.object_id),
+                                               lifetime=lifetime_s) as scm:
+                    delay = 1.0
+                    while True:
+                        prop, value = await scm.get_value()
+                        if str(prop) == p.property:
+                            await _maybe_await(emit([self._reading(p, value, time.time())]))
+            except asyncio.CancelledError:
+                raise
+            except (Exception, ErrorRejectAbortNack) as exc:  # noqa: BLE001 - keep the subscription alive
+                msg = describe_error(exc) if isinstance(exc, ErrorRejectAbortNack) else str(exc)
+                log.warning("%s: COV on %s failed (%s); re-subscribing in %.0f s", self._label(), p.object_id,
+                            msg, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+
+async def _maybe_await(x: Any) -> None:
+    if asyncio.iscoroutine(x):
+        await x
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+class BacnetReply(DeviceProtocolError):
+    """The device answered Error, Reject or Abort to a whole request."""
+
+    def __init__(self, err: BaseException, message: str) -> None:
+        super().__init__(message)
+        self.err = err
+
+    @property
+    def rejects_rpm(self) -> bool:
+        if not isinstance(self.err, RejectPDU | AbortPDU):
+            return False
+        reason = str(getattr(self.err, "apduAbortRejectReason", ""))
+        return any(r in reason for r in RPM_UNSUPPORTED)

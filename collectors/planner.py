@@ -1,0 +1,229 @@
+"""The read planner: turns a device's points into the fewest protocol requests, once, before polling starts.
+
+Modbus points are coalesced per (unit id, function code) into contiguous reads of at most the device's
+``max_registers`` (<= 125, the protocol maximum), reading through gaps of up to ``max_gap`` unused registers;
+a read never mixes function codes or unit ids. BACnet points are grouped into ReadPropertyMultiple requests
+sized to the device's ``max_points`` and, when it cannot segment, to what fits in its max APDU; a device that
+does not support RPM gets one ReadProperty per point. Points with their own ``poll_interval_s`` get their own
+schedule group, so a slow point never drags its neighbours' reads along.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, PointRef, Protocol, Site
+
+MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
+# Rough BACnet encoded sizes, used only to keep an unsegmented RPM answer inside the device's max APDU.
+RPM_HEADER_BYTES = 8
+RPM_BYTES_PER_OBJECT = 8  # object identifier + opening/closing list-of-results tags
+RPM_BYTES_PER_PROPERTY = 16  # property id + opening/closing tags + a REAL (or an error pair)
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusPlanned:
+    """A point inside a Modbus read: where its registers start relative to the read."""
+
+    key: str
+    offset: int
+    source: ModbusSource
+    range: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusRead:
+    """One Modbus request: a function code, a unit id and a contiguous block of registers or bits."""
+
+    unit: int
+    function: ModbusFunction
+    start: int
+    count: int
+    points: tuple[ModbusPlanned, ...]
+
+    def describe(self) -> str:
+        return (f"unit {self.unit} {self.function.value} {self.start}-{self.start + self.count - 1} "
+                f"({self.count}) -> {len(self.points)} points")
+
+
+@dataclass(frozen=True, slots=True)
+class BacnetPlanned:
+    key: str
+    object_type: str
+    instance: int
+    property: str
+    range: tuple[float, float] | None
+
+    @property
+    def object_id(self) -> str:
+        return f"{self.object_type},{self.instance}"
+
+
+@dataclass(frozen=True, slots=True)
+class BacnetRead:
+    """One BACnet request: an RPM over several objects, or a single ReadProperty when ``rpm`` is False."""
+
+    rpm: bool
+    points: tuple[BacnetPlanned, ...]
+
+    def describe(self) -> str:
+        kind = "ReadPropertyMultiple" if self.rpm else "ReadProperty"
+        first = self.points[0].object_id if self.points else "-"
+        return f"{kind} {len(self.points)} properties (from {first})"
+
+
+Read = ModbusRead | BacnetRead
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleGroup:
+    """Requests polled together at one interval."""
+
+    interval_s: float
+    reads: tuple[Read, ...]
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(r.points) for r in self.reads)
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Everything a device's poll loop reads, computed once."""
+
+    device_key: str
+    device: Device
+    groups: tuple[ScheduleGroup, ...]
+    point_keys: tuple[str, ...] = field(default=())
+
+    @property
+    def request_count(self) -> int:
+        return sum(len(g.reads) for g in self.groups)
+
+    @property
+    def point_count(self) -> int:
+        return sum(g.point_count for g in self.groups)
+
+    @property
+    def min_interval_s(self) -> float:
+        return min((g.interval_s for g in self.groups), default=self.device.poll_interval_s)
+
+
+def coalesce_modbus(points: Sequence[tuple[str, ModbusSource, tuple[float, float] | None]], unit: int,
+                    max_registers: int = 125, max_gap: int = 8) -> list[ModbusRead]:
+    """The fewest reads covering ``points`` of one unit id: greedy over sorted addresses, per function code.
+
+    Greedy is optimal here: a read's constraints (length, gap) only get harder as it grows to the right, so
+    extending the current read whenever possible never costs an extra request.
+    """
+    by_function: dict[ModbusFunction, list[tuple[str, ModbusSource, tuple[float, float] | None]]] = defaultdict(list)
+    for item in points:
+        by_function[item[1].function].append(item)
+    reads: list[ModbusRead] = []
+    for function in sorted(by_function, key=lambda f: f.value):
+        items = sorted(by_function[function], key=lambda it: (it[1].address, it[1].count))
+        limit = min(MAX_BITS, max_registers * 16) if items[0][1].is_bit_table else max_registers
+        cur: list[tuple[str, ModbusSource, tuple[float, float] | None]] = []
+        start = end = 0
+        for item in items:
+            src = item[1]
+            p_start, p_end = src.address, src.address + src.count
+            if cur and p_start - end <= max_gap and max(end, p_end) - start <= limit:
+                cur.append(item)
+                end = max(end, p_end)
+                continue
+            if cur:
+                reads.append(_modbus_read(unit, function, start, end, cur))
+            cur, start, end = [item], p_start, p_end
+        if cur:
+            reads.append(_modbus_read(unit, function, start, end, cur))
+    return reads
+
+
+def _modbus_read(unit: int, function: ModbusFunction, start: int, end: int,
+                 items: list[tuple[str, ModbusSource, tuple[float, float] | None]]) -> ModbusRead:
+    planned = tuple(ModbusPlanned(key, src.address - start, src, rng) for key, src, rng in items)
+    return ModbusRead(unit=unit, function=function, start=start, count=end - start, points=planned)
+
+
+def rpm_capacity(device: Device) -> int:
+    """Properties per RPM request: the device's max_points, and what fits one APDU if it cannot segment."""
+    if not device.rpm:
+        return 1
+    if device.segmentation:
+        return device.max_points
+    fit = (device.max_apdu - RPM_HEADER_BYTES) // (RPM_BYTES_PER_OBJECT + RPM_BYTES_PER_PROPERTY)
+    return max(1, min(device.max_points, fit))
+
+
+def group_bacnet(points: Sequence[BacnetPlanned], device: Device) -> list[BacnetRead]:
+    """RPM requests of at most rpm_capacity(device) properties, in object order (or ReadProperty singles)."""
+    ordered = sorted(points, key=lambda p: (p.object_type, p.instance, p.property))
+    if not device.rpm:
+        return [BacnetRead(rpm=False, points=(p,)) for p in ordered]
+    size = rpm_capacity(device)
+    return [BacnetRead(rpm=True, points=tuple(ordered[i:i + size])) for i in range(0, len(ordered), size)]
+
+
+def plan_device(device_key: str, device: Device, refs: Iterable[PointRef]) -> DevicePlan:
+    """The plan of one device: its points grouped by interval, each group coalesced into reads."""
+    by_interval: dict[float, list[PointRef]] = defaultdict(list)
+    refs = list(refs)
+    for r in refs:
+        by_interval[r.point.poll_interval_s or device.poll_interval_s].append(r)
+    groups: list[ScheduleGroup] = []
+    for interval in sorted(by_interval):
+        members = by_interval[interval]
+        reads: list[Read]
+        if device.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU):
+            items = [(r.key, r.point.modbus, r.point.range) for r in members if r.point.modbus]
+            reads = list(coalesce_modbus(items, device.unit_id or 0, device.max_registers, device.max_gap))
+        elif device.protocol == Protocol.BACNET:
+            planned = [BacnetPlanned(r.key, s.object_type, s.instance, s.property, r.point.range)
+                       for r in members if isinstance(s := r.point.bacnet, BacnetSource)]
+            reads = list(group_bacnet(planned, device))
+        else:
+            continue  # MQTT devices are pushed to us, nothing to plan
+        if reads:
+            groups.append(ScheduleGroup(interval_s=interval, reads=tuple(reads)))
+    return DevicePlan(device_key=device_key, device=device, groups=tuple(groups),
+                      point_keys=tuple(r.key for r in refs))
+
+
+def plan_site(site: Site) -> dict[str, DevicePlan]:
+    """A plan for every polled (Modbus / BACnet) device of the site, by device key."""
+    refs_by_device: dict[str, list[PointRef]] = defaultdict(list)
+    for ref in site.points.values():
+        refs_by_device[f"{ref.building.id}/{ref.device.id}"].append(ref)
+    plans: dict[str, DevicePlan] = {}
+    for key, (_building, device) in site.devices.items():
+        if device.protocol == Protocol.MQTT:
+            continue
+        plans[key] = plan_device(key, device, refs_by_device.get(key, []))
+    return plans
+
+
+def naive_request_count(plan: DevicePlan) -> int:
+    """How many requests one-request-per-point would take (for --plan and the benchmark)."""
+    return plan.point_count
+
+
+def format_plan(plans: dict[str, DevicePlan]) -> str:
+    """A human-readable plan, one device per block (what `retrofit collect --plan` prints)."""
+    lines: list[str] = []
+    total_req = total_pts = 0
+    for key, plan in plans.items():
+        d = plan.device
+        addr = d.serial_port or f"{d.host}:{d.port or d.default_port}"
+        lines.append(f"{key} [{d.protocol.value}] {addr}: {plan.point_count} points in {plan.request_count} "
+                     f"requests")
+        for g in plan.groups:
+            lines.append(f"  every {g.interval_s:g} s:")
+            for r in g.reads:
+                lines.append(f"    {r.describe()}")
+        total_req += plan.request_count
+        total_pts += plan.point_count
+    lines.append(f"total: {total_pts} points in {total_req} requests per cycle ({len(plans)} devices)")
+    return "\n".join(lines)
