@@ -107,8 +107,11 @@ def mosquitto_binary() -> str | None:
     )
 
 
-def start_influxd(workdir: Path | None = None) -> ServerProcess:
-    """Start a real InfluxDB 1.x on a free loopback port with its data in a temp dir."""
+def start_influxd(workdir: Path | None = None, auth: tuple[str, str] | None = None) -> ServerProcess:
+    """Start a real InfluxDB 1.x on a free loopback port with its data in a temp dir.
+
+    auth=(user, password) enables authentication and creates that admin user (for wrong-credential tests).
+    """
     binary = shutil.which("influxd") or "/usr/bin/influxd"
     workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-influx-"))
     http_port, rpc_port = free_port(), free_port()
@@ -128,6 +131,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = {"true" if auth else "false"}
   log-enabled = false
   max-body-size = 0
 [monitor]
@@ -140,7 +144,32 @@ bind-address = "127.0.0.1:{rpc_port}"
 [[udp]]
   enabled = false
 """)
-    return ServerProcess("influxd", [binary, "run", "-config", str(conf)], http_port, workdir).start()
+    server = ServerProcess("influxd", [binary, "run", "-config", str(conf)], http_port, workdir).start()
+    if auth:
+        _influx_create_admin(server, *auth)
+    return server
+
+
+def _influx_create_admin(server: ServerProcess, user: str, password: str) -> None:
+    """Create the first admin user (InfluxDB allows this one unauthenticated request with auth enabled)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    q = f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+    data = urllib.parse.urlencode({"q": q}).encode()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/query", data=data, timeout=5) as resp:
+                body = json.loads(resp.read())
+            if any("error" in r for r in body.get("results", [])):
+                raise RuntimeError(f"influxd: could not create the admin user: {body}")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def start_mosquitto(workdir: Path | None = None, port: int | None = None,

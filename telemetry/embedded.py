@@ -20,7 +20,7 @@ from pathlib import Path
 
 from telemetry.reading import Quality, Reading
 from telemetry.store import Agg, StoreError, StoreRejected, StoreUnavailable
-from telemetry.windows import local_to_utc, offset_segments
+from telemetry.windows import local_to_utc, offset_segments, window_start
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -193,8 +193,10 @@ class EmbeddedStore:
         if not points:
             return out
         w_ms = int(window_s) * 1000
-        lookback = window_s if agg is Agg.DELTA else 0
-        off = _offset_sql(tz, start - lookback, end)
+        # DELTA reads one window before the first so its first reading has a predecessor (as InfluxStore does)
+        first_window = window_start(start, window_s, tz)
+        lookback_start = first_window - window_s if agg is Agg.DELTA else start
+        off = _offset_sql(tz, lookback_start, end)
         bucket = f"((ts_ms + {off}) / {w_ms})"
         marks = ",".join("?" * len(points))
         ids = f"(SELECT id FROM series WHERE point IN ({marks}))"
@@ -205,7 +207,7 @@ class EmbeddedStore:
                    f"AS prev FROM readings WHERE series IN {ids} AND ts_ms >= ? AND ts_ms < ? AND {GOOD}) "
                    f"SELECT series, {bucket} AS b, SUM(CASE WHEN value >= prev THEN value - prev ELSE value END) "
                    f"FROM r WHERE prev IS NOT NULL AND ts_ms >= ? GROUP BY series, b")
-            params: list[object] = [*points, _ms(start - lookback), _ms(end), _ms(start)]
+            params: list[object] = [*points, _ms(lookback_start), _ms(end), _ms(first_window)]
         elif agg is Agg.LAST:
             # SQLite documents that bare columns take the values of the row holding MAX()
             sql = (f"SELECT series, {bucket} AS b, value, MAX(ts_ms) FROM readings WHERE series IN {ids} "

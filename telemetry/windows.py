@@ -69,3 +69,11 @@ def month_start(ts: float, tz: str) -> float:
     """UTC instant of local midnight on the first day of the month containing ts."""
     local = dt.datetime.fromtimestamp(ts, zone(tz))
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def window_start(ts: float, window_s: int, tz: str) -> float:
+    """UTC start of the local-time window containing ts (aligned like InfluxDB's GROUP BY time() tz())."""
+    if tz in ("UTC", "Etc/UTC"):
+        return ts - ts % window_s
+    local = ts + utc_offset_s(tz, ts)
+    return local_to_utc(local - local % window_s, tz)

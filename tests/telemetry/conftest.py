@@ -12,7 +12,7 @@ from retrofit.devservers import ServerProcess
 from telemetry.store import Store
 
 _db_numbers = itertools.count(1)
-STORE_KINDS = ["embedded"]
+STORE_KINDS = ["embedded", "influx"]
 
 
 def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kwargs: object) -> Store:

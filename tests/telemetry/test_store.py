@@ -53,7 +53,7 @@ def test_millisecond_precision(store: Store) -> None:
 def test_strings_and_bad_quality_round_trip(store: Store) -> None:
     readings = [
         Reading("b1/mode", T0, "occupied"),
-        Reading("b1/mode", T0 + 60, 'say "hi", a=b \\ c 中文'),
+        Reading("b1/mode", T0 + 60, 'say "hi", a=b \\ c 中文\nline two'),
         Reading("b1/temp", T0, 21.5),
         Reading("b1/temp", T0 + 60, 999.0, Quality.OUT_OF_RANGE),
         Reading("b1/temp", T0 + 120, None, Quality.COMM_FAILURE),
