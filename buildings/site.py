@@ -79,12 +79,18 @@ class Schedule(Strict):
     saturday: tuple[HHMM, HHMM] | None = None
     sunday: tuple[HHMM, HHMM] | None = None
     holidays: list[dt.date] = Field(default_factory=list)
+    workdays: list[dt.date] = Field(
+        default_factory=list, description="weekend days worked under weekday hours (调休 make-up days)"
+    )
 
     def hours_for(self, day: dt.date) -> tuple[float, float] | None:
         """Occupied (start, end) in hours of the day, or None for an unoccupied day."""
         if day in self.holidays:
             return None
-        span = (self.weekdays if day.weekday() < 5 else self.saturday if day.weekday() == 5 else self.sunday)
+        if day in self.workdays:
+            span = self.weekdays
+        else:
+            span = (self.weekdays if day.weekday() < 5 else self.saturday if day.weekday() == 5 else self.sunday)
         if span is None:
             return None
         return tuple(int(h) + int(m) / 60 for h, m in (s.split(":") for s in span))  # type: ignore[return-value]
