@@ -135,5 +135,8 @@ EQUIPMENT_BRICK: dict[str, str] = {
 
 def suggest(word: str, choices: list[str] | dict[str, object]) -> str:
     """Return ' (did you mean X?)' for the closest known word, or '' when nothing is close."""
+    by_case = {c.lower(): c for c in choices}
+    if word.lower() in by_case:  # "KW" -> "kW", "degc" -> "degC": difflib rates short case slips too low
+        return f" (did you mean {by_case[word.lower()]!r}?)"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

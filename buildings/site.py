@@ -464,6 +464,7 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
     out: list[tuple[Loc, str, str]] = []
     seen_dev: dict[str, int] = {}
     endpoints: dict[tuple[str, int | str, int | None], str] = {}
+    instances: dict[int | None, str] = {}
     for i, d in enumerate(bf.devices):
         if d.id in seen_dev:
             out.append((("devices", i, "id"), f"duplicate device id {d.id!r}", "device ids must be unique"))
@@ -475,11 +476,17 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
                 out.append((("devices", i, "port"), f"device {d.id!r} has the same address as "
                             f"{endpoints[ep]!r}", "give each device its own port or unit_id"))
             endpoints[ep] = d.id
+        if d.protocol == Protocol.BACNET:
+            if d.device_instance in instances:
+                out.append((("devices", i, "device_instance"), f"device {d.id!r} has the same device_instance as "
+                            f"{instances[d.device_instance]!r}", "BACnet device instances are unique on a network"))
+            instances[d.device_instance] = d.id
     seen_eq: set[str] = set()
     seen_pt: set[str] = set()
     eq_ids = {e.id for e in bf.equipment}
-    regs: dict[tuple[str, str, str], list[tuple[int, int, str, Loc]]] = {}
+    regs: dict[tuple[str, str], list[tuple[int, int, str, int | None]]] = {}
     bacnet_objs: dict[tuple[str, str, int, str], str] = {}
+    mqtt_values: dict[tuple[str, str], str] = {}
     for ei, eq in enumerate(bf.equipment):
         if eq.id in seen_eq:
             out.append((("equipment", ei, "id"), f"duplicate equipment id {eq.id!r}", ""))
@@ -519,28 +526,46 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
             if p.writable and p.counter:
                 out.append(((*base, "writable"), "a counter cannot be writable", ""))
             if isinstance(src, ModbusSource):
-                if src.type in (ModbusType.FLOAT32, ModbusType.FLOAT64) and src.scale == 0:
+                if src.type != ModbusType.BIT and src.scale == 0:
                     out.append(((*base, "modbus", "scale"), "scale 0 makes every value 0", "use 1"))
                 start, end = src.address, src.address + src.count
                 if not src.is_bit_table and end > 65536:
                     out.append(((*base, "modbus", "address"), "point runs past register 65535", ""))
-                table = "bits" if src.is_bit_table else src.function.value
-                lst = regs.setdefault((src.device, table, src.function.value), [])
-                for s2, e2, other, _loc in lst:
-                    overlap = start < e2 and s2 < end
-                    same_bit_ok = (src.type == ModbusType.BIT and s2 == start and e2 == end)
-                    if overlap and not same_bit_ok:
+                # bits inside one register may share it (different bit numbers); everything else must not overlap
+                my_bit = src.bit if src.type == ModbusType.BIT and not src.is_bit_table else None
+                lst = regs.setdefault((src.device, src.function.value), [])
+                for s2, e2, other, other_bit in lst:
+                    if not (start < e2 and s2 < end):
+                        continue
+                    if my_bit is not None and other_bit is not None and my_bit != other_bit:
+                        continue
+                    if my_bit is not None and my_bit == other_bit:
+                        out.append(((*base, "modbus", "bit"), f"bit {my_bit} of register {start} is already point "
+                                    f"{other!r}", "give each point its own bit (0-15)"))
+                    else:
+                        what = "bit" if src.is_bit_table else f"registers {start}-{end - 1} ({src.type.value})"
                         out.append(((*base, "modbus", "address"),
-                                    f"registers {start}-{end - 1} ({src.type.value}) overlap point {other!r} "
-                                    f"at {s2}-{e2 - 1}", "a 32-bit value takes two registers, 64-bit four"))
-                        break
-                lst.append((start, end, p.id, base))
+                                    f"{src.function.value} {what} at {start} overlaps point {other!r} at "
+                                    f"{s2}-{e2 - 1}", "a 32-bit value takes two registers, a 64-bit one four; "
+                                    "each coil or discrete input holds one point"))
+                    break
+                lst.append((start, end, p.id, my_bit))
             elif isinstance(src, BacnetSource):
                 k = (src.device, src.object_type, src.instance, src.property)
                 if k in bacnet_objs:
                     out.append(((*base, "bacnet", "instance"), f"{src.object_type},{src.instance} is already "
                                 f"point {bacnet_objs[k]!r}", ""))
                 bacnet_objs[k] = p.id
+            elif isinstance(src, MqttSource):
+                prefix = (dev.topic_prefix or "").rstrip("/")
+                if prefix and not src.topic.startswith(prefix + "/"):
+                    out.append(((*base, "mqtt", "topic"), f"topic {src.topic!r} is not below the device's "
+                                f"topic_prefix {prefix!r}", f"use a topic like {prefix}/<sensor>"))
+                k2 = (src.topic, src.value_path)
+                if k2 in mqtt_values:
+                    out.append(((*base, "mqtt", "value_path"), f"{src.topic} {src.value_path} is already point "
+                                f"{mqtt_values[k2]!r}", "each point reads its own value_path"))
+                mqtt_values[k2] = p.id
     total = sum(o.area_m2 for o in bf.building.owners)
     if total > bf.building.gross_floor_area_m2 * 1.0001:
         out.append((("building", "owners"), f"owners' areas add up to {total:.0f} m2, more than the gross "
@@ -592,6 +617,11 @@ def _field_name(loc: Loc) -> str:
 
 def load_building_file(path: str) -> BuildingFile:
     """Load and fully check one building file; raise SiteError naming file, line and field."""
+    return _load_building_file(path)[0]
+
+
+def _load_building_file(path: str) -> tuple[BuildingFile, Any]:
+    """The checked building file and its ruamel tree (for line numbers of site-wide checks)."""
     from pydantic import ValidationError
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -625,7 +655,7 @@ def load_building_file(path: str) -> BuildingFile:
     if issues:
         raise SiteError([Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
                          for loc, m, h in issues])
-    return bf
+    return bf, tree
 
 
 def _plain(node: Any) -> Any:
@@ -653,18 +683,52 @@ def load_site(path: str) -> Site:
     if not files:
         raise SiteError([Problem(file=path, line=None, field="(folder)", message="no .yaml building files here")])
     problems: list[Problem] = []
-    loaded: list[tuple[str, BuildingFile]] = []
+    loaded: list[tuple[str, BuildingFile, Any]] = []
     for f in files:
         try:
-            loaded.append((f, load_building_file(f)))
+            loaded.append((f, *_load_building_file(f)))
         except SiteError as exc:
             problems.extend(exc.problems)
     ids: dict[str, str] = {}
-    for f, bf in loaded:
+    for f, bf, tree in loaded:
         if bf.building.id in ids:
-            problems.append(Problem(file=f, line=None, field="building.id",
-                                    message=f"building id {bf.building.id!r} is also used by {ids[bf.building.id]}"))
+            loc: Loc = ("building", "id")
+            problems.append(Problem(file=f, line=_line_of(tree, loc), field=_field_name(loc),
+                                    message=f"building id {bf.building.id!r} is also used by {ids[bf.building.id]}",
+                                    hint="building ids are unique in a site"))
         ids[bf.building.id] = f
+    problems.extend(_shared_endpoints(loaded))
     if problems:
         raise SiteError(problems)
-    return Site(files=[bf for _, bf in loaded], paths=files)
+    return Site(files=[bf for _, bf, _ in loaded], paths=files)
+
+
+def _shared_endpoints(loaded: list[tuple[str, BuildingFile, Any]]) -> list[Problem]:
+    """Devices of different buildings at one address (or one BACnet device instance on one host).
+
+    Two buildings cannot share a Modbus unit on one host:port or a BACnet port, and BACnet device instances
+    must be unique on a network; inside one file check_building already reports it.
+    """
+    out: list[Problem] = []
+    seen: dict[tuple[object, ...], tuple[str, str]] = {}
+    for f, bf, tree in loaded:
+        mine: set[tuple[object, ...]] = set()
+        for i, d in enumerate(bf.devices):
+            keys: list[tuple[tuple[object, ...], Loc, str]] = []
+            if d.protocol == Protocol.BACNET:
+                keys.append((("bacnet", d.host, d.port or d.default_port), ("devices", i, "port"), "port"))
+                keys.append((("instance", d.host, d.device_instance), ("devices", i, "device_instance"),
+                             "device_instance"))
+            elif d.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU):
+                keys.append((("modbus", d.host, d.serial_port or d.port or d.default_port, d.unit_id),
+                             ("devices", i, "unit_id" if d.serial_port or d.port else "port"), "address"))
+            for key, loc, what in keys:
+                other = seen.get(key)
+                if other and other[0] != f:
+                    out.append(Problem(file=f, line=_line_of(tree, loc), field=_field_name(loc),
+                                       message=f"device {d.id!r} has the same {what} as device {other[1]!r} in "
+                                       f"{other[0]}", hint="give each device its own port, unit_id or instance"))
+                elif key not in mine:
+                    seen[key] = (f, d.id)
+                mine.add(key)
+    return out

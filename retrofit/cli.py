@@ -82,25 +82,36 @@ def site_show(path: str = typer.Argument(DEFAULT_SITE, help="a building YAML fil
     Example: retrofit site show buildings/sites/yuzhong/jiefangbei-tower.yaml
     """
     site = load_site_or_exit(path)
+    # piped output (less, a file) gets a wide console instead of rich's 80-column default
+    out = console if console.is_terminal else Console(width=200, color_system=None)
     for bf in site.files:
         b = bf.building
-        tree = Tree(f"[bold]{b.id}[/] {b.name.zh} / {b.name.en} ({b.year_built}, {b.gross_floor_area_m2:,.0f} m2, "
-                    f"{len(b.owners)} owner rows)")
-        devs = tree.add("devices")
+        owners = sum(o.count for o in b.owners)
+        retro = f", retrofit {b.retrofit_date} ({', '.join(b.retrofit_measures)})" if b.retrofit_date else ""
+        tree = Tree(escape(f"{b.id}  {b.name.zh} / {b.name.en}") + f"  [dim]{b.use.value}, built {b.year_built}, "
+                    f"{b.gross_floor_area_m2:,.0f} m2, {owners} owner(s) in {len(b.owners)} row(s){escape(retro)}[/]")
+        devs = tree.add(f"devices ({len(bf.devices)})")
         for d in bf.devices:
-            addr = f"{d.host}:{d.port or d.default_port}"
-            extra = f" unit {d.unit_id}" if d.unit_id is not None else ""
-            extra += f" instance {d.device_instance}" if d.device_instance is not None else ""
-            devs.add(escape(f"{d.id} [{d.protocol.value}] {addr}{extra}"))
+            if d.protocol.value == "mqtt":
+                addr = f"topics {d.topic_prefix or '(any)'}/..."
+            else:
+                addr = f"{d.host}:{d.serial_port or d.port or d.default_port}"
+                addr += f" unit {d.unit_id}" if d.unit_id is not None else ""
+                addr += f" instance {d.device_instance}" if d.device_instance is not None else ""
+            devs.add(escape(f"{d.id} [{d.protocol.value}] {addr}, every {d.poll_interval_s:g} s"))
         for eq in bf.equipment:
-            node = tree.add(f"[cyan]{eq.id}[/] {eq.kind} ({eq.brick_class}) {eq.name}")
+            label = f"{eq.name} / {eq.name_zh}" if eq.name_zh else eq.name
+            node = tree.add(f"[cyan]{eq.id}[/] {eq.kind} ({eq.brick_class}) " + escape(label))
             for p in eq.points:
                 s = p.source
-                where = (f"{s.function.value}@{s.address} {s.type.value}" if p.modbus else
-                         f"{s.object_type},{s.instance}" if p.bacnet else f"{s.topic}:{s.value_path}")
-                rw = " (writable)" if p.writable else ""
-                node.add(escape(f"{p.id} {p.brick} [{p.unit}] <- {s.device} {where}{rw}"))
-        console.print(tree)
+                where = (f"{s.function.value} {s.address} {s.type.value}" + (f".{s.bit}" if p.modbus.bit is not None
+                                                                             else "") if p.modbus else
+                         f"{s.object_type},{s.instance}" if p.bacnet else f"{s.topic} {s.value_path}")
+                flags = "".join(f" {f}" for f, on in (("writable", p.writable), ("counter", p.counter),
+                                                     (f"subitem={p.subitem}", p.subitem)) if on)
+                rng = f" {p.range[0]:g}..{p.range[1]:g}" if p.range else ""
+                node.add(escape(f"{p.id}  {p.brick} [{p.unit}{rng}]  <- {s.device}: {where}{flags}"))
+        out.print(tree)
 
 
 @config_app.command("show")
