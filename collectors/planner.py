@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, PointRef, Protocol, Site
 
 MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
+READ_LIMIT_REGISTERS = 125  # protocol maximum for read holding / input registers
 # Rough BACnet encoded sizes, used only to keep an unsegmented RPM answer inside the device's max APDU.
 RPM_HEADER_BYTES = 8
 RPM_BYTES_PER_OBJECT = 8  # object identifier + opening/closing list-of-results tags

@@ -65,15 +65,30 @@ class ModbusLink:
     client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pause_s: float = 0.0
+    rx: bytearray = field(default_factory=bytearray)  # what arrived for the request in flight
+    bad_frame: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         d = self.device
         framer = FramerType.RTU if d.protocol == Protocol.MODBUS_RTU else FramerType.SOCKET
         if d.serial_port:
             return AsyncModbusSerialClient(d.serial_port, framer=framer, baudrate=d.baudrate, timeout=d.timeout_s,
-                                           retries=0, reconnect_delay=0)
+                                           retries=0, reconnect_delay=0, trace_packet=self._trace_packet)
         return AsyncModbusTcpClient(d.host, port=d.port or d.default_port, framer=framer, timeout=d.timeout_s,
-                                    retries=0, reconnect_delay=0)
+                                    retries=0, reconnect_delay=0, trace_packet=self._trace_packet)
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """Watch the wire: keep what arrived, and stop a malformed Modbus TCP answer before pymodbus' framer
+        (which raises inside asyncio's data_received and leaves the request to time out)."""
+        if sending:
+            self.rx.clear()
+            self.bad_frame.clear()
+            return data
+        self.rx[:] = data  # pymodbus passes its whole receive buffer
+        if self.device.protocol == Protocol.MODBUS and malformed_mbap(data):
+            self.bad_frame.set()
+            return b""
+        return data
 
     async def ensure_open(self, timeout_s: float) -> None:
         if self.client is not None and self.client.connected:
@@ -104,11 +119,22 @@ class ModbusLink:
         async with self.lock:
             await self.ensure_open(timeout_s)
             assert self.client is not None
+            fn = getattr(self.client, method)
+            task = asyncio.ensure_future(fn(address, count=count, device_id=unit))
+            garbage = asyncio.ensure_future(self.bad_frame.wait())
             try:
-                fn = getattr(self.client, method)
-                return await asyncio.wait_for(fn(address, count=count, device_id=unit), timeout_s + 0.5)
+                await asyncio.wait([task, garbage], timeout=timeout_s + 0.5, return_when=asyncio.FIRST_COMPLETED)
+                if not task.done():
+                    task.cancel()
+                    raise TimeoutError
+                return task.result()
             except (TimeoutError, ModbusIOException) as exc:
+                got = bytes(self.rx)
                 self.reset()
+                if got:  # bytes came back, just not a frame we can decode
+                    raise DeviceProtocolError(f"{label}: malformed answer ({len(got)} bytes: {got[:16].hex(' ')}"
+                                              f"{' ...' if len(got) > 16 else ''}); the device or gateway sends "
+                                              f"garbage: check framing (TCP vs RTU), baud rate and wiring") from None
                 raise DeviceTimeout(f"{label}: no answer within {timeout_s:g} s ({type(exc).__name__}); "
                                     f"check the unit id and wiring, or raise timeout_s") from None
             except ConnectionException as exc:
@@ -118,8 +144,26 @@ class ModbusLink:
                 self.reset()
                 raise DeviceProtocolError(f"{label}: undecodable answer ({exc})") from None
             finally:
+                garbage.cancel()
                 if pause_s > 0:
                     await asyncio.sleep(pause_s)
+
+
+def malformed_mbap(data: bytes) -> bool:
+    """A complete Modbus TCP answer whose lengths disagree (an incomplete one is not judged yet)."""
+    if len(data) < 8:
+        return False
+    length = int.from_bytes(data[4:6], "big")
+    if data[2:4] != b"\x00\x00" or length < 2:
+        return True
+    if len(data) < 6 + length:
+        return False  # more bytes on the way
+    fc = data[7]
+    if fc & 0x80:
+        return length != 3
+    if fc in (1, 2, 3, 4):
+        return len(data) < 9 or length != 3 + data[8]
+    return False
 
 
 class LinkPool:

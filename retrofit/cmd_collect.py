@@ -1,0 +1,264 @@
+"""`retrofit collect`, `retrofit discover`, `retrofit write`, `retrofit ingest`: the collectors' commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+log = logging.getLogger("retrofit.collect")
+
+discover_app = typer.Typer(help="Find devices and points on a plant network and print a draft site file.  "
+                                "Example: retrofit discover bacnet --target 192.168.1.40",
+                           no_args_is_help=True)
+
+RULES_HOOK = "rules.collector_hook"  # module the rules engine provides: collector_sink(site, settings)
+
+
+def _settings(data_dir: Path | None = None, mqtt_url: str | None = None):  # noqa: ANN202 - Settings
+    from retrofit.cli import fail
+    from retrofit.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(data_dir=data_dir, mqtt_url=mqtt_url)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log every failure ourselves, once, clearly
+    logging.getLogger("bacpypes3").setLevel(logging.CRITICAL)
+
+
+def store_sink(settings: Any) -> Any:
+    """The store sink: the configured store behind the durable buffer (telemetry.buffer) when it exists."""
+    from collectors.pipeline import StoreSink
+    from telemetry import open_store
+
+    store = open_store(settings)
+    try:
+        from telemetry import buffer as tbuf
+    except ModuleNotFoundError:
+        log.warning("telemetry.buffer is not available: readings go straight to the store (%s)",
+                    type(store).__name__)
+        return StoreSink(store)
+    return StoreSink(tbuf.open_buffer(settings, store))
+
+
+def rules_sink(site: Any, settings: Any) -> Any | None:
+    """The rules engine's hook, if the rules package provides one (collectors never import rules)."""
+    import importlib
+
+    from collectors.pipeline import CallbackSink
+
+    try:
+        hook = importlib.import_module(RULES_HOOK)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (RULES_HOOK, "rules"):
+            raise
+        log.info("no rules engine hook (%s) yet: collecting without live rules", RULES_HOOK)
+        return None
+    fn = hook.collector_sink(site, settings)
+    return CallbackSink(fn, name="rules") if fn is not None else None
+
+
+def collect(
+    site_path: str = typer.Option("buildings/sites/yuzhong", "--site", help="site file or folder"),
+    plan: bool = typer.Option(False, "--plan", help="print the read plan (requests per device) and exit"),
+    mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="broker of the MQTT sensors and of --publish "
+                                        "(default: RETROFIT_MQTT_URL)"),
+    publish: bool = typer.Option(False, "--publish", help="also publish every reading to MQTT (QoS 1)"),
+    rules: bool = typer.Option(True, "--rules/--no-rules", help="feed the rules engine hook if it exists"),
+    bacnet_local: str | None = typer.Option(None, "--bacnet-local", help="our BACnet address, e.g. "
+                                            "192.168.1.20/24 (default: a free port on 127.0.0.1/8)"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="where the store, buffer and status live"),
+    duration: float = typer.Option(0, "--duration", help="stop after N seconds (0: until SIGINT/SIGTERM)"),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run the collectors of a site until stopped: poll Modbus/BACnet, receive MQTT sensors, store readings.
+
+    Read-only: nothing here writes to a device. Status (health and counters per device) is written to
+    DATA_DIR/collector-status.json every 5 s. SIGINT/SIGTERM stop it cleanly, flushing every reading held.
+
+    Example: retrofit collect --site buildings/sites/yuzhong --plan
+    """
+    from collectors.collector import Collector
+    from collectors.planner import format_plan, plan_site
+    from retrofit.cli import load_site_or_exit
+
+    site = load_site_or_exit(site_path)
+    if plan:
+        print(format_plan(plan_site(site)))
+        return
+    _logging(log_level)
+    settings = _settings(data_dir, mqtt_url)
+    sinks: list[Any] = [store_sink(settings)]
+    rs = rules_sink(site, settings) if rules else None
+    if rs is not None:
+        sinks.append(rs)
+    if publish:
+        if not settings.mqtt_url:
+            from retrofit.cli import fail
+
+            raise fail("--publish needs a broker: pass --mqtt-url or set RETROFIT_MQTT_URL")
+        from collectors.mqtt_publish import MqttPublisher
+
+        pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        sinks.append(MqttPublisher(settings.mqtt_url, root=settings.mqtt_topic_root, username=settings.mqtt_username,
+                                   password=pw))
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    collector = Collector(site, sinks, mqtt_url=settings.mqtt_url, mqtt_username=settings.mqtt_username,
+                          mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir,
+                          on_status=getattr(rs.fn, "on_status", None) if rs is not None else None)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if duration > 0:
+            loop.call_later(duration, stop.set)
+        await collector.run(stop)
+
+    asyncio.run(main())
+    print(json.dumps(collector.summary()))
+
+
+def write(
+    site_path: str = typer.Option(..., "--site", help="site file or folder"),
+    point: str = typer.Option(..., "--point", help="point key building_id/point_id"),
+    value: str = typer.Option(..., "--value", help="new value in engineering units"),
+    reason: str = typer.Option("", "--reason", help="why (kept in the audit line)"),
+    priority: int = typer.Option(8, "--priority", min=1, max=16, help="BACnet write priority"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="where the audit log lives"),
+) -> None:
+    """Write one value to one writable point, audited (who, what, when, old value) in DATA_DIR/audit/writes.log.
+
+    Refuses every point not declared `writable: true` in the site file. The only code path that writes.
+
+    Example: retrofit write --site buildings/sites/yuzhong --point jiefangbei-tower/ahu-1-sat-sp --value 13.5
+    """
+    from collectors.drivers.base import DeviceError
+    from collectors.write import WriteRefused, write_point
+    from retrofit.cli import fail, load_site_or_exit
+
+    site = load_site_or_exit(site_path)
+    settings = _settings(data_dir)
+    _logging("WARNING")
+    try:
+        entry = asyncio.run(write_point(site, point, value, settings.data_dir, reason=reason, priority=priority))
+    except WriteRefused as exc:
+        raise fail(f"refused: {exc}", code=2) from None
+    except DeviceError as exc:
+        raise fail(f"write failed: {exc}") from None
+    print(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def ingest(
+    source: str = typer.Option(..., "--from", help="broker URL, e.g. mqtt://127.0.0.1:1883"),
+    buildings: str = typer.Option("", "--buildings", help="comma-separated building ids (default: all)"),
+    client_id: str = typer.Option("retrofit-ingest", "--client-id", help="persistent session name"),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+    duration: float = typer.Option(0, "--duration", help="stop after N seconds (0: until SIGINT/SIGTERM)"),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Store readings that edge collectors publish on MQTT (QoS 1, persistent session) through the buffer.
+
+    Example: retrofit ingest --from mqtt://127.0.0.1:1883 --buildings jiefangbei-tower
+    """
+    from collectors.ingest import Ingest
+
+    _logging(log_level)
+    settings = _settings(data_dir)
+    sink = store_sink(settings)
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    worker = Ingest(source, sink.write, root=settings.mqtt_topic_root, client_id=client_id,
+                    username=settings.mqtt_username, password=pw,
+                    buildings=[b for b in buildings.split(",") if b] or None)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if duration > 0:
+        threading.Timer(duration, stop.set).start()
+    try:
+        worker.run(stop)
+    finally:
+        sink.close()
+    print(json.dumps(worker.stats()))
+
+
+@discover_app.command("bacnet")
+def discover_bacnet_cmd(
+    target: list[str] = typer.Option(..., "--target", help="HOST[:PORT] of a device (repeatable)"),
+    low: int | None = typer.Option(None, "--low", help="lowest device instance to ask for"),
+    high: int | None = typer.Option(None, "--high", help="highest device instance to ask for"),
+    building: str = typer.Option("new-building", "--building", help="building id for the draft"),
+    bacnet_local: str | None = typer.Option(None, "--bacnet-local", help="our BACnet address"),
+    timeout: float = typer.Option(3.0, "--timeout"),
+) -> None:
+    """Directed Who-Is, then object-list, object-name, units and present-value: prints a draft site YAML.
+
+    Example: retrofit discover bacnet --target 127.0.0.1:47810 > draft.yaml
+    """
+    from collectors.discover import bacnet_draft, discover_bacnet, to_yaml
+    from retrofit.cli import fail
+
+    _logging("WARNING")
+    found = asyncio.run(discover_bacnet(target, bacnet_local, low, high, timeout))
+    if not found:
+        raise fail(f"no BACnet device answered at {', '.join(target)}")
+    objects = sum(len(d.objects) for d in found)
+    print(to_yaml(bacnet_draft(found, building), f"draft from `retrofit discover bacnet`: {len(found)} devices, "
+                  f"{objects} objects.\nEdit names, equipment, Brick classes; then `retrofit site check`."))
+
+
+@discover_app.command("modbus")
+def discover_modbus_cmd(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(502, "--port"),
+    unit: int = typer.Option(1, "--unit"),
+    span: str = typer.Option("0-99", "--range", help="register range A-B (0-based, inclusive)"),
+    function: str = typer.Option("holding", "--function", help="holding | input | coil | discrete_input"),
+    rtu: bool = typer.Option(False, "--rtu", help="RTU framing (an RTU-over-TCP gateway)"),
+    building: str = typer.Option("new-building", "--building"),
+    timeout: float = typer.Option(2.0, "--timeout"),
+) -> None:
+    """Scan a register range of one unit (reads only) and print a draft site YAML of what answered.
+
+    Example: retrofit discover modbus --host 127.0.0.1 --port 15020 --unit 1 --range 0-63
+    """
+    from collectors.discover import modbus_draft, scan_modbus, to_yaml
+    from collectors.drivers.base import DeviceError
+    from retrofit.cli import fail
+
+    try:
+        a, b = (int(x) for x in span.split("-"))
+        assert 0 <= a <= b <= 65535
+    except (ValueError, AssertionError):
+        raise fail(f"--range {span!r}: use A-B with 0 <= A <= B <= 65535") from None
+    if function not in ("holding", "input", "coil", "discrete_input"):
+        raise fail(f"--function {function!r}: use holding, input, coil or discrete_input")
+    _logging("WARNING")
+    try:
+        found = asyncio.run(scan_modbus(host, port, unit, a, b, function, timeout, rtu))
+    except DeviceError as exc:
+        raise fail(str(exc)) from None
+    if not found:
+        raise fail(f"nothing answered in {function} {a}-{b} of unit {unit} at {host}:{port}")
+    print(to_yaml(modbus_draft(found, host, port, unit, function, building, rtu),
+                  f"draft from `retrofit discover modbus`: {len(found)} {function} registers answered.\n"
+                  f"Each is read as uint16; set type, scale, names and Brick classes, then `retrofit site check`."))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
+    app.command("write")(write)
+    app.command("ingest")(ingest)
+    app.add_typer(discover_app, name="discover")
