@@ -138,5 +138,22 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Effective settings (environment > TOML file > defaults), with keyword overrides on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Effective settings (environment > TOML file > defaults), with keyword overrides on top.
+
+    A bad value raises SettingsError naming the setting and where it came from (never the value: it may be
+    a secret).
+    """
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "(settings)"
+            env = f"RETROFIT_{name.upper()}"
+            where = ("argument" if name in given else f"environment variable {env}" if env in os.environ
+                     else str(config_path()))
+            lines.append(f"{name} (from {where}): {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(lines)) from None

@@ -173,3 +173,17 @@ def test_mask_url_edge_cases() -> None:
     assert mask_url("http://h:8086") == "http://h:8086"
     assert mask_url("mqtt://:only-pass@h") == "mqtt://:***@h"
     assert "p%40ss" not in mask_url("http://u:p%40ss@h")
+
+
+def test_bad_values_name_the_setting_and_its_source(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETROFIT_API_PORT", "eighty-s3cr3t")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "api_port (from environment variable RETROFIT_API_PORT)" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+    monkeypatch.delenv("RETROFIT_API_PORT")
+    (clean_env / "retrofit.toml").write_text('buffer_max_mb = 0\n')
+    with pytest.raises(SettingsError, match=r"buffer_max_mb \(from retrofit.toml\)"):
+        load_settings()
+    out = run("config", "show", env={"RETROFIT_DASHBOARD_PORT": "x"}, cwd=clean_env)
+    assert out.returncode == 1 and "RETROFIT_DASHBOARD_PORT" in out.stderr and "Traceback" not in out.stderr
