@@ -16,8 +16,7 @@ from telemetry import open_store
 from telemetry.influx import InfluxStore, strip_credentials
 from telemetry.reading import Quality, Reading
 from telemetry.store import StoreAuthError, StoreRejected, StoreUnavailable
-
-T0 = 1_767_542_400.0  # 2026-01-04 16:00 UTC, an hour boundary
+from tests.telemetry.helpers import T0
 
 
 @pytest.fixture()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from telemetry.reading import Quality, Reading
 from telemetry.store import Agg, Store
+from tests.telemetry.helpers import SH, T0
 
-SH = ZoneInfo("Asia/Shanghai")
-# Monday 2026-01-05 00:00 in Chongqing = 2026-01-04 16:00 UTC
-T0 = dt.datetime(2026, 1, 5, tzinfo=SH).timestamp()
 H = 3600.0
 
 
