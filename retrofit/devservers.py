@@ -114,6 +114,7 @@ def start_influxd(workdir: Path | None = None, auth: tuple[str, str] | None = No
     """
     binary = shutil.which("influxd") or "/usr/bin/influxd"
     workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-influx-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     http_port, rpc_port = free_port(), free_port()
     conf = workdir / "influxdb.conf"
     conf.write_text(f"""
