@@ -543,11 +543,15 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
                         out.append(((*base, "modbus", "bit"), f"bit {my_bit} of register {start} is already point "
                                     f"{other!r}", "give each point its own bit (0-15)"))
                     else:
-                        what = "bit" if src.is_bit_table else f"registers {start}-{end - 1} ({src.type.value})"
-                        out.append(((*base, "modbus", "address"),
-                                    f"{src.function.value} {what} at {start} overlaps point {other!r} at "
-                                    f"{s2}-{e2 - 1}", "a 32-bit value takes two registers, a 64-bit one four; "
-                                    "each coil or discrete input holds one point"))
+                        if src.is_bit_table:
+                            msg = f"{src.function.value} {start} is already point {other!r}"
+                        else:
+                            mine = f"register {start}" if end - start == 1 else f"registers {start}-{end - 1}"
+                            theirs = f"{s2}" if e2 - s2 == 1 else f"{s2}-{e2 - 1}"
+                            msg = (f"{src.function.value} {mine} ({src.type.value}) overlap point {other!r} at "
+                                   f"{theirs}")
+                        out.append(((*base, "modbus", "address"), msg, "a 32-bit value takes two registers, a "
+                                    "64-bit one four; each coil or discrete input holds one point"))
                     break
                 lst.append((start, end, p.id, my_bit))
             elif isinstance(src, BacnetSource):

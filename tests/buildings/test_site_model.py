@@ -37,7 +37,7 @@ BROKEN = {
     "float32 at an odd register overlapping another point": (
         "modbus: {device: meter, address: 2, type: uint32, scale: 0.01}",
         "modbus: {device: meter, address: 1, type: float32}",
-        "equipment[0].points[1].modbus.address", ["registers 1-2 (float32)", "overlaps point 'p-kw'"]),
+        "equipment[0].points[1].modbus.address", ["holding registers 1-2 (float32) overlap point 'p-kw' at 0-1"]),
     "unit typo": (
         "        unit: kW\n", "        unit: KW\n", "equipment[0].points[0].unit", ["unknown unit 'KW'",
                                                                              "did you mean 'kW'"]),
@@ -60,13 +60,13 @@ BROKEN = {
         "equipment[0].points[3].modbus.bit", ["bit 0 of register 10 is already point 'status-a'"]),
     "a register value over a bit": (
         "modbus: {device: meter, address: 10, type: bit, bit: 1}", "modbus: {device: meter, address: 10, type: int16}",
-        "equipment[0].points[3].modbus.address", ["overlaps point 'status-a'"]),
+        "equipment[0].points[3].modbus.address", ["holding register 10 (int16) overlap point 'status-a' at 10"]),
     "two points on one coil": (
         "modbus: {device: meter, function: coil, address: 0, type: bit}",
         "modbus: {device: meter, function: coil, address: 0, type: bit}\n"
         "      - {id: lights-2, name: L2, brick: Lighting_Status, unit: bool,\n"
         "         modbus: {device: meter, function: coil, address: 0, type: bit}}",
-        "equipment[0].points[5].modbus.address", ["coil bit at 0 overlaps point 'lights'"]),
+        "equipment[0].points[5].modbus.address", ["coil 0 is already point 'lights'"]),
     "extra key": (
         "        unit: degC\n        range: [0, 50]\n", "        unit: degC\n        colour: red\n",
         "equipment[1].points[0].colour", ["Extra inputs are not permitted", "remove or rename the key"]),
