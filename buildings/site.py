@@ -548,7 +548,8 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
                         else:
                             mine = f"register {start}" if end - start == 1 else f"registers {start}-{end - 1}"
                             theirs = f"{s2}" if e2 - s2 == 1 else f"{s2}-{e2 - 1}"
-                            msg = (f"{src.function.value} {mine} ({src.type.value}) overlap point {other!r} at "
+                            verb = "overlaps" if end - start == 1 else "overlap"
+                            msg = (f"{src.function.value} {mine} ({src.type.value}) {verb} point {other!r} at "
                                    f"{theirs}")
                         out.append(((*base, "modbus", "address"), msg, "a 32-bit value takes two registers, a "
                                     "64-bit one four; each coil or discrete input holds one point"))

@@ -60,7 +60,7 @@ BROKEN = {
         "equipment[0].points[3].modbus.bit", ["bit 0 of register 10 is already point 'status-a'"]),
     "a register value over a bit": (
         "modbus: {device: meter, address: 10, type: bit, bit: 1}", "modbus: {device: meter, address: 10, type: int16}",
-        "equipment[0].points[3].modbus.address", ["holding register 10 (int16) overlap point 'status-a' at 10"]),
+        "equipment[0].points[3].modbus.address", ["holding register 10 (int16) overlaps point 'status-a' at 10"]),
     "two points on one coil": (
         "modbus: {device: meter, function: coil, address: 0, type: bit}",
         "modbus: {device: meter, function: coil, address: 0, type: bit}\n"
