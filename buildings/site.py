@@ -652,7 +652,9 @@ def _load_building_file(path: str) -> tuple[BuildingFile, Any]:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
             msg = err["msg"].removeprefix("Value error, ")
-            hint = "remove or rename the key" if err["type"] == "extra_forbidden" else ""
+            hint = ""
+            if err["type"] == "extra_forbidden":
+                hint = f"remove or rename the key{suggest(str(loc[-1]), _known_keys())}"
             problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg,
                                     hint=hint))
         raise SiteError(problems) from None
@@ -661,6 +663,13 @@ def _load_building_file(path: str) -> tuple[BuildingFile, Any]:
         raise SiteError([Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
                          for loc, m, h in issues])
     return bf, tree
+
+
+def _known_keys() -> list[str]:
+    """Every key a site file may use, for "did you mean" hints on a misspelt one."""
+    models = (BuildingFile, Building, Names, OwnerShare, Schedule, Device, Equipment, Point, ModbusSource,
+              BacnetSource, MqttSource)
+    return sorted({name for m in models for name in m.model_fields})
 
 
 def _plain(node: Any) -> Any:

@@ -70,6 +70,9 @@ BROKEN = {
     "extra key": (
         "        unit: degC\n        range: [0, 50]\n", "        unit: degC\n        colour: red\n",
         "equipment[1].points[0].colour", ["Extra inputs are not permitted", "remove or rename the key"]),
+    "misspelt key": (
+        "        unit: degC\n        range: [0, 50]\n", "        unit: degC\n        ragne: [0, 50]\n",
+        "equipment[1].points[0].ragne", ["remove or rename the key (did you mean 'range'?)"]),
     "missing required field": (
         "    name: AHU 1\n    kind: ahu\n", "    kind: ahu\n", "equipment[1].name", ["Field required"]),
     "two sources on one point": (
