@@ -163,7 +163,7 @@ class DurableBuffer:
     def __init__(self, directory: str | Path, store: Store, *, max_bytes: int = 512 * 2**20,
                  segment_bytes: int = 16 * 2**20, drain_batch: int = 5000, warn_fraction: float = 0.8,
                  retry_initial_s: float = 0.2, retry_max_s: float = 10.0, fsync: bool = True, start: bool = True,
-                 on_state: Callable[[BufferState, BufferStatus], None] | None = None):
+                 on_state: Callable[[BufferState, BufferStatus], None] | None = None, owns_store: bool = False):
         self.directory = Path(directory)
         self.store = store
         self.max_bytes = max_bytes
@@ -174,6 +174,7 @@ class DurableBuffer:
         self.retry_max_s = retry_max_s
         self.fsync = fsync
         self.on_state = on_state
+        self.owns_store = owns_store  # close() closes the store too
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "dead-letter").mkdir(exist_ok=True)
         self._lock_file = open(self.directory / "LOCK", "a+")  # noqa: SIM115 - held for the buffer's lifetime
@@ -507,6 +508,11 @@ class DurableBuffer:
             _seg_path(self.directory, self._tail_seg).unlink(missing_ok=True)
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
+        if self.owns_store:
+            self.store.close()
+        if not drained:
+            log.info("buffer %s closed with %d readings on disk; they are sent first on the next start",
+                     self.directory, self._pending_readings)
         return drained
 
     def __enter__(self) -> DurableBuffer:
@@ -514,3 +520,14 @@ class DurableBuffer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_buffer(settings: Any, store: Store | None = None, **kwargs: Any) -> DurableBuffer:
+    """The durable buffer of a retrofit process: settings.buffer_dir, settings.buffer_max_mb, in front of the
+    configured store (opened here with telemetry.open_store when not given; closed with the buffer then)."""
+    if store is None:
+        from telemetry import open_store
+
+        store = open_store(settings)
+        kwargs.setdefault("owns_store", True)
+    return DurableBuffer(settings.buffer_dir, store, max_bytes=settings.buffer_max_mb * 2**20, **kwargs)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MEASUREMENT = "readings"
 DOWNSAMPLED = "readings_1h"
 TagResolver = Callable[[str], dict[str, str]]
+Row = tuple[str, float, "float | str | None", str]  # (point, ts, value, quality) as the buffer stores it
 _INFLUX_AGG = {Agg.MEAN: "mean", Agg.MIN: "min", Agg.MAX: "max", Agg.SUM: "sum", Agg.LAST: "last",
                Agg.COUNT: "count"}
 _LP_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
@@ -120,6 +121,7 @@ class InfluxStore:
             self.auth_setting = "RETROFIT_INFLUX_TOKEN (or _USERNAME/_PASSWORD)"
         self.server_version = "unknown"
         self.continuous_queries = False
+        self.database_exists = True
         self._rp: str | None = None
         try:
             self.ping()
@@ -206,10 +208,17 @@ class InfluxStore:
 
     # --- schema ----------------------------------------------------------------------------------------------
     def _detect_schema(self) -> None:
+        """Find the schema without creating anything (for checks and read-only users)."""
+        self.database_exists = True
         if not self.continuous_queries:
             self._rp = None
             return
-        rps = self._retention_policies()
+        try:
+            rps = self._retention_policies()
+        except StoreError as exc:
+            if "not found" not in str(exc):
+                raise
+            self.database_exists, rps = False, set()
         self._rp = "raw" if "raw" in rps else None
 
     def _retention_policies(self) -> set[str]:
@@ -293,35 +302,39 @@ class InfluxStore:
         self._prefix[point] = prefix
         return prefix
 
-    def encode(self, readings: Iterable[Reading]) -> str:
-        """Line protocol for a batch (one line per reading, this store's precision)."""
+    def encode(self, rows: Iterable[Row]) -> str:
+        """Line protocol for a batch of (point, ts, value, quality) rows, one line each, this store's precision."""
         prefixes = self._prefix
         scale = self._scale
         out = []
         append = out.append
-        for r in readings:
-            prefix = prefixes.get(r.point) or self._series_prefix(r.point)
-            v = r.value
-            ts = round(r.ts * scale)
-            q = _QUALITY_FIELD[r.quality]
+        for point, ts, v, quality in rows:
+            prefix = prefixes.get(point) or self._series_prefix(point)
+            t = round(ts * scale)
+            q = _QUALITY_FIELD[quality]
             if v.__class__ is float:
-                if v - v == 0.0:  # finite (NaN and inf have no line-protocol form)
-                    append(f"{prefix} value={v!r},{q} {ts}")
+                if v - v == 0.0:  # finite (NaN and inf have no line-protocol form: kept as a value-less reading)
+                    append(f"{prefix} value={v!r},{q} {t}")
                 else:
-                    append(f"{prefix} {q} {ts}")
+                    append(f"{prefix} {q} {t}")
             elif v is None:
-                append(f"{prefix} {q} {ts}")
+                append(f"{prefix} {q} {t}")
             elif isinstance(v, str):
-                append(f"{prefix} text={_lp_string(v)},{q} {ts}")
+                append(f"{prefix} text={_lp_string(v)},{q} {t}")
             else:
                 f = float(v)
-                append(f"{prefix} value={f!r},{q} {ts}" if math.isfinite(f) else f"{prefix} {q} {ts}")
+                append(f"{prefix} value={f!r},{q} {t}" if math.isfinite(f) else f"{prefix} {q} {t}")
         return "\n".join(out)
 
     def write(self, readings: Sequence[Reading]) -> None:
         """POST the batch as line protocol; returns once InfluxDB answered 204."""
         if readings:
-            self.write_lines(self.encode(readings))
+            self.write_lines(self.encode((r.point, r.ts, r.value, r.quality) for r in readings))
+
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        """write() for (point, ts, value, quality) tuples: the durable buffer's fast path (no Reading objects)."""
+        if rows:
+            self.write_lines(self.encode(rows))
 
     def write_lines(self, body: str | bytes, precision: str | None = None, rp: str | None = None) -> None:
         """POST line protocol as is (the durable buffer and the benchmark baseline use this)."""
