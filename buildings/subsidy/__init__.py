@@ -1,0 +1,1 @@
+"""Subsidy policies as data, the eligibility engine and the retrofit priority ranking."""

@@ -1,0 +1,77 @@
+"""Shared policy data (buildings/policies/_defaults.yaml): concentration thresholds, key cities, GB/T 51161
+values and the ranking weights, each with its provenance."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from buildings.ownership import ConcentrationThresholds
+from buildings.site import Problem, _field_name, _line_of, _plain
+from buildings.subsidy.policy import POLICY_DIR, PolicyError, Provenance
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Concentration(ConcentrationThresholds):
+    provenance: Provenance
+
+
+class KeyCities(_Strict):
+    prefixes: list[str]
+    provenance: Provenance
+
+
+class GBT51161(_Strict):
+    climate_zone: str
+    values: dict[str, tuple[float, float]]  # class -> (constraint, leading), kWh/(m2.a)
+    default_class_by_use: dict[str, str]
+    provenance: Provenance
+
+    def limits(self, cls: str | None) -> tuple[float, float] | None:
+        return self.values.get(cls or "")
+
+
+class Ranking(_Strict):
+    weights: dict[str, float]
+    concentration_scores: dict[str, float]
+    age_full_years: float
+    savings_full: float
+    provenance: Provenance
+
+
+class Defaults(_Strict):
+    concentration: Concentration
+    key_cities: KeyCities
+    gbt51161: GBT51161
+    ranking: Ranking
+
+    @property
+    def thresholds(self) -> ConcentrationThresholds:
+        c = self.concentration
+        return ConcentrationThresholds(concentrated_top3_share_min=c.concentrated_top3_share_min,
+                                       concentrated_owner_count_max=c.concentrated_owner_count_max)
+
+
+@lru_cache(maxsize=8)
+def load_defaults(path: str = str(POLICY_DIR / "_defaults.yaml")) -> Defaults:
+    from ruamel.yaml import YAML
+
+    with open(path, encoding="utf-8") as fh:
+        tree = YAML(typ="rt").load(fh)
+    try:
+        d = Defaults.model_validate(_plain(tree))
+    except ValidationError as exc:
+        raise PolicyError([Problem(file=path, line=_line_of(tree, tuple(e["loc"])), field=_field_name(tuple(e["loc"])),
+                                   message=e["msg"]) for e in exc.errors()]) from None
+    if abs(sum(d.ranking.weights.values()) - 1) > 1e-6:
+        raise PolicyError([Problem(file=path, line=_line_of(tree, ("ranking", "weights")), field="ranking.weights",
+                                   message=f"weights add up to {sum(d.ranking.weights.values()):g}, not 1")])
+    return d
+
+
+__all__ = ["Defaults", "load_defaults", "Path"]

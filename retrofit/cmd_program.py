@@ -1,0 +1,498 @@
+"""`retrofit program`, `retrofit subsidy`, `retrofit savings`: the retrofit programme, subsidies and measured savings.
+
+The records database is ``settings.records_url`` (SQLite in the data dir by default); it is migrated to the
+newest schema (Alembic) whenever a command opens it. Measured savings read daily energy and outdoor
+temperature from the configured telemetry store and fit the IPMVP option C baseline in buildings/savings.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import sessionmaker
+
+    from buildings.savings import DailySeries
+    from buildings.site import Site
+    from telemetry.store import Store
+
+DEFAULT_PROGRAMME = "buildings/program/yuzhong.yaml"
+
+program_app = typer.Typer(help="The retrofit programme: import/export, status, milestones, priority ranking.  "
+                               "Example: retrofit program status --building jiefangbei-tower", no_args_is_help=True)
+subsidy_app = typer.Typer(help="Subsidy policies: eligibility, amounts, payments.  "
+                               "Example: retrofit subsidy check --building jiefangbei-tower "
+                               "--policy CQ-YZ-OLDBLDG-SMART-DEMO", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `program`, `subsidy` and `savings` to the retrofit command."""
+    app.add_typer(program_app, name="program")
+    app.add_typer(subsidy_app, name="subsidy")
+    app.command("savings")(savings_cmd)
+
+
+def open_records(records_url: str | None = None) -> sessionmaker:
+    """A session factory on the records database, migrated to the newest revision."""
+    from buildings.records import make_engine, session_factory
+    from buildings.records.migrate import upgrade
+    from retrofit.cli import fail
+    from retrofit.settings import SettingsError, load_settings
+
+    try:
+        url = records_url or load_settings().effective_records_url
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    engine = make_engine(url)
+    upgrade(url, engine=engine)
+    return session_factory(engine)
+
+
+def _date(v: str, what: str) -> dt.date:
+    from retrofit.cli import fail
+
+    try:
+        return dt.date.fromisoformat(v)
+    except ValueError:
+        raise fail(f"{what}: {v!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _period(v: str, what: str) -> tuple[dt.date, dt.date]:
+    from retrofit.cli import fail
+
+    a, sep, b = v.partition(":")
+    if not sep:
+        raise fail(f"{what}: give FROM:TO, e.g. 2024-07-01:2025-06-30 (both days included)")
+    first, last = _date(a, what), _date(b, what)
+    if last < first:
+        raise fail(f"{what}: {last} is before {first}")
+    return first, last
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, default=str, indent=2))
+
+
+# --- program ----------------------------------------------------------------------------------------
+
+
+@program_app.command("import")
+def program_import(
+    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder (buildings and owners)"),
+    programme: str | None = typer.Option(DEFAULT_PROGRAMME, "--programme", help="programme YAML ('' for none)"),
+    policies: str | None = typer.Option(None, help="policy folder (default: buildings/policies)"),
+    shares_csv: Path | None = typer.Option(None, help="ownership shares spreadsheet (CSV) to apply after"),
+    measures_csv: Path | None = typer.Option(None, help="measures spreadsheet (CSV) to append after"),
+    actor: str = typer.Option("cli", help="who is importing (recorded in the audit log)"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Load buildings and owners from the site files, the policies, and the programme YAML into the records
+    database, all in one transaction (any error: nothing is written).
+
+    Example: retrofit program import --site buildings/sites/yuzhong --programme buildings/program/yuzhong.yaml
+    """
+    from buildings.records.program import ProgramError, import_all, import_measures_csv, import_shares_csv
+    from buildings.subsidy.policy import POLICY_DIR, PolicyError, load_policies
+    from retrofit.cli import console, err, fail, load_site_or_exit
+
+    s_site = load_site_or_exit(site)
+    folder = policies or str(POLICY_DIR)
+    try:
+        pols = load_policies(folder)
+    except PolicyError as exc:
+        for p in exc.problems:
+            err.print(str(p), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise fail(f"{len(exc.problems)} policy problem(s); nothing was imported", code=2) from None
+    sf = open_records(records_url)
+    try:
+        with sf.begin() as s:
+            import_all(s, s_site, programme or None, pols, actor, folder)
+            n_sh = import_shares_csv(s, shares_csv, actor) if shares_csv else 0
+            n_me = import_measures_csv(s, measures_csv, actor) if measures_csv else 0
+    except ProgramError as exc:
+        for p in exc.problems:
+            err.print(str(p), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise fail(f"{exc if not exc.problems else 'the programme file has errors'}; nothing was imported",
+                   code=2) from None
+    extra = f", {n_sh} share rows, {n_me} measures from CSV" if shares_csv or measures_csv else ""
+    console.print(f"[green]imported[/] {len(s_site.files)} buildings, {len(pols)} policies"
+                  f"{', programme ' + programme if programme else ''}{extra}")
+
+
+@program_app.command("export")
+def program_export(
+    out: Path = typer.Option(..., "--out", help="a .yaml file, or a folder for CSV"),
+    fmt: str = typer.Option("yaml", "--format", help="yaml (re-importable programme file) or csv (one per table)"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Export the programme as a re-importable YAML file, or every table as CSV for spreadsheets.
+
+    Example: retrofit program export --format csv --out programme-csv/
+    """
+    from buildings.records.program import export_csv, export_program, write_yaml
+    from retrofit.cli import console, fail
+
+    sf = open_records(records_url)
+    with sf() as s:
+        if fmt == "yaml":
+            write_yaml(export_program(s), out)
+            console.print(f"[green]wrote[/] {out}")
+        elif fmt == "csv":
+            paths = export_csv(s, out)
+            console.print(f"[green]wrote[/] {len(paths)} CSV files to {out}")
+        else:
+            raise fail(f"--format {fmt!r}: use yaml or csv")
+
+
+@program_app.command("status")
+def program_status(
+    building: str | None = typer.Option(None, "--building", help="one building's projects"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Projects with their stage, progress (computed from milestones), budget, vote and subsidy applications.
+
+    Example: retrofit program status --building huaxin-building
+    """
+    from rich.table import Table
+
+    from buildings.records import queries as q
+    from retrofit.cli import console, fail
+
+    sf = open_records(records_url)
+    with sf() as s:
+        rows = q.project_status(s, building_id=building)
+    if building and not rows:
+        raise fail(f"no retrofit project for building {building!r}; check the id or import the programme")
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table(title="retrofit projects")
+    for c in ("project", "building", "stage", "progress", "next milestone", "missing docs", "budget", "vote",
+              "applications"):
+        t.add_column(c)
+    for r in rows:
+        vote = "not needed" if not r["vote_required"] else (r["vote"]["reason"].split(":")[0] if r["vote"] else
+                                                              "required, not held")
+        apps = "; ".join(f"{a['policy_id']} {a['status']} paid {a['paid']:,.0f}" for a in r["applications"])
+        t.add_row(r["project_id"], r["building_id"], f"{r['stage']} {r['stage_label'][0]}", f"{r['progress']:.0%}",
+                  r["next_milestone"] or "-", ", ".join(r["missing_docs"]) or "-", f"{r['budget']:,.0f}", vote,
+                  apps or "-")
+    console.print(t)
+
+
+@program_app.command("milestone")
+def program_milestone(
+    project: str = typer.Option(..., help="project id"),
+    name: str = typer.Option(..., help="milestone name"),
+    date: str = typer.Option(..., help="actual date, YYYY-MM-DD"),
+    by: str = typer.Option(..., "--by", help="who signs it off (a role or an organisation)"),
+    actor: str = typer.Option("cli", help="who records it (audit log)"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Mark a milestone done; refused when an earlier stage is open, documents are missing or the date is
+    before an earlier stage's.
+
+    Example: retrofit program milestone --project hx-2026-public-areas --name "Owners' vote and expert review"
+    --date 2026-12-15 --by "district housing bureau"
+    """
+    from buildings.records.program import ProgramError, complete_milestone
+    from buildings.retrofit import MilestoneError
+    from retrofit.cli import console, fail
+
+    sf = open_records(records_url)
+    try:
+        with sf.begin() as s:
+            complete_milestone(s, project, name, _date(date, "--date"), by, actor)
+    except (MilestoneError, ProgramError) as exc:
+        raise fail(f"{exc}; nothing was recorded", code=2) from None
+    console.print(f"[green]done[/] {project}: {name} on {date}")
+
+
+@program_app.command("rank")
+def program_rank(
+    as_of: str | None = typer.Option(None, help="evaluate on this date (default today)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """The district's buildings by retrofit priority (EUI vs GB/T 51161, ownership, age, savings, subsidy).
+
+    Example: retrofit program rank
+    """
+    from rich.table import Table
+
+    from buildings.records import queries as q
+    from retrofit.cli import console
+
+    sf = open_records(records_url)
+    with sf() as s:
+        rows = q.ranking(s, as_of=_date(as_of, "--as-of") if as_of else None)
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table(title="retrofit priority")
+    for c in ("#", "building", "score", "EUI", "ownership", "best subsidy verdict", "notes"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(str(r["rank"]), r["building_id"], f"{r['score']:.2f}",
+                  "-" if r["eui_kwh_m2a"] is None else f"{r['eui_kwh_m2a']:.0f}", r["structure_class"],
+                  r["best_verdict"] or "-", "; ".join(r["notes"]))
+    console.print(t)
+
+
+# --- subsidy ----------------------------------------------------------------------------------------
+
+
+@subsidy_app.command("check")
+def subsidy_check(
+    building: str = typer.Option(..., "--building", help="building id"),
+    policy: str = typer.Option(..., "--policy", help="policy id (see `retrofit subsidy policies`)"),
+    project: str | None = typer.Option(None, help="project id (default: the building's latest)"),
+    as_of: str | None = typer.Option(None, help="evaluate on this date (default today)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Eligible / not yet / not eligible, every condition with its evidence, the estimated amount after caps,
+    the staged payments and what is missing.
+
+    Example: retrofit subsidy check --building jiefangbei-tower --policy CQ-YZ-OLDBLDG-SMART-DEMO
+    """
+    from rich.table import Table
+
+    from buildings.records import queries as q
+    from retrofit.cli import console, fail
+
+    sf = open_records(records_url)
+    with sf() as s:
+        try:
+            e = q.eligibility(s, building, policy, project_id=project, as_of=_date(as_of, "--as-of") if as_of else None)
+        except KeyError as exc:
+            raise fail(str(exc.args[0])) from None
+    if as_json:
+        _print_json(e.as_dict())
+        return
+    colour = {"eligible": "green", "not_yet": "yellow", "not_eligible": "red"}[e.verdict]
+    console.print(f"[bold]{policy}[/] for [bold]{building}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
+                  f"[{colour}]{e.verdict}[/]")
+    t = Table()
+    for c in ("condition", "status", "has", "evidence", "provenance"):
+        t.add_column(c, overflow="fold")
+    for c in e.conditions:
+        cond = f"{'NOT ' if c.negated else ''}{c.field} {c.op} {'' if c.expected is None else c.expected}"
+        t.add_row(cond, c.status, str(c.actual), c.evidence, c.provenance or "")
+    console.print(t)
+    a = e.amount
+    basis = "final" if a.final else "provisional"
+    amount = "unknown" if a.capped is None else f"{a.capped:,.2f} {a.currency} ({basis})"
+    console.print(f"amount: {amount}")
+    for line in a.lines:
+        console.print(f"  {line}")
+    if a.caps_applied:
+        console.print(f"  binding cap: {', '.join(a.caps_applied)}")
+    for tr in e.tranches:
+        amt = "?" if tr.amount is None else f"{tr.amount:,.2f}"
+        console.print(f"tranche {tr.seq} ({tr.pct:g} %, {tr.basis}, at {tr.trigger_stage}): {amt} {tr.status}, "
+                      f"paid {tr.paid:,.2f}{' - missing: ' + '; '.join(tr.missing) if tr.missing else ''}")
+    if e.missing:
+        console.print("[bold]missing:[/]")
+        for m in e.missing:
+            console.print(f"  - {m}", markup=False)
+
+
+@subsidy_app.command("pay")
+def subsidy_pay(
+    application: str = typer.Option(..., help="application id"),
+    tranche: int = typer.Option(..., help="tranche number"),
+    amount: float = typer.Option(..., help="amount paid"),
+    date: str = typer.Option(..., help="payment date, YYYY-MM-DD"),
+    actor: str = typer.Option("cli", help="who records it (audit log)"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Record a tranche payment; refused beyond the tranche's share or the policy's caps, or before the
+    tranche's stage and documents are complete.
+
+    Example: retrofit subsidy pay --application app-jfb-cqyz --tranche 2 --amount 828000 --date 2026-12-20
+    """
+    from buildings.records.program import ProgramError, record_payment
+    from retrofit.cli import console, fail
+
+    sf = open_records(records_url)
+    try:
+        with sf.begin() as s:
+            record_payment(s, application, tranche, amount, _date(date, "--date"), actor)
+    except ProgramError as exc:
+        raise fail(str(exc), code=2) from None
+    console.print(f"[green]recorded[/] {amount:,.2f} on {application} tranche {tranche}")
+
+
+@subsidy_app.command("policies")
+def subsidy_policies(
+    folder: str | None = typer.Option(None, help="policy folder (default: buildings/policies)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Validate and list the subsidy policies with the provenance of their numbers.
+
+    Example: retrofit subsidy policies
+    """
+    from buildings.subsidy.policy import POLICY_DIR, PolicyError, load_policies
+    from retrofit.cli import console, err, fail
+
+    try:
+        pols = load_policies(folder or POLICY_DIR)
+    except PolicyError as exc:
+        for p in exc.problems:
+            err.print(str(p), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise fail(f"{len(exc.problems)} policy problem(s)", code=2) from None
+    if as_json:
+        _print_json({k: v.model_dump(mode="json", by_alias=True) for k, v in pols.items()})
+        return
+    for p in pols.values():
+        console.print(f"[bold]{p.id}[/] {p.name} ({p.jurisdiction.level} {p.jurisdiction.code}, {p.valid_from} to "
+                      f"{p.valid_to or 'open'})", markup=True, highlight=False)
+        for k, v in p.provenance.items():
+            console.print(f"  {k}: {v.status.value} {v.source or v.note or ''}", markup=False, highlight=False)
+
+
+# --- savings ----------------------------------------------------------------------------------------
+
+
+def total_meter_point(site: Site, building_id: str) -> str:
+    """The building's whole-facility energy counter: a kWh counter with sub-item 'total'."""
+    bf = site.building(building_id)
+    for _eq, p in bf.points():
+        if p.counter and p.subitem == "total" and p.unit == "kWh":
+            return f"{building_id}/{p.id}"
+    raise LookupError(f"building {building_id} has no whole-building energy counter (a kWh point with "
+                      f"subitem: total and counter: true); IPMVP option C needs one")
+
+
+def outdoor_temp_points(site: Site, building_id: str) -> list[str]:
+    """Outdoor air temperature points: the building's own first, then the district's (same weather)."""
+    own = [k for k, r in site.points.items() if r.building.id == building_id
+           and r.point.brick == "Outside_Air_Temperature_Sensor"]
+    other = [k for k, r in site.points.items() if r.building.id != building_id
+             and r.point.brick == "Outside_Air_Temperature_Sensor"]
+    return own + other
+
+
+def daily_series(store: Store, site: Site, building_id: str, first: dt.date, last: dt.date) -> tuple[
+        DailySeries, dict[str, str]]:
+    """Daily energy (DELTA of the total counter) and mean outdoor temperature per local day, with working-day
+    flags from the building's schedule. Aggregation runs in the store; missing days are NaN."""
+    from zoneinfo import ZoneInfo
+
+    from buildings.savings import DailySeries
+    from telemetry.store import Agg
+
+    b = site.building(building_id).building
+    tz = ZoneInfo(b.timezone)
+    start = dt.datetime.combine(first, dt.time(), tz).timestamp()
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz).timestamp()
+    meter = total_meter_point(site, building_id)
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    index = {d: i for i, d in enumerate(days)}
+    energy = np.full(len(days), np.nan)
+    for ts, v in store.aggregate([meter], start, end, 86400, Agg.DELTA, tz=b.timezone).get(meter, []):
+        i = index.get(dt.datetime.fromtimestamp(ts, tz).date())
+        if i is not None:
+            energy[i] = v
+    temp = np.full(len(days), np.nan)
+    used = ""
+    for oat in outdoor_temp_points(site, building_id):
+        rows = store.aggregate([oat], start, end, 86400, Agg.MEAN, tz=b.timezone).get(oat, [])
+        if rows:
+            for ts, v in rows:
+                i = index.get(dt.datetime.fromtimestamp(ts, tz).date())
+                if i is not None:
+                    temp[i] = v
+            used = oat
+            break
+    if not used:
+        raise LookupError(f"no outdoor air temperature history for {building_id} (nor elsewhere in the site) "
+                          f"between {first} and {last}")
+    work = np.array([b.schedule.hours_for(d) is not None for d in days])
+    evidence = {"energy": f"daily DELTA of {meter}", "temperature": f"daily mean of {used}",
+                "workday": f"schedule of {building_id} (holidays and make-up days)"}
+    return DailySeries.of(days, energy, temp, work), evidence
+
+
+def measure_building(store: Store, site: Site, building_id: str, baseline: tuple[dt.date, dt.date],
+                     reporting: tuple[dt.date, dt.date], min_days: int | None = None) -> tuple[Any, dict[str, str]]:
+    """Fit the baseline and measure the reporting period for one building (raises BaselineError)."""
+    from buildings.savings import MIN_BASELINE_DAYS, fit_baseline, measure_savings
+
+    base_s, ev = daily_series(store, site, building_id, *baseline)
+    rep_s, _ = daily_series(store, site, building_id, *reporting)
+    base = fit_baseline(base_s, period=baseline, min_days=MIN_BASELINE_DAYS if min_days is None else min_days)
+    return measure_savings(base, rep_s, period=reporting), ev
+
+
+def savings_cmd(
+    building: str = typer.Option(..., "--building", help="building id"),
+    baseline: str = typer.Option(..., "--baseline", help="pre-retrofit period FROM:TO (12 months or more)"),
+    reporting: str = typer.Option(..., "--reporting", help="post-retrofit period FROM:TO"),
+    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder"),
+    record: bool = typer.Option(False, "--record", help="store the result in the records database"),
+    project: str | None = typer.Option(None, help="project the result belongs to (with --record)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
+) -> None:
+    """Measured savings, IPMVP option C: a change-point baseline (2P/3PH/3PC/4P/5P with a working-day term)
+    on daily energy vs outdoor temperature from the telemetry store, checked against ASHRAE Guideline 14,
+    applied to the reporting period: avoided energy, savings %, fractional savings uncertainty.
+
+    Example: retrofit savings --building daping-makerworks --baseline 2024-10-01:2025-09-30
+    --reporting 2025-10-16:2026-04-15
+    """
+    from buildings.savings import BaselineError
+    from retrofit.cli import console, fail, load_site_or_exit
+    from retrofit.settings import load_settings
+    from telemetry import StoreError, open_store
+
+    s_site = load_site_or_exit(site)
+    try:
+        s_site.building(building)
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from None
+    b_period, r_period = _period(baseline, "--baseline"), _period(reporting, "--reporting")
+    try:
+        store = open_store(load_settings(), readonly=True)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    try:
+        result, evidence = measure_building(store, s_site, building, b_period, r_period)
+    except BaselineError as exc:
+        raise fail(f"baseline refused: {exc.reason}", code=2) from None
+    except (LookupError, StoreError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    out = {"building": building, **result.as_dict(), "evidence": evidence}
+    if record:
+        from buildings.records.program import record_savings
+
+        sf = open_records(records_url)
+        with sf.begin() as s:
+            record_savings(s, building, result, "cli", project_id=project, source=f"telemetry: {evidence['energy']}")
+    if as_json:
+        _print_json(out)
+        return
+    b = result.baseline
+    console.print(f"[bold]{building}[/] baseline {b.period[0]}..{b.period[1]} ({b.days} d, {b.coverage:.0%} "
+                  f"coverage), model {b.model.kind}: CV(RMSE) {b.stats.cv_rmse:.1%}, NMBE {b.stats.nmbe:.2%}, "
+                  f"R2 {b.stats.r2:.3f} (Guideline 14 {b.resolution} limits {b.limits[0]:.0%} / {b.limits[1]:.0%}:"
+                  f" {'pass' if b.meets_g14 else 'FAIL'})")
+    fsu = ", ".join(f"{k} %: {'inf' if math.isinf(v) else format(v, '.1%')}" for k, v in result.fsu.items())
+    console.print(f"reporting {result.reporting_period[0]}..{result.reporting_period[1]}: predicted "
+                  f"{result.predicted_kwh:,.0f} kWh, actual {result.actual_kwh:,.0f} kWh, avoided "
+                  f"{result.avoided_kwh:,.0f} kWh = [bold]{result.savings_fraction:.1%}[/]; FSU {fsu}")
+    console.print(f"verdict: {result.verdict}" + (" (recorded)" if record else ""))
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
