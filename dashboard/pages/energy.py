@@ -1,0 +1,118 @@
+"""Energy: daily and monthly energy, hour-of-week heatmap, load profile, period comparison, intensity against
+GB/T 51161, and measured savings against the baseline once the retrofit is done."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import energy, ui
+from dashboard.scope import Unavailable
+
+DAY = 86400
+t = ui.tr()
+sc = ui.scope()
+st.title(t("page.energy"))
+bid = ui.choose_building(sc, t)
+if bid is None:
+    st.stop()
+b = sc.building(bid).building
+if not sc.energy_points(bid).get("total"):
+    st.info(t("energy.no_meters"))
+    st.stop()
+now = ui.now_rounded()
+try:
+    daily = energy.energy(sc, bid, now - 400 * DAY, now, DAY)
+    hourly = energy.energy(sc, bid, now - 28 * DAY, now, 3600)
+except Unavailable as exc:
+    st.warning(t("app.store_unavailable", error=str(exc)))
+    st.stop()
+if daily.empty:
+    st.info(t("app.no_data"))
+    st.stop()
+
+last_year = daily[daily.index >= pd.Timestamp(now - 365 * DAY, unit="s", tz="UTC")]
+eui_value, days = energy.eui(sc, bid, now)
+constraint, leading = energy.gbt51161_limits(b.use.value)
+today = dt.datetime.fromtimestamp(now, dt.UTC).astimezone(daily.index.tz).date()
+this7, prev7 = energy.compare_periods(daily, 7, today)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric(t("energy.total_year"), f"{t.num(float(last_year.sum()), 0)} kWh")
+c2.metric(t("energy.eui_label"), f"{t.num(eui_value)} kWh/m²·a")
+c3.metric(t("energy.this_period") + " (7d)", f"{t.num(this7, 0)} kWh",
+          delta=t.pct((this7 - prev7) / prev7) if prev7 else None, delta_color="inverse")
+c4.metric(t("energy.days"), t.num(days, 0))
+
+tab_d, tab_m, tab_h, tab_p, tab_c, tab_i, tab_s = st.tabs([
+    t("energy.daily"), t("energy.monthly"), t("energy.heatmap"), t("energy.profile"), t("energy.compare"),
+    t("energy.intensity"), t("energy.savings")])
+with tab_d:
+    fig = px.bar(x=daily.index, y=daily.values, labels={"x": t("col.time"), "y": t("col.energy_kwh")}, height=340)
+    st.plotly_chart(fig, width="stretch", key="daily_chart")
+    out = pd.DataFrame({"date": daily.index.strftime("%Y-%m-%d"), "kwh": daily.values.round(2)})
+    st.download_button(t("app.download_csv"), out.to_csv(index=False).encode("utf-8-sig"), f"{bid}-daily.csv",
+                       "text/csv", key="daily_csv")
+with tab_m:
+    m = energy.monthly(daily)
+    fig = px.bar(x=m.index, y=m.values, labels={"x": t("col.period"), "y": t("col.energy_kwh")}, height=340)
+    st.plotly_chart(fig, width="stretch", key="monthly_chart")
+with tab_h:
+    how = energy.hour_of_week(hourly)
+    if how.empty:
+        st.info(t("app.no_data"))
+    else:
+        fig = go.Figure(go.Heatmap(z=how.values, x=list(range(24)), y=t.weekdays(), colorscale="YlOrRd",
+                                   colorbar={"title": "kWh"}))
+        fig.update_layout(height=320, xaxis_title=t("energy.hour"), yaxis_title=t("energy.weekday"),
+                          yaxis={"autorange": "reversed"}, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        st.plotly_chart(fig, width="stretch", key="heatmap")
+with tab_p:
+    prof = energy.load_profile(sc, bid, now - 28 * DAY, now)
+    if prof.empty:
+        st.info(t("app.no_data"))
+    else:
+        fig = go.Figure()
+        for col in prof.columns:
+            fig.add_trace(go.Scatter(x=prof.index, y=prof[col], mode="lines+markers",
+                                     name="周末" if (col and t.lang == "zh") else "Weekend" if col else
+                                     ("工作日" if t.lang == "zh" else "Working day")))
+        fig.update_layout(height=320, xaxis_title=t("energy.hour"), yaxis_title=t("energy.kw"))
+        st.plotly_chart(fig, width="stretch", key="profile")
+with tab_c:
+    span = st.selectbox(t("col.period"), [7, 30, 90], format_func=lambda d: f"{d} d", key="compare_span")
+    this, prev = energy.compare_periods(daily, span, today)
+    df = pd.DataFrame({t("col.period"): [t("energy.prev_period"), t("energy.this_period")], "kWh": [prev, this]})
+    st.plotly_chart(px.bar(df, x=t("col.period"), y="kWh", height=300), width="stretch", key="compare_chart")
+    st.metric(t("energy.change"), t.pct((this - prev) / prev) if prev else "-")
+with tab_i:
+    verdict = (t("energy.over_constraint") if eui_value and eui_value > constraint else
+               t("energy.under_leading") if eui_value and eui_value <= leading else t("energy.between"))
+    fig = go.Figure(go.Bar(x=[t("energy.eui_label")], y=[eui_value or 0], name=t("energy.eui_label")))
+    fig.add_hline(y=constraint, line_dash="dash", line_color="red",
+                  annotation_text=f"{t('energy.constraint')} {constraint:.0f}")
+    fig.add_hline(y=leading, line_dash="dot", line_color="green",
+                  annotation_text=f"{t('energy.leading')} {leading:.0f}")
+    fig.update_layout(height=320, yaxis_title="kWh/m²·a")
+    st.plotly_chart(fig, width="stretch", key="intensity_chart")
+    st.write(f"{t('energy.eui_label')}: **{t.num(eui_value)}** kWh/m²·a · {verdict} (GB/T 51161-2016)")
+with tab_s:
+    if b.retrofit_date is None or b.retrofit_date > today:
+        st.info(t("energy.not_retrofitted"))
+    else:
+        from buildings.savings import BaselineError
+
+        try:
+            with ui.guard(t):
+                res = energy.measured_savings(sc, bid, daily, now)
+                st.metric(t("col.savings"), f"{t.num(res['savings_kwh'], 0)} kWh", delta=t.pct(res["fraction"]))
+                fig = go.Figure([go.Scatter(x=res["dates"], y=res["baseline"], name=t("energy.baseline")),
+                                 go.Scatter(x=res["dates"], y=res["actual"], name=t("energy.actual"))])
+                fig.update_layout(height=320, yaxis_title=t("col.energy_kwh"))
+                st.plotly_chart(fig, width="stretch", key="savings_chart")
+                st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res['cv_rmse'])} · {res['verdict']}")
+        except BaselineError as exc:
+            st.info(t("energy.no_baseline", reason=exc.reason))
