@@ -83,6 +83,15 @@ class Schedule(Strict):
         default_factory=list, description="weekend days worked under weekday hours (调休 make-up days)"
     )
 
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Schedule:
+        for name in ("weekdays", "saturday", "sunday"):
+            span = getattr(self, name)
+            if span is not None and span[0] >= span[1]:
+                raise ValueError(f"{name}: start {span[0]} must be before end {span[1]} (use 24:00 for midnight; "
+                                 "spans past midnight are not supported)")
+        return self
+
     def hours_for(self, day: dt.date) -> tuple[float, float] | None:
         """Occupied (start, end) in hours of the day, or None for an unoccupied day."""
         if day in self.holidays:
@@ -642,6 +651,9 @@ def _load_building_file(path: str) -> tuple[BuildingFile, Any]:
                                  hint="check indentation and quotes around this line")]) from None
     except OSError as exc:
         raise SiteError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
+    except UnicodeDecodeError as exc:
+        raise SiteError([Problem(file=path, line=None, field="(file)", message=f"not UTF-8 text (byte {exc.start})",
+                                 hint="save the file as UTF-8")]) from None
     if not isinstance(tree, dict):
         raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with building:, "
                                  "devices: and equipment:", hint="see buildings/sites/yuzhong for examples")])

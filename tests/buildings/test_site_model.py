@@ -97,6 +97,9 @@ BROKEN = {
         "port: 15020, unit_id: 2}", "port: 15020, unit_id: 1}", "devices[1].port", ["same address as 'meter'"]),
     "unknown equipment kind": (
         "    kind: ahu\n", "    kind: air_handler\n", "equipment[1].kind", ["unknown equipment kind 'air_handler'"]),
+    "schedule ending before it starts": (
+        'weekdays: ["08:00", "18:00"]', 'weekdays: ["18:00", "08:00"]', "building.schedule",
+        ["weekdays: start 18:00 must be before end 08:00"]),
     "owners larger than the building": (
         "area_m2: 9000}", "area_m2: 19000}", "building.owners", ["more than the gross floor area 10000"]),
 }
@@ -126,6 +129,19 @@ def test_bad_yaml_syntax_names_the_line(write_site) -> None:
     assert len(problems) == 1 and problems[0].field == "(yaml)"
     assert problems[0].line is not None and abs(problems[0].line - line) <= 1
     assert "indentation" in problems[0].hint
+
+
+def test_duplicate_key_names_the_line(write_site) -> None:
+    text, line = edit(BASE, "        unit: kW\n", "        unit: kW\n        unit: kWh\n")
+    problems = problems_of(write_site(b=text))
+    assert problems[0].field == "(yaml)" and problems[0].line == line + 1 and "duplicate key" in problems[0].message
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(BASE.replace("Test Road", "Stra\u00dfe").encode("latin-1", errors="replace"))  # ß = 0xdf
+    p = problems_of(path)[0]
+    assert p.field == "(file)" and "not UTF-8" in p.message and "UTF-8" in p.hint
 
 
 def test_not_a_mapping(write_site) -> None:
