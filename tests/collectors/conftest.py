@@ -3,8 +3,9 @@ dict-backed ValueSource (our own simulator interface) for the real protocol serv
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from buildings.site import Site, load_site
+from retrofit.devservers import ServerProcess, start_mosquitto
 from simulators.values import DeviceMode
 
 OWNERS = [{"owner": "o1", "name": "Owner", "area_m2": 100}]
@@ -62,3 +64,15 @@ class DictValues:
 @pytest.fixture()
 def values() -> DictValues:
     return DictValues()
+
+
+@pytest.fixture()
+def mosquitto_persistent() -> Iterator[ServerProcess]:
+    """A private Mosquitto whose persistence really works across a restart.
+
+    Mosquitto started as root drops to user ``mosquitto``, which cannot enter pytest's 0700 tmp dirs, so a broker
+    there silently loses its sessions on restart. A dir under the system temp dir is reachable.
+    """
+    server = start_mosquitto(Path(tempfile.mkdtemp(prefix="retrofit-mqtt-collectors-")))
+    yield server
+    server.stop()
