@@ -244,3 +244,87 @@ def write_into(src: ModbusSource, image: MutableSequence[int], index: int, value
                strict: bool = False) -> None:
     """Encode a value into a register image at ``index``; a bit in a register keeps its neighbours' bits."""
     codec_for(src).write_into(image, index, value, strict)
+
+
+class BlockEncoder:
+    """Encodes many points into one register image at once (a simulator refreshing a whole table).
+
+    Contiguous runs of numeric points with the same type, byte and word order are packed with one struct call;
+    the result is exactly what ``write_into`` gives point by point (a run falls back to that whenever a value
+    needs the clamping / NaN / string rules). ``points`` are (index in the image, declaration) pairs.
+    """
+
+    def __init__(self, points: Sequence[tuple[int, ModbusSource]]) -> None:
+        self.order = sorted(range(len(points)), key=lambda i: points[i][0])
+        self.runs: list[tuple[int, list[int], PointCodec, struct.Struct | None, struct.Struct | None]] = []
+        cur: list[int] = []
+        for i in self.order:
+            index, src = points[i]
+            c = codec_for(src)
+            if cur:
+                pi, psrc = points[cur[-1]]
+                pc = codec_for(psrc)
+                same = (c.kind == "number" and pc.kind == "number" and psrc.type == src.type
+                        and psrc.byte_order == src.byte_order and psrc.word_order == src.word_order
+                        and psrc.scale == src.scale and psrc.offset == src.offset and pi + pc.count == index)
+                if same:
+                    cur.append(i)
+                    continue
+                self._close(points, cur)
+            cur = [i]
+        if cur:
+            self._close(points, cur)
+
+    def _close(self, points: Sequence[tuple[int, ModbusSource]], run: list[int]) -> None:
+        c = codec_for(points[run[0]][1])
+        start = points[run[0]][0]
+        if c.kind != "number" or len(run) == 1:
+            for i in run:
+                self.runs.append((points[i][0], [i], codec_for(points[i][1]), None, None))
+            return
+        fmt = c.value_struct.format[-1]  # type: ignore[union-attr]
+        vals = struct.Struct(f">{len(run)}{fmt}")
+        regs = struct.Struct(f"{'<' if c.byte_little else '>'}{len(run) * c.count}H")
+        self.runs.append((start, run, c, vals, regs))
+
+    def write(self, image: MutableSequence[int], values: Sequence[Value]) -> None:
+        """Encode ``values`` (aligned with the points given at construction) into the image."""
+        for start, run, c, vals, regs in self.runs:
+            if vals is None:
+                for i in run:
+                    try:
+                        c.write_into(image, start, values[i])
+                    except CodecError:  # e.g. a string where a number is declared: serve "not available"
+                        c.write_into(image, start, None)
+                continue
+            try:
+                if c.scale == 1.0 and c.offset == 0.0:
+                    raw = [values[i] for i in run]
+                else:
+                    raw = [(values[i] - c.offset) / c.scale for i in run]  # type: ignore[operator]
+                if not c.is_float:
+                    raw = [round(r) for r in raw]  # type: ignore[arg-type]
+                out = regs.unpack(vals.pack(*raw))  # type: ignore[union-attr]
+            except (struct.error, TypeError, ValueError, OverflowError):
+                self._slow(image, start, run, c, values)  # NaN, None, out of range, text: per-point rules
+                continue
+            if c.swap_words:
+                out = _swap_words(out, c.count)
+            image[start:start + len(out)] = out
+
+    @staticmethod
+    def _slow(image: MutableSequence[int], start: int, run: list[int], c: PointCodec,
+              values: Sequence[Value]) -> None:
+        for k, i in enumerate(run):
+            try:
+                c.write_into(image, start + k * c.count, values[i])
+            except CodecError:
+                c.write_into(image, start + k * c.count, None)
+
+
+def _swap_words(regs: Sequence[int], count: int) -> list[int]:
+    """Reverse the registers of every count-register value (word order little), with slicing only."""
+    out = list(regs)
+    for j in range(count):
+        out[j::count] = regs[count - 1 - j::count]
+    return out

@@ -38,8 +38,8 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from buildings.modbus_codec import PointCodec, codec_for
-from buildings.site import Device, ModbusFunction, Protocol, Site, point_key
+from buildings.modbus_codec import BlockEncoder, PointCodec, codec_for
+from buildings.site import Device, ModbusFunction, ModbusSource, Protocol, Site, point_key
 from simulators.servers import Endpoint
 from simulators.values import DeviceMode, ValueSource
 
@@ -60,6 +60,7 @@ class _Slot:
     address: int
     codec: PointCodec
     writable: bool
+    src: ModbusSource
 
 
 @dataclass
@@ -70,6 +71,9 @@ class _Table:
     slots: list[_Slot] = field(default_factory=list)
     valid_bits: set[int] = field(default_factory=set)  # bit tables: mapped (or gap-filled) bit addresses
     last_refresh: float = -1e18
+    keys: list[str] = field(default_factory=list)  # point keys in slot order (the refresh's value list)
+    encoder: BlockEncoder | None = None  # register tables: batched encoding, built on the first refresh
+    base: int = 0  # the address of pymodbus' registers[0] the encoder was built for
 
     @property
     def outside(self) -> int:
@@ -193,12 +197,14 @@ class ModbusEndpointServer:
                 i, mask = s.address // 16 - start, 1 << (s.address % 16)
                 registers[i] = (registers[i] | mask) if on else (registers[i] & ~mask)
             return
-        for s in table.slots:
-            v = overrides[s.key] if s.key in overrides else value(s.key)
-            try:
-                s.codec.write_into(registers, s.address - start, v)
-            except ValueError:  # a string where a number is declared: serve "not available", never crash
-                s.codec.write_into(registers, s.address - start, None)
+        if table.encoder is None or table.base != start:
+            table.encoder = BlockEncoder([(s.address - start, s.src) for s in table.slots])
+            table.base = start
+        if overrides:
+            vals = [overrides[s.key] if s.key in overrides else value(s.key) for s in table.slots]
+        else:
+            vals = [value(k) for k in table.keys]
+        table.encoder.write(registers, vals)
 
     def _write(self, unit: _Unit, table: _Table, start: int, address: int, count: int, registers: list[int],
                set_values: list[int] | list[bool]) -> ExcCodes | None:
@@ -243,9 +249,10 @@ def _build_tables(dev: Device, points: Iterable[tuple[str, object]]) -> dict[str
     for key, p in points:
         src = p.modbus  # type: ignore[attr-defined]
         tables[_TABLE_OF[src.function]].slots.append(
-            _Slot(key, src.address, codec_for(src), bool(getattr(p, "writable", False))))
+            _Slot(key, src.address, codec_for(src), bool(getattr(p, "writable", False)), src))
     for t in tables.values():
         t.slots.sort(key=lambda s: s.address)
+        t.keys = [s.key for s in t.slots]
         if t.is_bits:
             bits = sorted({s.address for s in t.slots})
             t.valid_bits = set(bits)
