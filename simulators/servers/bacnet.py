@@ -153,6 +153,8 @@ class BacnetDeviceServer:
     objects: list[tuple[str, str, Any]] = field(default_factory=list)  # (point key, kind, object)
     last_refresh: float = -1e18
     _task: asyncio.Task | None = None
+    _last: dict[int, Any] = field(default_factory=dict)  # object index -> present-value last written
+    _faulty: set[int] = field(default_factory=set)  # object indexes flagged fault (no value)
 
     @property
     def host(self) -> str:
@@ -181,7 +183,7 @@ class BacnetDeviceServer:
             segmentationSupported=Segmentation.segmentedBoth if d.segmentation else Segmentation.noSegmentation,
         )
         port_obj = NetworkPortObject(self.address, objectIdentifier=("network-port", 1), objectName="NetworkPort-1")
-        self.objects = []
+        self.objects, self._last, self._faulty = [], {}, set()
         for key, p in self.points:
             src = p.bacnet
             assert src is not None
@@ -214,20 +216,23 @@ class BacnetDeviceServer:
 
     def refresh(self) -> None:
         """Write the ValueSource's current values into the objects' present-value (fires COV detection)."""
-        value = self.values.value
-        for key, kind, obj in self.objects:
+        value, last, faulty = self.values.value, self._last, self._faulty
+        for i, (key, kind, obj) in enumerate(self.objects):
             v = value(key)
             if v is None or isinstance(v, str) or (isinstance(v, float) and math.isnan(v)):
-                if obj.statusFlags != _FAULT_FLAGS:
+                if i not in faulty:
                     obj.statusFlags = _FAULT_FLAGS
                     obj.reliability = Reliability.noSensor
+                    faulty.add(i)
                 continue
-            if obj.statusFlags != _OK_FLAGS:
+            if i in faulty:
                 obj.statusFlags = _OK_FLAGS
                 obj.reliability = Reliability.noFaultDetected
+                faulty.discard(i)
             pv = _pv(kind, v)
-            if obj.presentValue != pv:
+            if last.get(i) != pv:  # our own cache: reading a bacpypes3 property back is slow
                 obj.presentValue = pv
+                last[i] = pv
         self.last_refresh = time.monotonic()
 
     def refresh_if_stale(self) -> None:
