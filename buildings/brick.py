@@ -39,6 +39,22 @@ UNITS: dict[str, str] = {
     "": "dimensionless",
 }
 
+# What a value in a unit can physically be: a point's declared range must lie inside (a sanity check on typos
+# such as a humidity range of [0, 1000]).
+UNIT_LIMITS: dict[str, tuple[float, float]] = {
+    "degC": (-100, 1500),
+    "K": (-500, 500),
+    "%RH": (0, 100),
+    "%": (-100, 200),
+    "%LEL": (0, 100),
+    "ppm": (0, 1_000_000),
+    "PF": (-1, 1),
+    "Hz": (0, 1000),
+    "bool": (0, 1),
+    "dBm": (-200, 50),
+    "lux": (0, 200_000),
+}
+
 # Brick classes used by the sample district and the rule library, with the unit family each expects.
 BRICK_CLASSES: dict[str, str | None] = {
     # air temperatures

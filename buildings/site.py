@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS, suggest
+from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNIT_LIMITS, UNITS, suggest
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
@@ -512,6 +512,10 @@ def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
             if p.brick not in BRICK_CLASSES:
                 out.append(((*base, "brick"), f"unknown Brick class {p.brick!r}{suggest(p.brick, BRICK_CLASSES)}",
                             "add it to buildings/brick.py if it is real"))
+            limits = UNIT_LIMITS.get(p.unit)
+            if p.range and limits and not (limits[0] <= p.range[0] and p.range[1] <= limits[1]):
+                out.append(((*base, "range"), f"range [{p.range[0]:g}, {p.range[1]:g}] is outside what {p.unit} can "
+                            f"be ({limits[0]:g} to {limits[1]:g})", "check the range and the unit"))
             if p.unit not in UNITS:
                 out.append(((*base, "unit"), f"unknown unit {p.unit!r}{suggest(p.unit, UNITS)}",
                             f"known units: {', '.join(u for u in UNITS if u)}"))

@@ -100,6 +100,10 @@ BROKEN = {
     "schedule ending before it starts": (
         'weekdays: ["08:00", "18:00"]', 'weekdays: ["18:00", "08:00"]', "building.schedule",
         ["weekdays: start 18:00 must be before end 08:00"]),
+    "range impossible for the unit": (
+        "        range: [0, 50]\n        bacnet:", "        range: [-300, 50]\n        bacnet:",
+        "equipment[1].points[0].range",
+        ["range [-300, 50] is outside what degC can be (-100 to 1500)"]),
     "owners larger than the building": (
         "area_m2: 9000}", "area_m2: 19000}", "building.owners", ["more than the gross floor area 10000"]),
 }
