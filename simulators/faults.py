@@ -1,0 +1,383 @@
+"""Faults: what can go wrong in a simulated building, scenario files that schedule them, and ground truth.
+
+A fault acts where it would act in a real building: a stuck outdoor-air damper changes the mixed-air
+temperature and the coil load, after-hours HVAC runs fans and the chiller (so energy rises), a CO leak raises
+the garage CO and starts the garage fans. Sensor faults (stuck, drift, spike, meter spike/reset) change only
+what one sensor reports; device faults change how a device answers on the wire (simulators/values.DeviceMode).
+
+A scenario file (YAML) lists faults with a target, a start and an end; it is validated with pydantic and every
+problem names the file, line and field, like a site file. ``ground_truth`` exports, as plain data, which fault
+hit which point keys when, and which rule family/rule should detect it, so the rules can be scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from buildings.site import Problem, Site, SiteError, _field_name, _line_of, _plain, split_key
+
+
+class FaultKind(StrEnum):
+    SENSOR_STUCK = "sensor_stuck"
+    SENSOR_DRIFT = "sensor_drift"
+    SENSOR_SPIKE = "sensor_spike"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_ERRORS = "device_errors"
+    AFTER_HOURS_HVAC = "after_hours_hvac"
+    SIMULTANEOUS_HEAT_COOL = "simultaneous_heat_cool"
+    STUCK_OA_DAMPER = "stuck_oa_damper"
+    DSP_NOT_MET = "dsp_not_met"
+    SWITCH_ROOM_OVERHEAT = "switch_room_overheat"
+    CO_GARAGE = "co_garage"
+    CO2_HIGH = "co2_high"
+    WATER_LEAK = "water_leak"
+    SMOKE = "smoke"
+    GAS_LEAK = "gas_leak"
+    VOLTAGE_UNBALANCE = "voltage_unbalance"
+    METER_SPIKE = "meter_spike"
+    METER_COUNTER_RESET = "meter_counter_reset"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What a fault kind targets, which parameters it takes, and who should catch it."""
+
+    level: str  # physics | sensor | device
+    targets: tuple[str, ...]  # point | device | building | equipment kinds (ahu, rtu, ...)
+    family: str  # sensor_health | energy | safety
+    rule: str  # the rule (ids from the rule anchors in shared/reference/fault-rules-and-mv.md)
+    params: dict[str, float]  # parameter -> default
+    brick: tuple[str, ...] = ()  # point kinds this fault is about (for targets and ground truth)
+    what: str = ""
+
+
+AHU = ("ahu", "rtu")
+ZONES = ("zone", "vav", "fcu", "sensor_node", "rtu", "ahu")
+KINDS: dict[FaultKind, KindInfo] = {
+    FaultKind.SENSOR_STUCK: KindInfo("sensor", ("point",), "sensor_health", "SV-FLATLINE", {},
+                                     what="the sensor repeats its value at the fault start (or params.value)"),
+    FaultKind.SENSOR_DRIFT: KindInfo("sensor", ("point",), "sensor_health", "SV-RANGE",
+                                     {"rate_per_day": 0.0},
+                                     what="adds rate_per_day (default 20 % of the range per day) x days"),
+    FaultKind.SENSOR_SPIKE: KindInfo("sensor", ("point",), "sensor_health", "SV-SPIKE",
+                                     {"magnitude": 0.0, "probability": 0.25},
+                                     what="random samples jump by +-magnitude (default 40 % of the range)"),
+    FaultKind.DEVICE_OFFLINE: KindInfo("device", ("device",), "sensor_health", "SV-STALE", {},
+                                       what="the device stops answering"),
+    FaultKind.DEVICE_ERRORS: KindInfo("device", ("device",), "sensor_health", "SV-COMM", {},
+                                      what="the device answers protocol errors (Modbus exception 4, BACnet Error)"),
+    FaultKind.AFTER_HOURS_HVAC: KindInfo("physics", ("building", *AHU, "fan"), "energy", "E-2", {},
+                                         brick=("Supply_Fan_Status", "Fan_Status", "Supply_Fan_Speed_Command"),
+                                         what="AHUs (and the chiller plant) run outside the schedule"),
+    FaultKind.SIMULTANEOUS_HEAT_COOL: KindInfo("physics", AHU, "energy", "E-6", {"heating": 40.0},
+                                               brick=("Heating_Valve_Command", "Cooling_Valve_Command"),
+                                               what="the heating valve leaks/opens to params.heating %, the "
+                                                    "cooling valve opens further to compensate"),
+    FaultKind.STUCK_OA_DAMPER: KindInfo("physics", AHU, "energy", "G36-FC6", {"position": 100.0},
+                                        brick=("Mixed_Air_Temperature_Sensor", "Outside_Air_Damper_Command"),
+                                        what="the outdoor-air damper stays at params.position % whatever the "
+                                             "command; mixed air and coil load follow"),
+    FaultKind.DSP_NOT_MET: KindInfo("physics", AHU, "energy", "G36-FC1", {"fraction": 0.5},
+                                    brick=("Supply_Air_Static_Pressure_Sensor", "Supply_Fan_Speed_Command"),
+                                    what="duct leak/belt slip: fan at 100 %, static pressure only params.fraction "
+                                         "of setpoint; served zones run warm"),
+    FaultKind.SWITCH_ROOM_OVERHEAT: KindInfo("physics", ("switch_room", "transformer"), "safety", "S-1",
+                                             {"rise_per_h": 3.0, "max": 52.0},
+                                             brick=("Air_Temperature_Sensor", "Transformer_Temperature_Sensor"),
+                                             what="room cooling fails: temperature rises rise_per_h K/h to max"),
+    FaultKind.CO_GARAGE: KindInfo("physics", ("garage",), "safety", "S-4", {"rise_per_h": 60.0, "max": 220.0},
+                                  brick=("CO_Sensor",), what="a car idling / exhaust leak: CO rises to max ppm; "
+                                                             "garage fans start"),
+    FaultKind.CO2_HIGH: KindInfo("physics", ZONES, "safety", "S-5", {"ventilation": 0.15},
+                                 brick=("CO2_Sensor",), what="outdoor air to the occupied zone drops to "
+                                                             "params.ventilation of normal: CO2 builds up"),
+    FaultKind.WATER_LEAK: KindInfo("physics", ("point",), "safety", "S-7", {"flow_m3h": 1.5},
+                                   brick=("Leak_Sensor",), what="the leak sensor trips; the water meter sees the "
+                                                                "extra flow"),
+    FaultKind.SMOKE: KindInfo("physics", ("point",), "safety", "S-8", {}, brick=("Smoke_Detection_Sensor",),
+                              what="the smoke detector trips"),
+    FaultKind.GAS_LEAK: KindInfo("physics", ("kitchen",), "safety", "S-12", {"lel": 30.0},
+                                 brick=("Combustible_Gas_Sensor",), what="combustible gas rises to params.lel %LEL"),
+    FaultKind.VOLTAGE_UNBALANCE: KindInfo("physics", ("meter", "transformer", "switch_room"), "safety", "S-9",
+                                          {"drop": 0.06},
+                                          brick=("Phase_Voltage_Sensor", "Voltage_Sensor"),
+                                          what="one phase sags by params.drop (fraction); currents unbalance"),
+    FaultKind.METER_SPIKE: KindInfo("sensor", ("point",), "sensor_health", "SV-SPIKE", {"factor": 8.0},
+                                    brick=("Electric_Power_Sensor", "Active_Power_Sensor", "Electric_Energy_Sensor",
+                                           "Water_Usage_Sensor", "Gas_Usage_Sensor"),
+                                    what="a meter reports params.factor x its value (power) or a jump (counter)"),
+    FaultKind.METER_COUNTER_RESET: KindInfo("sensor", ("point",), "sensor_health", "SV-COUNTER-RESET", {},
+                                            brick=("Electric_Energy_Sensor", "Water_Usage_Sensor",
+                                                   "Gas_Usage_Sensor"),
+                                            what="the counter restarts from 0 at the fault start (permanently)"),
+}
+
+SENSOR_KINDS = {k for k, i in KINDS.items() if i.level == "sensor"}
+DEVICE_KINDS = {k for k, i in KINDS.items() if i.level == "device"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault at run time: plain data, times in UTC epoch seconds (end may be inf)."""
+
+    kind: FaultKind
+    target: str  # "building", "building/point", "building/equipment" or "building/device"
+    start: float
+    end: float = math.inf
+    params: dict[str, float] = field(default_factory=dict)
+    id: str = ""
+
+    def param(self, name: str) -> float:
+        return float(self.params.get(name, KINDS[self.kind].params.get(name, 0.0)))
+
+    def active(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+# --- scenario files ---------------------------------------------------------------------------------
+
+_REL = re.compile(r"^\+(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_DUR = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """'1d2h30m' / '90m' / '45s' -> seconds; raises ValueError with the accepted form."""
+    m = _DUR.match(text.strip())
+    if not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a duration; write e.g. 90m, 2h, 1d12h")
+    d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return d * 86400 + h * 3600 + mi * 60 + s
+
+
+class FaultSpec(BaseModel):
+    """One fault in a scenario file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str | None = None
+    kind: FaultKind
+    target: str = Field(min_length=1, description="building, building/point, building/equipment or building/device")
+    start: dt.datetime | dt.date | str = Field(description="ISO time (naive = building local time) or '+2h' "
+                                                          "after the run start")
+    end: dt.datetime | dt.date | str | None = None
+    duration: str | None = None
+    params: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_form(cls, v: Any) -> Any:
+        if isinstance(v, str) and not _REL.match(v.strip()):
+            try:
+                return dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is neither an ISO time nor a relative time like +2h or +1d6h") from None
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultSpec:
+        if self.end is not None and self.duration is not None:
+            raise ValueError("give end or duration, not both")
+        known = KINDS[self.kind].params
+        unknown = sorted(set(self.params) - set(known) - ({"value"} if self.kind == FaultKind.SENSOR_STUCK else set()))
+        if unknown:
+            raise ValueError(f"{self.kind.value} takes no parameter {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known)) or 'none'}")
+        return self
+
+
+class Scenario(BaseModel):
+    """A scenario file: a named list of faults (plus an optional seed for the physics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    description: str = ""
+    seed: int | None = None
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    def resolve(self, anchor: float, tz_of: dict[str, str] | None = None, until: float = math.inf) -> list[Fault]:
+        """Faults with absolute times: relative times count from ``anchor`` (the run start, epoch s)."""
+        out = []
+        for i, f in enumerate(self.faults):
+            tz = (tz_of or {}).get(split_key(f.target)[0], "Asia/Shanghai")
+            start = _epoch(f.start, anchor, tz)
+            if f.duration is not None:
+                end = start + parse_duration(f.duration)
+            elif f.end is not None:
+                end = _epoch(f.end, anchor, tz)
+            else:
+                end = until
+            out.append(Fault(kind=f.kind, target=f.target.strip("/"), start=start, end=end, params=dict(f.params),
+                             id=f.id or f"{self.name}#{i + 1}"))
+        return out
+
+
+def _epoch(v: dt.datetime | dt.date | str, anchor: float, tz: str) -> float:
+    from zoneinfo import ZoneInfo
+
+    if isinstance(v, str):
+        return anchor + parse_duration(v.strip()[1:])
+    if not isinstance(v, dt.datetime):
+        v = dt.datetime(v.year, v.month, v.day)
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=ZoneInfo(tz))
+    return v.timestamp()
+
+
+def load_scenario(path: str, site: Site | None = None) -> Scenario:
+    """Load a scenario file; with a site, also check every target. Raises SiteError naming file/line/field."""
+    from pydantic import ValidationError
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = YAML(typ="rt").load(fh)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SiteError([Problem(file=path, line=mark.line + 1 if mark else None, field="(yaml)",
+                                 message=str(getattr(exc, "problem", exc)),
+                                 hint="check indentation and quotes around this line")]) from None
+    except OSError as exc:
+        raise SiteError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
+    if not isinstance(tree, dict):
+        raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with name: and "
+                                 "faults:", hint="see simulators/scenarios/*.yaml")])
+    try:
+        sc = Scenario.model_validate(_plain(tree))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+            # union members add their type name to the loc; drop those so the line lookup works
+            loc = tuple(p for p in loc if not (isinstance(p, str) and p in ("datetime", "date", "str")))
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = ("remove or rename the key" if err["type"] == "extra_forbidden" else
+                    f"known kinds: {', '.join(k.value for k in FaultKind)}" if loc[-1:] == ("kind",) else "")
+            problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg,
+                                    hint=hint))
+        raise SiteError(_dedupe(problems)) from None
+    if site is not None:
+        problems = [Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
+                    for loc, m, h in check_targets(sc, site)]
+        if problems:
+            raise SiteError(problems)
+    return sc
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if (p.line, p.field) not in seen:
+            seen.add((p.line, p.field))
+            out.append(p)
+    return out
+
+
+def target_kind(site: Site, target: str) -> str | None:
+    """What a target key names in the site: 'building', 'point', 'device', an equipment kind, or None."""
+    b, local = split_key(target.strip("/"))
+    try:
+        bf = site.building(b)
+    except KeyError:
+        return None
+    if not local:
+        return "building"
+    if target.strip("/") in site.points:
+        return "point"
+    if local in bf.device_by_id:
+        return "device"
+    for eq in bf.equipment:
+        if eq.id == local:
+            return eq.kind
+    return None
+
+
+def check_targets(sc: Scenario, site: Site) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Every fault's target must exist and be something this kind of fault can act on."""
+    out = []
+    buildings = [bf.building.id for bf in site.files]
+    for i, f in enumerate(sc.faults):
+        loc = ("faults", i, "target")
+        tk = target_kind(site, f.target)
+        info = KINDS[f.kind]
+        if tk is None:
+            b = split_key(f.target)[0]
+            hint = (f"buildings: {', '.join(buildings)}" if b not in buildings else
+                    "write building/point, building/equipment or building/device as in the site files")
+            out.append((loc, f"target {f.target!r} is not in the site", hint))
+            continue
+        ok = tk in info.targets
+        if not ok and tk == "point" and info.brick:  # a physics fault may name the point it is about
+            pref = site.points[f.target.strip("/")]
+            ok = pref.point.brick in info.brick and (pref.equipment.kind in info.targets or "point" in info.targets)
+        if not ok and tk == "point" and info.level == "sensor" and info.brick:
+            ok = site.points[f.target.strip("/")].point.brick in info.brick
+        if ok and tk == "point" and info.brick and f.kind in (FaultKind.WATER_LEAK, FaultKind.SMOKE,
+                                                               FaultKind.METER_SPIKE, FaultKind.METER_COUNTER_RESET):
+            brick = site.points[f.target.strip("/")].point.brick
+            if brick not in info.brick:
+                ok = False
+        if not ok:
+            want = ", ".join(info.targets) + (f" (a point of class {', '.join(info.brick)})" if info.brick else "")
+            out.append((loc, f"{f.kind.value} cannot act on {f.target!r} (a {tk})", f"target one of: {want}"))
+    return out
+
+
+# --- ground truth -------------------------------------------------------------------------------------
+
+
+def affected_points(site: Site, fault: Fault) -> list[str]:
+    """The point keys whose readings the fault changes in a way a rule should see."""
+    info = KINDS[fault.kind]
+    target = fault.target
+    tk = target_kind(site, target)
+    if tk == "point":
+        pref = site.points[target]
+        if info.level in ("sensor",) or fault.kind in (FaultKind.WATER_LEAK, FaultKind.SMOKE):
+            return [target]
+        eq_key, b = f"{pref.building.id}/{pref.equipment.id}", pref.building.id
+    elif tk == "device":
+        return sorted(r.key for r in site.points_of_device(target))
+    else:
+        eq_key, b = target, split_key(target)[0]
+    refs = [r for r in site.points.values() if r.building.id == b]
+    if tk == "building" or split_key(eq_key)[1] == "":
+        mine = refs
+    else:
+        mine = [r for r in refs if f"{b}/{r.equipment.id}" == eq_key]
+    keys = sorted(r.key for r in mine if not info.brick or r.point.brick in info.brick)
+    if fault.kind == FaultKind.CO2_HIGH and tk == "point":
+        keys = [target]
+    return keys
+
+
+def ground_truth(faults: list[Fault], site: Site) -> list[dict[str, Any]]:
+    """Plain records for scoring detection: fault id and kind, points, start/end (epoch s), family and rule."""
+    out = []
+    for f in faults:
+        info = KINDS[f.kind]
+        out.append({
+            "id": f.id, "kind": f.kind.value, "target": f.target, "building": split_key(f.target)[0],
+            "points": affected_points(site, f), "start": f.start, "end": None if math.isinf(f.end) else f.end,
+            "family": info.family, "rule": info.rule, "level": info.level,
+        })
+    return out
+
+
+def scenario_ground_truth(path: str, site: Site, anchor: float, until: float = math.inf) -> list[dict[str, Any]]:
+    """Load a scenario file against a site and return its ground truth (see ``ground_truth``)."""
+    sc = load_scenario(path, site)
+    return ground_truth(sc.resolve(anchor, {b.id: b.timezone for b in site.buildings}, until), site)
