@@ -37,22 +37,32 @@ def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> N
     """Bring the records database at ``url`` to ``revision`` (creating it if needed)."""
     from sqlalchemy import inspect
 
+    own = engine is None
     engine = engine or make_engine(url)
-    with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        tables = set(inspect(conn).get_table_names())
-        if "alembic_version" not in tables and "retrofit_projects" in tables:
-            # made by Base.metadata.create_all (tests, another area's helper): adopt it at the first revision
-            command.stamp(cfg, "0001_initial")
-        command.upgrade(cfg, revision)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" not in tables and "retrofit_projects" in tables:
+                # made by Base.metadata.create_all (tests, another area's helper): adopt it at the first revision
+                command.stamp(cfg, "0001_initial")
+            command.upgrade(cfg, revision)
+    finally:
+        if own:
+            engine.dispose()
 
 
 def current(url: str, engine: Engine | None = None) -> str | None:
     """The revision the database is at (None for a database never migrated)."""
+    own = engine is None
     engine = engine or make_engine(url)
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        if own:
+            engine.dispose()
 
 
 def head() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +33,10 @@ def policies() -> dict[str, Policy]:
 
 @pytest.fixture()
 def db_url(tmp_path: Path) -> str:
+    """The test's records database (empty and migrated, unless ``loaded`` copied the sample into it first)."""
     url = f"sqlite:///{tmp_path / 'records.db'}"
-    upgrade(url)
+    if not (tmp_path / "records.db").exists():
+        upgrade(url)
     return url
 
 
@@ -42,11 +45,26 @@ def sf(db_url: str) -> sessionmaker:
     return session_factory(make_engine(db_url))
 
 
-@pytest.fixture()
-def loaded(sf: sessionmaker, sample_site: Site, policies: dict[str, Policy]) -> sessionmaker:
-    with sf.begin() as s:
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory, sample_site: Site, policies: dict[str, Policy]) -> Path:
+    """The sample programme imported once (through Alembic and import_all); tests get a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "records.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine).begin() as s:
         import_all(s, sample_site, PROGRAMME, policies, "test")
-    return sf
+    with engine.connect() as conn:  # fold the WAL into the file so a plain copy has everything
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture()
+def loaded(template_db: Path, tmp_path: Path) -> sessionmaker:
+    """A private copy of the loaded sample programme; ``db_url`` points at the same file."""
+    shutil.copy(template_db, tmp_path / "records.db")
+    return session_factory(make_engine(f"sqlite:///{tmp_path / 'records.db'}"))
 
 
 @pytest.fixture()
