@@ -1,0 +1,357 @@
+"""`retrofit rules ...`: list the rule library, check it against a site, replay history, run on MQTT readings,
+and look at or acknowledge alarms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import typer
+
+rules_app = typer.Typer(help="The rules engine: fault rules, alarms.  Example: retrofit rules check --site "
+                             "buildings/sites/yuzhong", no_args_is_help=True)
+
+DEFAULT_SITE = "buildings/sites/yuzhong"
+RULES_OPT = typer.Option(None, "--rules", help="a rule file or folder (default: the library in rules/library)")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `retrofit rules` to the main command."""
+    app.add_typer(rules_app, name="rules")
+
+
+def _rules(path: str | None) -> list[Any]:
+    from retrofit.cli import err
+    from rules.model import LIBRARY_DIR, RuleError, load_rules
+
+    try:
+        return load_rules(path or LIBRARY_DIR)
+    except RuleError as exc:
+        for p in exc.problems:
+            err.print(str(p), style="red", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"{len(exc.problems)} problem(s) in the rule library; nothing was loaded.")
+        raise typer.Exit(2) from None
+
+
+def _settings() -> Any:
+    from retrofit.cli import fail
+    from retrofit.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def _when(text: str, end: bool = False) -> float:
+    """'2026-03-01' (local midnight in Asia/Shanghai unless a zone is given) or an ISO time -> epoch seconds."""
+    from zoneinfo import ZoneInfo
+
+    from retrofit.cli import fail
+
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{text!r} is not a date; write 2026-03-01 or 2026-03-01T08:00+08:00") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    if end and len(text) <= 10:
+        t += dt.timedelta(days=1)  # --to 2026-03-31 includes that day
+    return t.timestamp()
+
+
+def _fmt_ts(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+@rules_app.command("list")
+def rules_list(rules: str | None = RULES_OPT,
+               as_json: bool = typer.Option(False, "--json", help="print JSON lines")) -> None:
+    """List the rules: id, family, severity, scope, persistence, name and source.
+
+    Example: retrofit rules list
+    """
+    from rich.table import Table
+
+    from retrofit.cli import console
+
+    lib = _rules(rules)
+    if as_json:
+        for r in lib:
+            print(json.dumps({"id": r.id, "family": r.rule.family.value, "severity": r.rule.severity.value,
+                              "scope": r.rule.scope, "for_s": r.rule.hold, "schedule": r.rule.schedule,
+                              "name": r.rule.name.model_dump(), "source": r.rule.source}, ensure_ascii=False))
+        return
+    t = Table(title=f"{len(lib)} rules")
+    for c in ("id", "family", "severity", "scope", "for", "name", "source"):
+        t.add_column(c, overflow="fold")
+    for r in lib:
+        t.add_row(r.id, r.rule.family.value, r.rule.severity.value, r.rule.scope, f"{r.rule.hold:g}s",
+                  f"{r.rule.name.zh} / {r.rule.name.en}", r.rule.source)
+    console.print(t)
+    fam = Counter(r.rule.family.value for r in lib)
+    console.print(", ".join(f"{k}: {v}" for k, v in sorted(fam.items())))
+
+
+@rules_app.command("check")
+def rules_check(
+    site: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
+    rules: str | None = RULES_OPT,
+    strict: bool = typer.Option(False, "--strict", help="a rule that binds nothing is an error too"),
+    as_json: bool = typer.Option(False, "--json", help="print the binding report as JSON"),
+) -> None:
+    """Check the rule library against a site: which rules bind where, which bind nothing, and every error
+    (file, line, reason). Exits 2 on a rule or site error, 1 on override errors (or unbound rules with --strict).
+
+    Example: retrofit rules check --site buildings/sites/yuzhong
+    """
+    from rich.table import Table
+
+    from retrofit.cli import console, err, load_site_or_exit
+    from rules.binding import bind
+
+    lib = _rules(rules)
+    s = load_site_or_exit(site)
+    rep = bind(s, lib)
+    by_rule = rep.by_rule()
+    if as_json:
+        print(json.dumps({
+            "rules": len(lib), "bindings": len(rep.bindings),
+            "bound": {rid: sorted({f"{b.building}/{b.subject}" for b in bs}) for rid, bs in by_rule.items()},
+            "unbound": rep.unbound, "problems": [str(p) for p in rep.problems]}, ensure_ascii=False))
+    else:
+        t = Table(title=f"{len(lib)} rules on {site}: {len(rep.bindings)} bindings")
+        for c in ("rule", "family", "binds", "where"):
+            t.add_column(c, overflow="fold")
+        for r in lib:
+            bs = by_rule.get(r.id, [])
+            per_b = Counter(b.building for b in bs)
+            where = ", ".join(f"{b} x{n}" for b, n in sorted(per_b.items())) or f"[yellow]{rep.unbound.get(r.id)}[/]"
+            t.add_row(r.id, r.rule.family.value, str(len(bs)), where)
+        console.print(t)
+    for p in rep.problems:
+        err.print(str(p), style="red", highlight=False, markup=False, soft_wrap=True)
+    if rep.unbound and not as_json:
+        err.print(f"{len(rep.unbound)} rule(s) bind nothing on this site: {', '.join(sorted(rep.unbound))}",
+                  highlight=False, markup=False)
+    if rep.problems or (strict and rep.unbound):
+        raise typer.Exit(1)
+
+
+def _print_events(events: list[Any], lang: str) -> None:
+    from retrofit.cli import console
+
+    for e in events:
+        msg = e.message_zh if lang == "zh" else e.message_en
+        colour = {"raise": "red", "clear": "green"}.get(e.kind, "yellow")
+        console.print(f"{_fmt_ts(e.ts)} [{colour}]{e.kind:9s}[/] {e.severity.value:8s} {e.rule:26s} "
+                      f"{e.building}/{e.subject}: {msg}", highlight=False, soft_wrap=True)
+
+
+def _summary(events: list[Any], title: str) -> None:
+    from rich.table import Table
+
+    from retrofit.cli import console
+
+    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"raise": 0, "clear": 0, "retrigger": 0})
+    open_now: dict[tuple[str, str, str], bool] = {}
+    meta: dict[str, tuple[str, str]] = {}
+    for e in events:
+        stats[e.rule][e.kind] += 1
+        meta[e.rule] = (e.family.value, e.severity.value)
+        if e.kind == "raise":
+            open_now[e.key] = True
+        elif e.kind == "clear":
+            open_now[e.key] = False
+    t = Table(title=title)
+    for c in ("rule", "family", "severity", "raised", "cleared", "re-triggers", "open at end"):
+        t.add_column(c)
+    for rid in sorted(stats):
+        st = stats[rid]
+        still = sum(1 for k, v in open_now.items() if v and k[0] == rid)
+        t.add_row(rid, *meta[rid], str(st["raise"]), str(st["clear"]), str(st["retrigger"]), str(still))
+    console.print(t)
+
+
+@rules_app.command("replay")
+def rules_replay(
+    site: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
+    start: str = typer.Option(..., "--from", help="first day (building local time), e.g. 2026-03-01"),
+    end: str = typer.Option(..., "--to", help="last day, included, e.g. 2026-03-31"),
+    rules: str | None = RULES_OPT,
+    buildings: str | None = typer.Option(None, "--buildings", help="comma-separated building ids (default all)"),
+    step: float = typer.Option(60.0, "--step", help="evaluation step in seconds of event time"),
+    save: bool = typer.Option(False, "--save", help="also record the alarms in the records database"),
+    quiet: bool = typer.Option(False, "--quiet", help="only the summary table"),
+) -> None:
+    """Replay stored history through the rules and print the alarms with a summary table.
+
+    Reads the configured store (RETROFIT_INFLUX_URL, or the embedded store in RETROFIT_DATA_DIR).
+
+    Example: retrofit rules replay --site buildings/sites/yuzhong --from 2026-03-01 --to 2026-03-31
+    """
+    from retrofit.cli import console, fail, load_site_or_exit
+    from rules.engine import Engine
+    from rules.runner import history, replay
+    from telemetry import open_store
+    from telemetry.store import StoreError
+
+    t0, t1 = _when(start), _when(end, end=True)
+    if t1 <= t0:
+        raise fail("--to must not be before --from")
+    lib = _rules(rules)
+    s = load_site_or_exit(site)
+    only = set(buildings.split(",")) if buildings else None
+    if only:
+        unknown = only - {b.id for b in s.buildings}
+        if unknown:
+            raise fail(f"unknown building(s) {', '.join(sorted(unknown))}; the site has "
+                       f"{', '.join(b.id for b in s.buildings)}")
+    settings = _settings()
+    try:
+        store = open_store(settings, readonly=True)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    eng = Engine(s, lib, step_s=step, buildings=only)
+    book = None
+    if save:
+        from rules.alarms import AlarmBook
+
+        book = AlarmBook(settings.effective_records_url)
+    points = [k for k in eng.keys if "/@" not in k]
+    lang = settings.language
+    try:
+        res = replay(eng, history(store, points, t0, t1), end=t1,
+                     on_events=(lambda ev: (None if quiet else _print_events(ev, lang),
+                                            book.apply(ev) if book else None)))
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+        if book:
+            book.close()
+    if res.readings == 0:
+        console.print(f"no readings stored between {start} and {end} for this site: nothing to evaluate "
+                      "(collect or backfill first: `retrofit backfill`)")
+        raise typer.Exit(0)
+    _summary(res.events, f"{len(res.events)} alarm events from {res.readings:,} readings "
+                         f"({res.readings / max(res.seconds, 1e-9):,.0f} readings/s)")
+
+
+@rules_app.command("run")
+def rules_run(
+    source: str = typer.Option(..., "--from", help="broker with the collectors' readings, mqtt://host:port"),
+    buildings: str = typer.Option(..., "--buildings", help="comma-separated building ids this worker owns"),
+    site: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
+    rules: str | None = RULES_OPT,
+    step: float = typer.Option(60.0, "--step", help="evaluation step in seconds of event time"),
+    lateness: float = typer.Option(120.0, "--lateness", help="how late (s) a reading may arrive and still count"),
+    duration: float = typer.Option(0.0, "--duration", help="stop after this many seconds (0 = until Ctrl-C)"),
+) -> None:
+    """Evaluate the rules on readings that edge collectors publish on MQTT, for the buildings this worker owns;
+    alarms go to the records database and, when RETROFIT_MQTT_URL is set, out on MQTT.
+
+    Example: retrofit rules run --from mqtt://127.0.0.1:1883 --buildings jiefangbei-tower,huaxin-building
+    """
+    from collectors.mqtt_publish import decode_reading
+    from retrofit.cli import console, fail, load_site_or_exit
+    from rules.alarms import AlarmBook, AlarmPublisher
+    from rules.engine import Engine
+    from rules.runner import MqttReadings
+
+    lib = _rules(rules)
+    s = load_site_or_exit(site)
+    owned = [b.strip() for b in buildings.split(",") if b.strip()]
+    unknown = set(owned) - {b.id for b in s.buildings}
+    if not owned or unknown:
+        raise fail(f"unknown building(s) {', '.join(sorted(unknown)) or '(none given)'}; the site has "
+                   f"{', '.join(b.id for b in s.buildings)}")
+    settings = _settings()
+    eng = Engine(s, lib, step_s=step, lateness_s=lateness, buildings=set(owned))
+    pub = None
+    if settings.mqtt_url:
+        pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
+    book = AlarmBook(settings.effective_records_url, publisher=pub)
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    sub = MqttReadings(source, owned, decode_reading, root=settings.mqtt_topic_root,
+                       username=settings.mqtt_username, password=pw)
+    console.print(f"rules: {len(eng.report.bindings)} bindings on {', '.join(owned)}; "
+                  f"reading {', '.join(sub.topics)} from {sub.host}:{sub.port}")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    deadline = time.monotonic() + duration if duration > 0 else float("inf")
+    try:
+        while not stop["now"] and time.monotonic() < deadline:
+            batch = sub.batch(max_wait_s=min(1.0, max(0.05, deadline - time.monotonic())))
+            events = eng.feed(batch) if batch else []
+            if events:
+                _print_events(events, settings.language)
+                book.apply(events)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+        book.close()
+    console.print(f"rules: stopped; {eng.stats.readings} readings, {eng.stats.events} alarm events, "
+                  f"{sub.bad} malformed payloads")
+
+
+@rules_app.command("alarms")
+def rules_alarms(
+    state: str | None = typer.Option(None, "--state", help="raised, acknowledged or cleared"),
+    buildings: str | None = typer.Option(None, "--buildings", help="comma-separated building ids"),
+    family: str | None = typer.Option(None, "--family", help="sensor_health, energy or safety"),
+    limit: int = typer.Option(50, "--limit"),
+) -> None:
+    """List recorded alarms, newest first.
+
+    Example: retrofit rules alarms --state raised --family safety
+    """
+    from rich.table import Table
+
+    from retrofit.cli import console
+    from rules.alarms import AlarmBook
+
+    settings = _settings()
+    book = AlarmBook(settings.effective_records_url)
+    rows = book.list(buildings=buildings.split(",") if buildings else None, family=family, state=state, limit=limit)
+    book.close()
+    t = Table(title=f"{len(rows)} alarms")
+    for c in ("id", "raised", "state", "severity", "rule", "where", "x", "message"):
+        t.add_column(c, overflow="fold")
+    for a in rows:
+        msg = a.message_zh if settings.language == "zh" else a.message_en
+        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, f"{a.building}/{a.subject}",
+                  str(a.retriggers), msg)
+    console.print(t)
+
+
+@rules_app.command("ack")
+def rules_ack(
+    alarm_id: int = typer.Argument(..., help="the alarm id (see `retrofit rules alarms`)"),
+    user: str = typer.Option(..., "--user", help="who acknowledges"),
+    comment: str = typer.Option("", "--comment", help="what was done or found"),
+) -> None:
+    """Acknowledge an alarm: who, when, and a comment.
+
+    Example: retrofit rules ack 12 --user zhang.wei --comment "damper actuator replaced"
+    """
+    from retrofit.cli import console, fail
+    from rules.alarms import AlarmBook, AlarmError
+
+    settings = _settings()
+    book = AlarmBook(settings.effective_records_url)
+    try:
+        a = book.acknowledge(alarm_id, user, comment)
+    except AlarmError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        book.close()
+    console.print(f"alarm {a.id} ({a.rule} on {a.building}/{a.subject}) acknowledged by {a.acked_by}")

@@ -1,0 +1,327 @@
+"""Alarms: the records of what the rules found, their lifecycle, maintenance suppression and MQTT notification.
+
+Lifecycle (ISA-18.2 in spirit): an engine ``raise`` opens an alarm (state ``raised``); a person acknowledges it
+(``acknowledged``: who, when, comment); an engine ``clear`` closes it (``cleared``). There is at most one open
+alarm per rule and subject (equipment, point or device): a raise while one is open, or within ``reopen_s`` after
+it cleared, counts a re-trigger on that alarm instead of opening another, so a flapping sensor is one alarm.
+A partial unique index on ``open_key`` enforces this in the database too.
+
+Maintenance windows suppress alarms of a building (or one equipment) for a time: a non-safety alarm raised in a
+window is recorded as ``suppressed`` (hidden from the default list, not published); a safety alarm is never
+suppressed silently: it is recorded, listed and published like any other, flagged ``during_maintenance``.
+
+Raise, clear, re-trigger and acknowledge are published on MQTT, topic ``<root>/<building>/alarms/<rule>``, JSON,
+QoS 1, when a broker is configured (paho-mqtt with CallbackAPIVersion.VERSION2).
+
+Times are UTC epoch seconds: engine events carry event time (the readings' time), acknowledgements wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Engine, Float, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from buildings.records.base import Base, make_engine, session_factory
+from rules.engine import AlarmEvent
+from rules.model import Family
+
+log = logging.getLogger("rules.alarms")
+
+STATES = ("raised", "acknowledged", "cleared")
+
+
+class Alarm(Base):
+    """One alarm: a rule that fired on one subject, from raise to clear."""
+
+    __tablename__ = "alarm"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    building: Mapped[str] = mapped_column(String(64), index=True)
+    equipment: Mapped[str] = mapped_column(String(64), default="")
+    subject: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(20), index=True)
+    severity: Mapped[str] = mapped_column(String(10), index=True)
+    state: Mapped[str] = mapped_column(String(14), index=True, default="raised")
+    raised_at: Mapped[float] = mapped_column(Float, index=True)
+    last_triggered_at: Mapped[float] = mapped_column(Float)
+    acked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ack_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cleared_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    retriggers: Mapped[int] = mapped_column(Integer, default=0)
+    message_zh: Mapped[str] = mapped_column(Text, default="")
+    message_en: Mapped[str] = mapped_column(Text, default="")
+    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    during_maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "rule|building|subject" while the alarm is open, NULL once cleared: one open alarm per rule and subject
+    open_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (Index("ux_alarm_open_key", "open_key", unique=True),)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {c.name: getattr(self, c.name) for c in self.__table__.columns if c.name != "open_key"}
+
+
+class MaintenanceWindow(Base):
+    """A time when a building (or one equipment) is under maintenance: non-safety alarms are suppressed."""
+
+    __tablename__ = "alarm_maintenance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    building: Mapped[str] = mapped_column(String(64), index=True)
+    equipment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+    def covers(self, building: str, equipment: str, ts: float) -> bool:
+        return (self.building == building and (self.equipment in (None, "", equipment))
+                and self.start <= ts < self.end)
+
+
+class AlarmError(ValueError):
+    """A request on alarms that cannot be done (unknown id, bad window); the message says why."""
+
+
+def _clean(values: dict[str, float]) -> dict[str, float | None]:
+    """JSON-safe values (NaN/inf -> None)."""
+    return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else None) for k, v in values.items()}
+
+
+def _key(rule: str, building: str, subject: str) -> str:
+    return f"{rule}|{building}|{subject}"
+
+
+class AlarmPublisher:
+    """Publish alarm events as JSON with QoS 1 on ``<root>/<building>/alarms/<rule>`` (paho VERSION2)."""
+
+    def __init__(self, url: str, root: str = "retrofit", username: str | None = None,
+                 password: str | None = None, client_id: str = "", timeout_s: float = 5.0):
+        from urllib.parse import urlsplit
+
+        import paho.mqtt.client as mqtt
+
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "tcp", ""):
+            raise AlarmError(f"mqtt url {url!r}: only mqtt://host:port is supported")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 1883
+        self.root = root.strip("/")
+        self.timeout_s = timeout_s
+        self.published = 0
+        self.failed = 0
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        user = username or parts.username
+        if user:
+            self.client.username_pw_set(user, password or parts.password)
+        self.client.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
+        self.client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+
+    def topic(self, building: str, rule: str) -> str:
+        return f"{self.root}/{building}/alarms/{rule}"
+
+    def publish(self, event: str, alarm: Alarm, ts: float) -> bool:
+        """Publish one alarm event; True once the broker acknowledged it (QoS 1) within the timeout."""
+        doc = {"event": event, "ts": ts, **alarm.as_dict()}
+        payload = json.dumps(doc, ensure_ascii=False, default=str, allow_nan=False)
+        self.connected.wait(self.timeout_s)
+        info = self.client.publish(self.topic(alarm.building, alarm.rule), payload, qos=1)
+        try:
+            info.wait_for_publish(self.timeout_s)
+        except (RuntimeError, ValueError) as exc:  # not connected / queue full
+            log.warning("alarm %s %s not published to %s:%d: %s", alarm.id, event, self.host, self.port, exc)
+        ok = info.is_published()
+        if ok:
+            self.published += 1
+        else:
+            self.failed += 1
+            log.warning("alarm %s %s: broker %s:%d did not acknowledge within %.0f s (paho keeps retrying)",
+                        alarm.id, event, self.host, self.port, self.timeout_s)
+        return ok
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class Applied:
+    """What applying one engine event did: the alarm row and the lifecycle event name."""
+
+    alarm: Alarm
+    event: str  # raised | retriggered | reopened | cleared
+
+
+class AlarmBook:
+    """The alarm records: apply engine events, list, acknowledge, suppress. Safe to share across threads."""
+
+    def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0):
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        Base.metadata.create_all(self.engine, tables=[Alarm.__table__, MaintenanceWindow.__table__])
+        self.Session = session_factory(self.engine)
+        self.publisher = publisher
+        self.reopen_s = reopen_s
+        self._lock = threading.Lock()
+
+    # -- engine events -------------------------------------------------------------------------------------------
+
+    def apply(self, events: Iterable[AlarmEvent]) -> list[Applied]:
+        """Record a batch of engine events (one transaction), then publish them."""
+        events = list(events)
+        if not events:
+            return []
+        out: list[Applied] = []
+        with self._lock, self.Session.begin() as s:
+            windows = self._windows(s, {e.building for e in events},
+                                    min(e.ts for e in events), max(e.ts for e in events))
+            for e in events:
+                a = self._apply_one(s, e, windows)
+                if a is not None:
+                    out.append(a)
+            s.flush()
+        if self.publisher is not None:
+            for a in out:
+                if not a.alarm.suppressed:
+                    self.publisher.publish(a.event, a.alarm, a.alarm.last_triggered_at if a.event != "cleared"
+                                           else (a.alarm.cleared_at or 0.0))
+        return out
+
+    def _windows(self, s: Session, buildings: set[str], t0: float, t1: float) -> list[MaintenanceWindow]:
+        q = select(MaintenanceWindow).where(MaintenanceWindow.building.in_(buildings),
+                                            MaintenanceWindow.start <= t1, MaintenanceWindow.end > t0)
+        return list(s.scalars(q))
+
+    def _open(self, s: Session, key: str) -> Alarm | None:
+        return s.scalars(select(Alarm).where(Alarm.open_key == key)).first()
+
+    def _apply_one(self, s: Session, e: AlarmEvent, windows: list[MaintenanceWindow]) -> Applied | None:
+        key = _key(e.rule, e.building, e.subject)
+        a = self._open(s, key)
+        if e.kind == "clear":
+            if a is None:
+                return None
+            a.state, a.cleared_at, a.open_key = "cleared", e.ts, None
+            a.values = {**(a.values or {}), **{f"clear_{k}": v for k, v in _clean(e.values).items()}}
+            return Applied(a, "cleared")
+        if a is not None:  # raise or re-trigger while open: one alarm, count it
+            a.retriggers += 1
+            a.last_triggered_at = e.ts
+            a.values = _clean(e.values)
+            return Applied(a, "retriggered")
+        if e.kind == "retrigger":
+            return None
+        recent = s.scalars(select(Alarm).where(Alarm.rule == e.rule, Alarm.building == e.building,
+                                               Alarm.subject == e.subject, Alarm.state == "cleared",
+                                               Alarm.cleared_at >= e.ts - self.reopen_s)
+                           .order_by(Alarm.cleared_at.desc())).first()
+        if recent is not None:  # flapping: reopen the alarm that just cleared
+            recent.state = "raised"
+            recent.cleared_at, recent.open_key = None, key
+            recent.retriggers += 1
+            recent.last_triggered_at = e.ts
+            recent.values = _clean(e.values)
+            recent.message_zh, recent.message_en = e.message_zh, e.message_en
+            return Applied(recent, "reopened")
+        in_window = any(w.covers(e.building, e.equipment, e.ts) for w in windows)
+        safety = e.family == Family.SAFETY
+        a = Alarm(rule=e.rule, building=e.building, equipment=e.equipment, subject=e.subject,
+                  family=e.family.value, severity=e.severity.value, state="raised", raised_at=e.ts,
+                  last_triggered_at=e.ts, retriggers=0, message_zh=e.message_zh, message_en=e.message_en,
+                  values=_clean(e.values), suppressed=in_window and not safety,
+                  during_maintenance=in_window, open_key=key)
+        s.add(a)
+        return Applied(a, "raised")
+
+    # -- the dashboard's API -------------------------------------------------------------------------------------
+
+    def list(self, buildings: Sequence[str] | None = None, family: str | Sequence[str] | None = None,
+             severity: str | Sequence[str] | None = None, state: str | Sequence[str] | None = None,
+             include_suppressed: bool = False, since: float | None = None, limit: int = 500) -> list[Alarm]:
+        """Alarms, newest first; each filter takes one value or several; ``buildings`` scopes an owner's view."""
+        q = select(Alarm)
+        if buildings is not None:
+            q = q.where(Alarm.building.in_(list(buildings)))
+        for col, val in ((Alarm.family, family), (Alarm.severity, severity), (Alarm.state, state)):
+            if val is not None:
+                q = q.where(col.in_([val] if isinstance(val, str) else list(val)))
+        if not include_suppressed:
+            q = q.where(Alarm.suppressed.is_(False))
+        if since is not None:
+            q = q.where(Alarm.last_triggered_at >= since)
+        q = q.order_by(Alarm.raised_at.desc(), Alarm.id.desc()).limit(limit)
+        with self.Session() as s:
+            return list(s.scalars(q))
+
+    def get(self, alarm_id: int) -> Alarm:
+        with self.Session() as s:
+            a = s.get(Alarm, alarm_id)
+        if a is None:
+            raise AlarmError(f"no alarm with id {alarm_id}")
+        return a
+
+    def acknowledge(self, alarm_id: int, user: str, comment: str = "", at: float | None = None) -> Alarm:
+        """Acknowledge an alarm (who, when, comment). A cleared alarm keeps state cleared but records the ack."""
+        if not user or not user.strip():
+            raise AlarmError("acknowledging needs the user's name")
+        with self._lock, self.Session.begin() as s:
+            a = s.get(Alarm, alarm_id)
+            if a is None:
+                raise AlarmError(f"no alarm with id {alarm_id}")
+            if a.acked_at is not None and a.state != "raised":
+                raise AlarmError(f"alarm {alarm_id} was already acknowledged by {a.acked_by}")
+            a.acked_at = time.time() if at is None else at
+            a.acked_by = user.strip()
+            a.ack_comment = comment
+            if a.state == "raised":
+                a.state = "acknowledged"
+            s.flush()
+        if self.publisher is not None and not a.suppressed:
+            self.publisher.publish("acknowledged", a, a.acked_at)
+        return a
+
+    def counts(self, buildings: Sequence[str] | None = None) -> dict[str, int]:
+        """Open alarms by severity (for badges)."""
+        out = {}
+        for a in self.list(buildings=buildings, state=["raised", "acknowledged"], limit=100_000):
+            out[a.severity] = out.get(a.severity, 0) + 1
+        return out
+
+    # -- maintenance ----------------------------------------------------------------------------------------------
+
+    def suppress(self, building: str, start: float, end: float, equipment: str | None = None, reason: str = "",
+                 user: str = "") -> MaintenanceWindow:
+        """Declare a maintenance window; non-safety alarms raised in it are recorded but suppressed."""
+        if end <= start:
+            raise AlarmError("a maintenance window must end after it starts")
+        w = MaintenanceWindow(building=building, equipment=equipment, start=start, end=end, reason=reason,
+                              created_by=user)
+        with self._lock, self.Session.begin() as s:
+            s.add(w)
+        return w
+
+    def windows(self, building: str | None = None) -> list[MaintenanceWindow]:
+        q = select(MaintenanceWindow)
+        if building:
+            q = q.where(MaintenanceWindow.building == building)
+        with self.Session() as s:
+            return list(s.scalars(q.order_by(MaintenanceWindow.start)))
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        self.engine.dispose()
