@@ -436,15 +436,23 @@ class Site(BaseModel):
         return [r for r in self.points.values() if r.building.id == b and r.device.id == d]
 
     def summary(self) -> dict[str, Any]:
+        """Counts for `retrofit site check`: the site's totals and the same per building."""
         by_proto: dict[str, int] = {"modbus": 0, "bacnet": 0, "mqtt": 0}
-        for r in self.points.values():
-            by_proto[r.point.protocol_family] += 1
+        per_building = []
+        for f in self.files:
+            mine = {"modbus": 0, "bacnet": 0, "mqtt": 0}
+            for _eq, p in f.points():
+                mine[p.protocol_family] += 1
+                by_proto[p.protocol_family] += 1
+            per_building.append({"id": f.building.id, "devices": len(f.devices), "equipment": len(f.equipment),
+                                 "points": sum(mine.values()), "points_by_protocol": mine})
         return {
             "buildings": len(self.files),
             "devices": sum(len(f.devices) for f in self.files),
             "equipment": sum(len(f.equipment) for f in self.files),
             "points": len(self.points),
             "points_by_protocol": by_proto,
+            "by_building": per_building,
         }
 
 

@@ -69,10 +69,16 @@ def site_check(
     if as_json:
         print(json.dumps(summary))
         return
-    console.print(f"[green]OK[/] {path}: {summary['buildings']} buildings, {summary['devices']} devices, "
-                  f"{summary['equipment']} equipment, {summary['points']} points")
+    nb = summary["buildings"]
+    console.print(f"[green]OK[/] {escape(path)}: {nb} building{'s' if nb != 1 else ''}, {summary['devices']} devices, "
+                  f"{summary['equipment']} equipment, {summary['points']} points", soft_wrap=True)
     for proto, n in summary["points_by_protocol"].items():
         console.print(f"  {proto:7s} {n} points")
+    if summary["buildings"] > 1:
+        for b in summary["by_building"]:
+            split = ", ".join(f"{k} {v}" for k, v in b["points_by_protocol"].items() if v)
+            console.print(escape(f"  {b['id']}: {b['devices']} devices, {b['points']} points ({split})"),
+                          highlight=False)
 
 
 @site_app.command("show")

@@ -67,6 +67,8 @@ def test_site_check_json_on_the_sample_district() -> None:
     summary = json.loads(out.stdout)
     assert summary["buildings"] >= 4 and summary["points"] >= 300
     assert all(summary["points_by_protocol"][p] > 0 for p in ("modbus", "bacnet", "mqtt"))
+    assert sum(b["points"] for b in summary["by_building"]) == summary["points"]
+    assert {b["id"] for b in summary["by_building"]} >= {"jiefangbei-tower", "huaxin-building"}
     text = run("site", "check", "buildings/sites/yuzhong")
     assert text.returncode == 0 and f"{summary['points']} points" in text.stdout
 
