@@ -76,7 +76,7 @@ KINDS: dict[FaultKind, KindInfo] = {
     FaultKind.AFTER_HOURS_HVAC: KindInfo("physics", ("building", *AHU, "fan"), "energy", "E-2", {},
                                          brick=("Supply_Fan_Status", "Fan_Status", "Supply_Fan_Speed_Command"),
                                          what="AHUs (and the chiller plant) run outside the schedule"),
-    FaultKind.SIMULTANEOUS_HEAT_COOL: KindInfo("physics", AHU, "energy", "E-6", {"heating": 40.0},
+    FaultKind.SIMULTANEOUS_HEAT_COOL: KindInfo("physics", AHU, "energy", "E-6", {"heating": 60.0},
                                                brick=("Heating_Valve_Command", "Cooling_Valve_Command"),
                                                what="the heating valve leaks/opens to params.heating %, the "
                                                     "cooling valve opens further to compensate"),
@@ -286,23 +286,43 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def target_kind(site: Site, target: str) -> str | None:
-    """What a target key names in the site: 'building', 'point', 'device', an equipment kind, or None."""
+def target_kinds(site: Site, target: str) -> list[str]:
+    """What a target key names in the site: 'building', 'point', 'device' and/or an equipment kind.
+
+    One id can name both a device and an equipment (a meter is often both), hence a list.
+    """
     b, local = split_key(target.strip("/"))
     try:
         bf = site.building(b)
     except KeyError:
-        return None
+        return []
     if not local:
-        return "building"
+        return ["building"]
+    out = []
     if target.strip("/") in site.points:
-        return "point"
+        out.append("point")
     if local in bf.device_by_id:
-        return "device"
-    for eq in bf.equipment:
-        if eq.id == local:
-            return eq.kind
-    return None
+        out.append("device")
+    out += [eq.kind for eq in bf.equipment if eq.id == local]
+    return out
+
+
+def target_kind(site: Site, target: str) -> str | None:
+    kinds = target_kinds(site, target)
+    return kinds[0] if kinds else None
+
+
+def _fits(site: Site, kind: FaultKind, target: str, tk: str) -> bool:
+    info = KINDS[kind]
+    if tk == "point":
+        brick = site.points[target.strip("/")].point.brick
+        eq_kind = site.points[target.strip("/")].equipment.kind
+        if kind in (FaultKind.WATER_LEAK, FaultKind.SMOKE, FaultKind.METER_SPIKE, FaultKind.METER_COUNTER_RESET):
+            return brick in info.brick
+        if "point" in info.targets:
+            return True
+        return bool(info.brick) and brick in info.brick and eq_kind in info.targets
+    return tk in info.targets
 
 
 def check_targets(sc: Scenario, site: Site) -> list[tuple[tuple[str | int, ...], str, str]]:
@@ -311,28 +331,18 @@ def check_targets(sc: Scenario, site: Site) -> list[tuple[tuple[str | int, ...],
     buildings = [bf.building.id for bf in site.files]
     for i, f in enumerate(sc.faults):
         loc = ("faults", i, "target")
-        tk = target_kind(site, f.target)
+        tks = target_kinds(site, f.target)
         info = KINDS[f.kind]
-        if tk is None:
+        if not tks:
             b = split_key(f.target)[0]
             hint = (f"buildings: {', '.join(buildings)}" if b not in buildings else
                     "write building/point, building/equipment or building/device as in the site files")
             out.append((loc, f"target {f.target!r} is not in the site", hint))
             continue
-        ok = tk in info.targets
-        if not ok and tk == "point" and info.brick:  # a physics fault may name the point it is about
-            pref = site.points[f.target.strip("/")]
-            ok = pref.point.brick in info.brick and (pref.equipment.kind in info.targets or "point" in info.targets)
-        if not ok and tk == "point" and info.level == "sensor" and info.brick:
-            ok = site.points[f.target.strip("/")].point.brick in info.brick
-        if ok and tk == "point" and info.brick and f.kind in (FaultKind.WATER_LEAK, FaultKind.SMOKE,
-                                                               FaultKind.METER_SPIKE, FaultKind.METER_COUNTER_RESET):
-            brick = site.points[f.target.strip("/")].point.brick
-            if brick not in info.brick:
-                ok = False
-        if not ok:
+        if not any(_fits(site, f.kind, f.target, tk) for tk in tks):
             want = ", ".join(info.targets) + (f" (a point of class {', '.join(info.brick)})" if info.brick else "")
-            out.append((loc, f"{f.kind.value} cannot act on {f.target!r} (a {tk})", f"target one of: {want}"))
+            out.append((loc, f"{f.kind.value} cannot act on {f.target!r} (a {' / '.join(tks)})",
+                        f"target one of: {want}"))
     return out
 
 
@@ -343,7 +353,9 @@ def affected_points(site: Site, fault: Fault) -> list[str]:
     """The point keys whose readings the fault changes in a way a rule should see."""
     info = KINDS[fault.kind]
     target = fault.target
-    tk = target_kind(site, target)
+    tks = target_kinds(site, target)
+    tk = ("device" if info.level == "device" and "device" in tks else
+          "point" if "point" in tks else next((k for k in tks if k != "device"), tks[0] if tks else None))
     if tk == "point":
         pref = site.points[target]
         if info.level in ("sensor",) or fault.kind in (FaultKind.WATER_LEAK, FaultKind.SMOKE):

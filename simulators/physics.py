@@ -494,7 +494,7 @@ class BuildingModel:
         dtf = np.where(on, 1.0, 0.0)
         need = mat + dtf - sat_sp
         shc, f_sh = self.fault_mask(t, FaultKind.SIMULTANEOUS_HEAT_COOL, targets)
-        forced = np.where(shc & on, (f_sh.param("heating") if f_sh else 40.0), 0.0)
+        forced = np.where(shc & on, (f_sh.param("heating") if f_sh else 60.0), 0.0)
         cc = np.where(on, np.clip((need + forced / 100.0 * 15.0) / 20.0, 0.0, 1.0) * 100.0, 0.0)
         hc = np.where(on, np.maximum(np.clip(-need / 15.0, 0.0, 1.0) * 100.0, forced), 0.0)
         sat = np.where(on, mat + dtf - cc / 100.0 * 20.0 + hc / 100.0 * 15.0, mat + 0.2)
