@@ -18,10 +18,12 @@ from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, P
 
 MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
 READ_LIMIT_REGISTERS = 125  # protocol maximum for read holding / input registers
-# Rough BACnet encoded sizes, used only to keep an unsegmented RPM answer inside the device's max APDU.
+# Rough BACnet encoded sizes. A device that cannot segment must fit its whole RPM answer in one APDU of our size
+# (we accept 1476 bytes), and our request must fit the device's max APDU.
 RPM_HEADER_BYTES = 8
-RPM_BYTES_PER_OBJECT = 8  # object identifier + opening/closing list-of-results tags
-RPM_BYTES_PER_PROPERTY = 16  # property id + opening/closing tags + a REAL (or an error pair)
+RPM_REQUEST_BYTES = 10  # per property: object identifier + property id + opening/closing tags
+RPM_ANSWER_BYTES = 24  # per property: object identifier, tags, property id, a REAL (or an error pair)
+OUR_MAX_APDU = 1476
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +155,11 @@ def rpm_capacity(device: Device) -> int:
     """Properties per RPM request: the device's max_points, and what fits one APDU if it cannot segment."""
     if not device.rpm:
         return 1
+    request_fit = (device.max_apdu - RPM_HEADER_BYTES) // RPM_REQUEST_BYTES
     if device.segmentation:
-        return device.max_points
-    fit = (device.max_apdu - RPM_HEADER_BYTES) // (RPM_BYTES_PER_OBJECT + RPM_BYTES_PER_PROPERTY)
-    return max(1, min(device.max_points, fit))
+        return max(1, min(device.max_points, request_fit))
+    answer_fit = (OUR_MAX_APDU - RPM_HEADER_BYTES) // RPM_ANSWER_BYTES
+    return max(1, min(device.max_points, request_fit, answer_fit))
 
 
 def group_bacnet(points: Sequence[BacnetPlanned], device: Device) -> list[BacnetRead]:

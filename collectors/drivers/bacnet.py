@@ -36,8 +36,9 @@ from telemetry.reading import Quality, Reading
 
 log = logging.getLogger("collectors.bacnet")
 
-RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService", "segmentation-not-supported",
-                   "segmentationNotSupported", "buffer-overflow", "bufferOverflow", "apdu-too-long", "apduTooLong")
+RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService")
+TOO_BIG = ("segmentation-not-supported", "segmentationNotSupported", "buffer-overflow", "bufferOverflow",
+           "apdu-too-long", "apduTooLong")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -91,6 +92,7 @@ class BacnetDriver:
         self.client = client
         self.address = f"{device.host}:{device.port or device.default_port}"
         self.use_rpm = device.rpm
+        self.rpm_limit: int | None = None  # learned when the device aborts an answer too big for one APDU
         self._cov_tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -124,9 +126,21 @@ class BacnetDriver:
     async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
         app = self.client.start()
         if request.rpm and self.use_rpm:
+            if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
+                out: list[Reading] = []
+                for i in range(0, len(request.points), self.rpm_limit):
+                    out.extend(await self.read(BacnetRead(True, request.points[i:i + self.rpm_limit])))
+                return out
             try:
                 return await self._read_rpm(app, request)
             except BacnetReply as exc:
+                if exc.too_big and len(request.points) > 1:
+                    # The answer does not fit one APDU and the device cannot segment: halve the request size
+                    # and remember it for the rest of the run.
+                    self.rpm_limit = max(1, len(request.points) // 2)
+                    log.warning("%s; using RPMs of at most %d properties (lower max_points or set segmentation: "
+                                "false in the site file)", exc, self.rpm_limit)
+                    return await self.read(request)
                 if not exc.rejects_rpm:
                     raise
                 self.use_rpm = False
@@ -248,3 +262,10 @@ class BacnetReply(DeviceProtocolError):
             return False
         reason = str(getattr(self.err, "apduAbortRejectReason", ""))
         return any(r in reason for r in RPM_UNSUPPORTED)
+
+    @property
+    def too_big(self) -> bool:
+        if not isinstance(self.err, RejectPDU | AbortPDU):
+            return False
+        reason = str(getattr(self.err, "apduAbortRejectReason", ""))
+        return any(r in reason for r in TOO_BIG)
