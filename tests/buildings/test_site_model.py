@@ -229,3 +229,22 @@ def test_with_free_ports_keeps_gateways_shared(write_site) -> None:
     assert devs["ahu-ctl"].port != 47810
     assert devs["gw"].port is None
     assert site.files[0].devices[0].port == 15020  # the original is untouched
+
+
+def test_fast_path_reads_like_the_round_trip_loader(write_site, sample_site_path: Path) -> None:
+    """libyaml (fast) and ruamel (line numbers) must give the same model, YAML 1.1 traps included."""
+    from buildings.site import _checked_round_trip, _fast_building_file
+
+    tricky = (BASE.replace("en: Test Tower", "en: no").replace('["08:00", "18:00"]', "[08:00, 18:00]")
+              .replace("year_built: 1995", "year_built: 1995\n  floors_above: 010\n  floors_below: 0x1")
+              .replace("area_m2: 9000}", "area_m2: 9.0e+3}"))
+    paths = [write_site(t=tricky) / "t.yaml", *sorted(sample_site_path.glob("*.yaml"))]
+    for path in paths:
+        fast = _fast_building_file(str(path))
+        assert fast is not None, path
+        assert fast.model_dump() == _checked_round_trip(str(path))[0].model_dump(), path
+    b = _fast_building_file(str(paths[0])).building
+    assert (b.name.en, b.schedule.weekdays, b.floors_above, b.floors_below) == ("no", ("08:00", "18:00"), 10, 1)
+    # a duplicate key is not silently resolved by the fast path (ruamel then reports it with its line)
+    dup, _ = edit(BASE, "        unit: kW\n", "        unit: kW\n        unit: kWh\n")
+    assert _fast_building_file(str(write_site(d=dup) / "d.yaml")) is None
