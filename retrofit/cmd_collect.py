@@ -18,8 +18,6 @@ discover_app = typer.Typer(help="Find devices and points on a plant network and 
                                 "Example: retrofit discover bacnet --target 192.168.1.40",
                            no_args_is_help=True)
 
-RULES_HOOK = "rules.collector_hook"  # module the rules engine provides: collector_sink(site, settings)
-
 
 def _settings(data_dir: Path | None = None, mqtt_url: str | None = None):  # noqa: ANN202 - Settings
     from retrofit.cli import fail
@@ -38,35 +36,45 @@ def _logging(level: str) -> None:
 
 
 def store_sink(settings: Any) -> Any:
-    """The store sink: the configured store behind the durable buffer (telemetry.buffer) when it exists."""
+    """The store sink: the configured store (InfluxDB or embedded) behind the durable buffer."""
     from collectors.pipeline import StoreSink
-    from telemetry import open_store
+    from telemetry.buffer import open_buffer
 
-    store = open_store(settings)
-    try:
-        from telemetry import buffer as tbuf
-    except ModuleNotFoundError:
-        log.warning("telemetry.buffer is not available: readings go straight to the store (%s)",
-                    type(store).__name__)
-        return StoreSink(store)
-    return StoreSink(tbuf.open_buffer(settings, store))
+    return StoreSink(open_buffer(settings))  # the buffer opens the store and closes it when it is closed
 
 
-def rules_sink(site: Any, settings: Any) -> Any | None:
-    """The rules engine's hook, if the rules package provides one (collectors never import rules)."""
-    import importlib
+class RulesFeed:
+    """The rules engine fed in-process by the pipeline; alarms go to the records DB (and MQTT when configured)."""
 
+    def __init__(self, site: Any, settings: Any, rules_dir: str | None = None) -> None:
+        from retrofit.cmd_rules import _rules
+        from rules.alarms import AlarmBook, AlarmPublisher
+        from rules.engine import Engine
+
+        self.engine = Engine(site, _rules(rules_dir))
+        pub = None
+        if settings.mqtt_url:
+            pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
+        self.book = AlarmBook(settings.effective_records_url, publisher=pub)
+
+    def __call__(self, batch: Any) -> None:
+        events = self.engine.feed(batch)
+        if events:
+            self.book.apply(events)
+
+    def close(self) -> None:
+        events = self.engine.flush()
+        if events:
+            self.book.apply(events)
+        self.book.close()
+
+
+def rules_sink(site: Any, settings: Any) -> Any:
+    """The hook where the rules engine plugs into the pipeline (collectors never import rules; retrofit wires)."""
     from collectors.pipeline import CallbackSink
 
-    try:
-        hook = importlib.import_module(RULES_HOOK)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (RULES_HOOK, "rules"):
-            raise
-        log.info("no rules engine hook (%s) yet: collecting without live rules", RULES_HOOK)
-        return None
-    fn = hook.collector_sink(site, settings)
-    return CallbackSink(fn, name="rules") if fn is not None else None
+    return CallbackSink(RulesFeed(site, settings), name="rules")
 
 
 def collect(
@@ -75,7 +83,7 @@ def collect(
     mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="broker of the MQTT sensors and of --publish "
                                         "(default: RETROFIT_MQTT_URL)"),
     publish: bool = typer.Option(False, "--publish", help="also publish every reading to MQTT (QoS 1)"),
-    rules: bool = typer.Option(True, "--rules/--no-rules", help="feed the rules engine hook if it exists"),
+    rules: bool = typer.Option(True, "--rules/--no-rules", help="evaluate the fault rules live on every reading"),
     bacnet_local: str | None = typer.Option(None, "--bacnet-local", help="our BACnet address, e.g. "
                                             "192.168.1.20/24 (default: a free port on 127.0.0.1/8)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="where the store, buffer and status live"),
@@ -115,8 +123,7 @@ def collect(
                                    password=pw))
     pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     collector = Collector(site, sinks, mqtt_url=settings.mqtt_url, mqtt_username=settings.mqtt_username,
-                          mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir,
-                          on_status=getattr(rs.fn, "on_status", None) if rs is not None else None)
+                          mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir)
 
     async def main() -> None:
         stop = asyncio.Event()
