@@ -4,9 +4,11 @@
 MQTT sensors (when a broker URL is given) for any ValueSource, and stops them all cleanly.
 
 **Live faults** (`retrofit simulate fault inject|clear|list`): ``ControlledValues`` wraps the ValueSource.
-Device faults (``device_offline``, ``device_errors``, ``device_garbage``) and ``sensor_stuck`` are applied by the
-wrapper itself, so they work on any ValueSource; every other fault kind is handed to the ValueSource's own
-``inject(kind, target, params, start, end, fault_id)`` / ``clear(fault_id)`` when it has them (the physics).
+When the ValueSource can take faults itself (the physics, simulators/site_sim.SiteSimulation, has
+``inject(kind, target, duration_s, params)`` / ``clear(fault_id=...)``) every fault kind goes there, so an
+injected fault acts in the physics exactly like a scenario's. ``device_garbage`` (malformed frames) is a wire
+behaviour only, so the wrapper applies it; on a ValueSource without ``inject`` the wrapper also applies
+``device_offline``, ``device_errors`` and ``sensor_stuck`` itself.
 
 **Control endpoint**: a JSON-lines TCP server bound to 127.0.0.1 only, on a free port, that requires a random
 token. Port, token and pid go into a control file created with mode 0600, so only the user who started the
@@ -59,6 +61,7 @@ class InjectedFault:
     end: float = math.inf
     params: dict[str, float] = field(default_factory=dict)
     stuck_value: float | str | None = None
+    delegated: bool = False  # handed to the physics (cleared there too)
 
     def active(self, now: float) -> bool:
         return self.start <= now < self.end
@@ -104,9 +107,16 @@ class ControlledValues:
         target = target.strip("/")
         now = self.inner.now()
         self._n += 1
-        f = InjectedFault(id=f"live-{self._n}", kind=kind, target=target, start=now,
+        f = InjectedFault(id=f"wire-{self._n}", kind=kind, target=target, start=now,
                           end=now + duration_s if duration_s else math.inf, params=dict(params or {}))
-        if kind in DEVICE_FAULTS:
+        physics_inject: Callable[..., Any] | None = getattr(self.inner, "inject", None)
+        if physics_inject is not None and kind != "device_garbage":
+            try:
+                pf = physics_inject(kind, target, duration_s=duration_s, params=f.params)
+            except ValueError as exc:  # SiteError / unknown kind: the physics says what is wrong
+                raise ControlError(_one_line(exc, kind)) from None
+            f.id, f.start, f.end, f.delegated = pf.id, pf.start, pf.end, True
+        elif kind in DEVICE_FAULTS:
             if target not in self.site.devices:
                 raise ControlError(f"{kind} targets a device as building/device; {target!r} is not one"
                                    f"{_suggest(target, self.site.devices)}")
@@ -118,14 +128,8 @@ class ControlledValues:
             f.stuck_value = params["value"] if params and "value" in params else self.inner.value(target)
             self._stuck[target] = f
         else:
-            physics_inject: Callable[..., Any] | None = getattr(self.inner, "inject", None)
-            if physics_inject is None:
-                raise ControlError(f"fault kind {kind!r} needs the physics; this simulator's values cannot take "
-                                   f"it. Kinds that always work: {', '.join(sorted(DEVICE_FAULTS) + ['sensor_stuck'])}")
-            try:
-                physics_inject(kind=kind, target=target, params=f.params, start=f.start, end=f.end, fault_id=f.id)
-            except (ValueError, KeyError) as exc:
-                raise ControlError(str(exc)) from None
+            raise ControlError(f"fault kind {kind!r} needs the physics; this simulator's values cannot take it. "
+                               f"Kinds that always work: {', '.join(sorted(DEVICE_FAULTS) + ['sensor_stuck'])}")
         self.faults[f.id] = f
         return f
 
@@ -138,19 +142,34 @@ class ControlledValues:
             raise ControlError(f"no injected fault matches {fault_id or target!r}; active: {known}")
         for f in hits:
             del self.faults[f.id]
-            if f.kind in DEVICE_FAULTS:
+            if f.delegated:
+                self.inner.clear(fault_id=f.id)  # type: ignore[attr-defined]
+            elif f.kind in DEVICE_FAULTS:
                 self._device_modes.pop(f.target, None)
             elif f.kind in LOCAL_POINT_FAULTS:
                 self._stuck.pop(f.target, None)
-            else:
-                clear = getattr(self.inner, "clear", None)
-                if clear is not None:
-                    clear(f.id)
         return hits
 
     def active(self) -> list[InjectedFault]:
         now = self.inner.now()
         return [f for f in self.faults.values() if f.end > now]
+
+
+def _one_line(exc: Exception, kind: str) -> str:
+    """A physics error as one readable line (a SiteError carries Problems; an unknown kind a ValueError)."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return "; ".join(f"{p.field}: {p.message}" + (f" ({p.hint})" if p.hint else "") for p in problems)
+    text = str(exc)
+    if "FaultKind" in text:
+        try:
+            from simulators.faults import FaultKind
+
+            kinds = [k.value for k in FaultKind] + ["device_garbage"]
+        except ImportError:  # pragma: no cover - the physics ships faults.py
+            kinds = sorted(DEVICE_FAULTS)
+        return f"unknown fault kind {kind!r}; known: {', '.join(kinds)}"
+    return text
 
 
 def _suggest(word: str, options: Any) -> str:
@@ -343,6 +362,28 @@ def control_request(control_file: Path, request: dict[str, Any], timeout: float 
         return json.loads(buf)
     except ValueError:
         raise ControlError("the simulator sent an unreadable answer") from None
+
+
+def planned_endpoints(site: Site, mqtt_url: str | None = None) -> list[Endpoint]:
+    """What a Simulator would serve for this site, without opening anything (`--list-endpoints`)."""
+    from simulators.servers.bacnet import bacnet_devices
+    from simulators.servers.modbus import modbus_groups
+    from simulators.servers.mqtt import broker_from_url, mqtt_sensors
+
+    out = []
+    for (host, port), units in modbus_groups(site).items():
+        for key, dev, pts in sorted(units, key=lambda u: u[1].unit_id or 0):
+            b, _, d = key.partition("/")
+            out.append(Endpoint("modbus", host, port, b, d, unit_id=dev.unit_id, points=len(pts)))
+    for key, dev, pts in bacnet_devices(site):
+        b, _, d = key.partition("/")
+        out.append(Endpoint("bacnet", dev.host, dev.port or dev.default_port, b, d,
+                            device_instance=dev.device_instance, points=len(pts)))
+    host, port = (broker_from_url(mqtt_url)[:2]) if mqtt_url else ("", None)
+    for sensor in mqtt_sensors(site):
+        b, _, d = sensor.device_key.partition("/")
+        out.append(Endpoint("mqtt", host, port, b, d, topic=sensor.topic, points=len(sensor.points)))
+    return out
 
 
 async def serve_until(sim: Simulator, stop: asyncio.Event) -> None:
