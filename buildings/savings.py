@@ -52,20 +52,21 @@ class BaselineError(ValueError):
 
 @dataclass(frozen=True)
 class DailySeries:
-    """Aligned daily arrays: date, energy (kWh/day), mean outdoor temperature (degC), working-day flag."""
+    """Aligned daily arrays: date, energy (kWh/day), mean outdoor temperature (degC), and an occupancy term:
+    a working-day flag (1/0) or the day's occupied hours (better when weekends run shorter hours)."""
 
     dates: np.ndarray  # datetime64[D]
     energy: np.ndarray
     temp: np.ndarray
-    workday: np.ndarray  # bool
+    workday: np.ndarray  # occupancy term: 1/0 working-day flags, or occupied hours of the day
 
     @classmethod
     def of(cls, dates: Sequence[dt.date] | np.ndarray, energy: Sequence[float] | np.ndarray,
-           temp: Sequence[float] | np.ndarray, workday: Sequence[bool] | np.ndarray | None = None) -> DailySeries:
+           temp: Sequence[float] | np.ndarray, workday: Sequence[float] | np.ndarray | None = None) -> DailySeries:
         d = np.asarray(dates, dtype="datetime64[D]")
         e = np.asarray(energy, dtype=float)
         t = np.asarray(temp, dtype=float)
-        w = np.ones(len(d), dtype=bool) if workday is None else np.asarray(workday, dtype=bool)
+        w = np.ones(len(d)) if workday is None else np.asarray(workday, dtype=float)
         if not (len(d) == len(e) == len(t) == len(w)):
             raise ValueError(f"dates, energy, temperature and workday differ in length: "
                              f"{len(d)}, {len(e)}, {len(t)}, {len(w)}")
@@ -93,7 +94,7 @@ class ChangePointModel:
         return _design(self.kind, self.change_points, temp, workday, self.use_workday)
 
     def predict(self, temp: np.ndarray, workday: np.ndarray) -> np.ndarray:
-        return self.design(np.asarray(temp, float), np.asarray(workday, bool)) @ np.asarray(self.coef)
+        return self.design(np.asarray(temp, float), np.asarray(workday, float)) @ np.asarray(self.coef)
 
     @property
     def n_params(self) -> int:
@@ -106,7 +107,7 @@ class ChangePointModel:
                  "3PC": ["intercept", "cooling_slope"], "4P": ["intercept", "slope_below", "slope_above"],
                  "5P": ["intercept", "heating_slope", "cooling_slope"]}[self.kind]
         if self.use_workday:
-            names = [*names, "workday_offset"]
+            names = [*names, "occupancy_coef"]  # kWh per working day (1/0 flags) or per occupied hour
         out: dict[str, float | str] = {"kind": self.kind}
         out.update({n: round(float(c), 6) for n, c in zip(names, self.coef, strict=True)})
         cp_names = {"3PH": ["heating_change_point"], "3PC": ["cooling_change_point"], "4P": ["change_point"],
@@ -130,7 +131,7 @@ def _design(kind: str, cps: tuple[float, ...], t: np.ndarray, w: np.ndarray, use
     else:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
     if use_workday:
-        cols.append(w.astype(float))
+        cols.append(np.asarray(w, dtype=float))
     return np.column_stack(cols)
 
 
@@ -186,7 +187,7 @@ def _lstsq(kind: str, cps: tuple[float, ...], t: np.ndarray, w: np.ndarray, y: n
 def fit_kind(kind: str, s: DailySeries, grid_steps: int = 40) -> ChangePointModel | None:
     """Best model of one kind: grid search of change points with linear least squares, then a scipy refine."""
     t, w, y = s.temp, s.workday, s.energy
-    use_w = bool(w.any() and (~w).any())
+    use_w = bool(np.ptp(w) > 0)
     lo, hi = np.percentile(t, [5, 95])
     grid = np.linspace(lo, hi, grid_steps)
     best: tuple[float, tuple[float, ...], np.ndarray] | None = None
@@ -404,8 +405,8 @@ def measure_savings(baseline: Baseline, reporting: DailySeries,
 
 def workday_flags(dates: Sequence[dt.date] | np.ndarray, holidays: Sequence[dt.date] = (),
                   workdays: Sequence[int] = (0, 1, 2, 3, 4)) -> np.ndarray:
-    """Working-day flags: weekday in ``workdays`` (Mon=0) and not a holiday."""
+    """Working-day flags (1.0/0.0): weekday in ``workdays`` (Mon=0) and not a holiday."""
     d = np.asarray(dates, dtype="datetime64[D]")
     weekday = (d.astype("int64") + 3) % 7  # 1970-01-01 was a Thursday (3)
     hol = np.asarray(list(holidays), dtype="datetime64[D]")
-    return np.isin(weekday, list(workdays)) & ~np.isin(d, hol)
+    return (np.isin(weekday, list(workdays)) & ~np.isin(d, hol)).astype(float)

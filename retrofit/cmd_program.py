@@ -384,8 +384,8 @@ def outdoor_temp_points(site: Site, building_id: str) -> list[str]:
 
 def daily_series(store: Store, site: Site, building_id: str, first: dt.date, last: dt.date) -> tuple[
         DailySeries, dict[str, str]]:
-    """Daily energy (DELTA of the total counter) and mean outdoor temperature per local day, with working-day
-    flags from the building's schedule. Aggregation runs in the store; missing days are NaN."""
+    """Daily energy (DELTA of the total counter) and mean outdoor temperature per local day, with the day's
+    occupied hours from the building's schedule. Aggregation runs in the store; missing days are NaN."""
     from zoneinfo import ZoneInfo
 
     from buildings.savings import DailySeries
@@ -417,10 +417,15 @@ def daily_series(store: Store, site: Site, building_id: str, first: dt.date, las
     if not used:
         raise LookupError(f"no outdoor air temperature history for {building_id} (nor elsewhere in the site) "
                           f"between {first} and {last}")
-    work = np.array([b.schedule.hours_for(d) is not None for d in days])
+    occupied = np.array([_occupied_hours(b.schedule.hours_for(d)) for d in days])
     evidence = {"energy": f"daily DELTA of {meter}", "temperature": f"daily mean of {used}",
-                "workday": f"schedule of {building_id} (holidays and make-up days)"}
-    return DailySeries.of(days, energy, temp, work), evidence
+                "occupancy": f"occupied hours per day from the schedule of {building_id} (holidays, make-up days)"}
+    return DailySeries.of(days, energy, temp, occupied), evidence
+
+
+def _occupied_hours(span: tuple[float, float] | None) -> float:
+    """Occupied hours of a day: the occupancy term of the baseline (weekends often run shorter hours)."""
+    return 0.0 if span is None else max(span[1] - span[0], 0.0)
 
 
 def measure_building(store: Store, site: Site, building_id: str, baseline: tuple[dt.date, dt.date],

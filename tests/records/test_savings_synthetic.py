@@ -55,7 +55,7 @@ def test_recovers_model_kind_and_change_points(kind: str, cps: tuple[float, ...]
         assert abs(got - want) < 1.0
     assert base.model.use_workday
     d = base.model.describe()
-    assert abs(d["workday_offset"] - 1500) < 60
+    assert abs(d["occupancy_coef"] - 1500) < 60
     assert base.stats.cv_rmse < 0.05 and abs(base.stats.nmbe) < 0.001
     assert base.meets_g14
 
@@ -122,4 +122,4 @@ def test_small_savings_are_flagged_uncertain() -> None:
 def test_workday_flags_holidays() -> None:
     f = workday_flags([dt.date(2026, 10, 1), dt.date(2026, 10, 3), dt.date(2026, 10, 5)],
                       holidays=[dt.date(2026, 10, 1)])
-    assert f.tolist() == [False, False, True]  # holiday Thursday, Saturday, Monday
+    assert f.tolist() == [0.0, 0.0, 1.0]  # holiday Thursday, Saturday, Monday
