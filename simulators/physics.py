@@ -316,7 +316,7 @@ class BuildingModel:
         for i, z in enumerate(self.zones):
             on_z = on[i, out_sl] > 0.5
             teq_z = teq[i, out_sl]
-            lc = np.clip((teq_z - hi[i, out_sl]) / 14.0, 0.0, 1.0) * cool_o
+            lc = np.clip((teq_z - hi[i, out_sl]) / 22.0, 0.0, 1.0) * cool_o
             lh = np.clip((lo[i, out_sl] - teq_z) / 12.0, 0.0, 1.0) * ~cool_o
             load = np.where(on_z, np.maximum(lc, lh), 0.0)
             zone_load[z.id] = (lc * on_z, lh * on_z)
