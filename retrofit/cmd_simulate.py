@@ -125,13 +125,232 @@ def register_backfill(app: typer.Typer) -> None:
 
 def register_simulate(app: typer.Typer) -> None:
     """`retrofit simulate`: the protocol-server engineer owns this function."""
+    sim_app = typer.Typer(help="Serve a simulated site over Modbus TCP, BACnet/IP and MQTT; inject faults live.\n\n"
+                          "Example: retrofit simulate --site buildings/sites/yuzhong --speed 60",
+                          invoke_without_command=True, rich_markup_mode="rich")
+    fault_app = typer.Typer(help="Inject, clear and list faults on a running simulator (over its loopback control "
+                            "endpoint).  Example: retrofit simulate fault inject --kind device_offline "
+                            "--target jiefangbei-tower/meter-main", no_args_is_help=True)
+    sim_app.add_typer(fault_app, name="fault")
+    app.add_typer(sim_app, name="simulate")
 
-    @app.command("simulate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def simulate_cmd() -> None:
-        """Serve every device of a site over Modbus, BACnet and MQTT (not available yet: issue 3 part 2).
+    @sim_app.callback(invoke_without_command=True)
+    def simulate_cmd(
+        ctx: typer.Context,
+        site_path: str = typer.Option("buildings/sites/yuzhong", "--site", help="site file or folder"),
+        scenario: str | None = typer.Option(None, "--scenario", help="fault scenario YAML (relative times count "
+                                            "from the start)"),
+        speed: float = typer.Option(1.0, "--speed", help="simulated seconds per real second (60 = a minute a "
+                                    "second)"),
+        seed: int | None = typer.Option(None, "--seed", help="physics seed (default: the scenario's, else 0)"),
+        start: str | None = typer.Option(None, "--start", help="simulated start time (local date or ISO time; "
+                                         "default now)"),
+        mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="broker for the wireless sensors, e.g. "
+                                            "mqtt://127.0.0.1:1883 (default: settings mqtt_url)"),
+        list_endpoints: bool = typer.Option(False, "--list-endpoints", help="print the endpoints and exit"),
+        as_json: bool = typer.Option(False, "--json", help="endpoints as JSON (one array with --list-endpoints; "
+                                     "one line each, then a ready line, while serving)"),
+        free_ports: bool = typer.Option(False, "--free-ports", help="move every Modbus/BACnet endpoint to a free "
+                                        "loopback port (tests, a second simulator)"),
+        control_file: str | None = typer.Option(None, "--control-file", help="where the control endpoint's "
+                                                "port and token go (default: DATA_DIR/simulate-control.json)"),
+        refresh_s: float = typer.Option(1.0, "--refresh", help="seconds between register/object refreshes"),
+    ) -> None:
+        """Serve every device of a site until Ctrl-C or SIGTERM, printing each endpoint.
 
-        Example: retrofit simulate --site buildings/sites/yuzhong --speed 60
+        Modbus TCP: one server per host:port, every unit id behind it. BACnet/IP: one device per port.
+        MQTT: each wireless sensor publishes JSON to the broker at its interval. Faults: a --scenario file,
+        or live with `retrofit simulate fault inject`.
+
+        Example: retrofit simulate --site buildings/sites/yuzhong --speed 60 --mqtt-url mqtt://127.0.0.1:1883
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        import asyncio
+        import os
+        import signal
+        import time
+        from pathlib import Path
+
+        from buildings.site import SiteError
+        from retrofit.cli import console, err, fail, load_site_or_exit
+        from simulators.serve import ControlError, Simulator, planned_endpoints
+
+        site = load_site_or_exit(site_path)
+        settings = _settings_or_none()
+        url = mqtt_url or (settings.mqtt_url if settings else None)
+        if list_endpoints:
+            eps = planned_endpoints(site.with_free_ports() if free_ports else site, url)
+            if as_json:
+                print(json.dumps([e.as_dict() for e in eps]))
+            else:
+                for e in eps:
+                    console.print(str(e), highlight=False, markup=False, soft_wrap=True)
+            return
+        if speed <= 0:
+            raise fail("--speed must be > 0 (1 = real time)", code=2)
+        if free_ports:
+            site = site.with_free_ports()
+        tz = site.buildings[0].timezone
+        try:
+            t0 = parse_when(start, tz) if start else time.time()
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from None
+        try:
+            from simulators.history import scenario_faults
+            from simulators.site_sim import SiteSimulation
+
+            faults, sc_seed = scenario_faults(scenario, site, t0)
+            values = SiteSimulation(site, seed=seed if seed is not None else (sc_seed or 0), speed=speed, start=t0,
+                                    faults=faults)
+        except SiteError as exc:
+            for p in exc.problems:
+                err.print(str(p), style="red", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        ctl = Path(control_file) if control_file else _default_control_file(settings)
+        user = settings.mqtt_username if settings else None
+        password = settings.mqtt_password.get_secret_value() if settings and settings.mqtt_password else None
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            sim = Simulator(site, values, mqtt_url=url, speed=speed, refresh_s=refresh_s, mqtt_username=user,
+                            mqtt_password=password)
+            try:
+                await sim.start(ctl)
+            except (OSError, ControlError) as exc:
+                raise fail(str(exc)) from None
+            try:
+                eps = sim.endpoints()
+                if as_json:
+                    for e in eps:
+                        print(json.dumps(e.as_dict()), flush=True)
+                    print(json.dumps({"ready": True, "endpoints": len(eps), "control_file": str(ctl),
+                                      "speed": speed, "pid": os.getpid()}), flush=True)
+                else:
+                    for e in eps:
+                        console.print(str(e), highlight=False, markup=False, soft_wrap=True)
+                    for note in sim.skipped:
+                        err.print(f"[yellow]not served:[/] {note}")
+                    console.print(f"[green]serving[/] {len(eps)} endpoints at {speed:g}x; faults: retrofit simulate "
+                                  f"fault inject --control-file {ctl} ...; Ctrl-C to stop")
+                await stop.wait()
+            finally:
+                await sim.stop()
+            if not as_json:
+                console.print("stopped")
+
+        asyncio.run(run())
+
+    @fault_app.command("inject")
+    def fault_inject(
+        kind: str = typer.Option(..., "--kind", help="fault kind, e.g. device_offline, device_errors, "
+                                 "device_garbage, sensor_stuck, after_hours_hvac, co_garage"),
+        target: str = typer.Option(..., "--target", help="building, building/device, building/equipment or "
+                                   "building/point"),
+        duration: str | None = typer.Option(None, "--duration", help="simulated time it lasts, e.g. 30m, 2h "
+                                            "(default: until cleared)"),
+        param: list[str] = typer.Option([], "--param", help="NAME=NUMBER, repeatable (e.g. --param value=0)"),
+        control_file: str | None = typer.Option(None, "--control-file", help="the simulator's control file"),
+    ) -> None:
+        """Start a fault on the running simulator now.
+
+        Example: retrofit simulate fault inject --kind device_offline --target jiefangbei-tower/meter-main
         """
         from retrofit.cli import fail
 
-        raise fail("`retrofit simulate` is not available yet (issue 3, protocol servers).", code=3)
+        params: dict[str, float] = {}
+        for item in param:
+            name, eq, value = item.partition("=")
+            try:
+                params[name.strip()] = float(value)
+            except ValueError:
+                raise fail(f"--param {item!r}: use NAME=NUMBER", code=2) from None
+            if not eq or not name.strip():
+                raise fail(f"--param {item!r}: use NAME=NUMBER", code=2)
+        duration_s = None
+        if duration:
+            try:
+                from simulators.faults import parse_duration
+
+                duration_s = parse_duration(duration)
+            except ValueError as exc:
+                raise fail(f"--duration: {exc}", code=2) from None
+        ans = _control({"op": "inject", "kind": kind, "target": target, "duration_s": duration_s, "params": params},
+                       control_file)
+        f = ans["fault"]
+        print(f"injected {f['id']}: {f['kind']} on {f['target']}"
+              + (f" until {f['end']:.0f}" if f.get("end") else " until cleared"))
+
+    @fault_app.command("clear")
+    def fault_clear(
+        fault_id: str | None = typer.Option(None, "--id", help="the id `inject` printed"),
+        target: str | None = typer.Option(None, "--target", help="clear every injected fault on this target"),
+        all_: bool = typer.Option(False, "--all", help="clear every injected fault"),
+        control_file: str | None = typer.Option(None, "--control-file", help="the simulator's control file"),
+    ) -> None:
+        """End injected faults now (by id, by target, or all).
+
+        Example: retrofit simulate fault clear --target jiefangbei-tower/meter-main
+        """
+        from retrofit.cli import fail
+
+        if not (fault_id or target or all_):
+            raise fail("say which: --id ID, --target TARGET or --all", code=2)
+        ans = _control({"op": "clear", "id": fault_id, "target": target}, control_file)
+        for f in ans["cleared"]:
+            print(f"cleared {f['id']}: {f['kind']} on {f['target']}")
+        if not ans["cleared"]:
+            print("nothing to clear")
+
+    @fault_app.command("list")
+    def fault_list(
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+        control_file: str | None = typer.Option(None, "--control-file", help="the simulator's control file"),
+    ) -> None:
+        """List the faults injected into the running simulator that are still active.
+
+        Example: retrofit simulate fault list --json
+        """
+        ans = _control({"op": "list"}, control_file)
+        if as_json:
+            print(json.dumps(ans["faults"]))
+            return
+        for f in ans["faults"]:
+            print(f"{f['id']}: {f['kind']} on {f['target']}" + (f" until {f['end']:.0f}" if f.get("end") else ""))
+        if not ans["faults"]:
+            print("no injected faults")
+
+
+def _settings_or_none():  # noqa: ANN202 - retrofit.settings.Settings | None
+    from retrofit.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError:
+        return None
+
+
+def _default_control_file(settings: Any):  # noqa: ANN202 - pathlib.Path
+    from pathlib import Path
+
+    return Path(settings.data_dir if settings else "retrofit-data") / "simulate-control.json"
+
+
+def _control(request: dict[str, Any], control_file: str | None) -> dict[str, Any]:
+    """One request to the running simulator; a refusal or a dead simulator is a clear error (exit 1)."""
+    from pathlib import Path
+
+    from retrofit.cli import fail
+    from simulators.serve import ControlError, control_request
+
+    path = Path(control_file) if control_file else _default_control_file(_settings_or_none())
+    try:
+        ans = control_request(path, request)
+    except ControlError as exc:
+        raise fail(str(exc)) from None
+    if not ans.get("ok"):
+        raise fail(str(ans.get("error", "the simulator refused the request")))
+    return ans

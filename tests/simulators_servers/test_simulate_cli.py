@@ -1,0 +1,212 @@
+"""`retrofit simulate` on the sample district, checked with tools written by others: mbpoll, a plain bacpypes3
+client, mosquitto_sub; live faults through `retrofit simulate fault`; clean shutdown on SIGTERM.
+
+The simulator runs with a fixed start time and a tiny --speed, so its clock stands still and the value the
+physics produced can be recomputed here (simulators.site_sim.SiteSimulation, same seed and time) and compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buildings.site import Site, load_site
+from retrofit.devservers import ServerProcess, free_udp_port
+from simulators.serve import control_request
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = "2026-07-15T15:00"  # a hot weekday afternoon: plant running, values far from defaults
+CLI = [sys.executable, "-m", "retrofit.cli"]
+
+
+@pytest.fixture(scope="module")
+def site(sample_site_path: Path) -> Site:
+    return load_site(str(sample_site_path))
+
+
+@pytest.fixture(scope="module")
+def physics(site: Site) -> dict[str, Any]:
+    """The physics' values at T0, computed independently of the running simulator."""
+    from retrofit.cmd_simulate import parse_when
+    from simulators.site_sim import SiteSimulation
+
+    t0 = parse_when(T0, site.buildings[0].timezone)
+    return SiteSimulation(site, seed=0, speed=1e-6, start=t0).snapshot(t0)
+
+
+@pytest.fixture(scope="module")
+def simulator(sample_site_path: Path, mosquitto: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("simulate")
+    # subscribe first: each sensor publishes once at start, then every 120 s
+    sub_out = open(work / "sub.txt", "wb")  # noqa: SIM115 - closed below
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", "yuzhong/#",
+                            "-v", "-W", "120"], stdout=sub_out, stderr=subprocess.STDOUT)
+    time.sleep(0.3)
+    ctl = work / "ctl.json"
+    proc = subprocess.Popen([*CLI, "simulate", "--site", str(sample_site_path), "--free-ports", "--json",
+                             "--start", T0, "--speed", "1e-6", "--refresh", "0.2",
+                             "--mqtt-url", f"mqtt://127.0.0.1:{mosquitto.port}", "--control-file", str(ctl)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    endpoints: list[dict[str, Any]] = []
+    ready: dict[str, Any] | None = None
+    deadline = time.monotonic() + 90
+    assert proc.stdout is not None
+    while ready is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        doc = json.loads(line)
+        if doc.get("ready"):
+            ready = doc
+        else:
+            endpoints.append(doc)
+    if ready is None:
+        proc.kill()
+        pytest.fail(f"simulator did not start: {proc.stderr.read() if proc.stderr else ''}")
+    info = {"proc": proc, "endpoints": endpoints, "ctl": ctl, "sub": sub, "sub_file": work / "sub.txt"}
+    yield info
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    sub.terminate()
+    sub.wait(10)
+    sub_out.close()
+
+
+def endpoint(sim: dict[str, Any], device: str) -> dict[str, Any]:
+    return next(e for e in sim["endpoints"] if e["device"] == device)
+
+
+def mbpoll(port: int, unit: int, address: int, kind: str, big_words: bool = False) -> str:
+    """One mbpoll read (0-based reference); returns its value text, or its error."""
+    args = ["mbpoll", "-m", "tcp", "-a", str(unit), "-r", str(address), "-0", "-c", "1", "-t", kind, "-1",
+            "-o", "1", "-p", str(port)] + (["-B"] if big_words else []) + ["127.0.0.1"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    for line in out.stdout.splitlines():
+        if line.startswith(f"[{address}]:"):
+            return line.split(":", 1)[1].strip()
+    return "ERROR " + (out.stderr.strip() or out.stdout.strip()[-200:])
+
+
+def test_endpoints_cover_the_site(simulator: dict[str, Any], site: Site) -> None:
+    eps = simulator["endpoints"]
+    assert {e["protocol"] for e in eps} == {"modbus", "bacnet", "mqtt"}
+    modbus_units = {(e["building"], e["device"]) for e in eps if e["protocol"] == "modbus"}
+    bacnet = {e["device_instance"] for e in eps if e["protocol"] == "bacnet"}
+    for key, (b, d) in site.devices.items():
+        if d.protocol.value == "modbus":
+            assert (b.id, d.id) in modbus_units, key
+        if d.protocol.value == "bacnet":
+            assert d.device_instance in bacnet, key
+    assert all(e["port"] not in (15027, 47810) for e in eps if e["protocol"] != "mqtt")  # --free-ports moved them
+
+
+def test_mbpoll_reads_the_physics_value(simulator: dict[str, Any], site: Site, physics: dict[str, Any]) -> None:
+    ref = site.points["chaotianmen-harbour/em-main-ua"]  # float32, word order little (mbpoll's default)
+    src = ref.point.modbus
+    assert src is not None and src.type.value == "float32" and src.word_order == "little"
+    ep = endpoint(simulator, "meter-main")
+    got = float(mbpoll(ep["port"], ref.device.unit_id or 1, src.address, "4:float"))
+    assert got == pytest.approx(physics[ref.key], rel=1e-5)
+
+    ref = site.points["chaotianmen-harbour/ahul-sat"]  # int16 with scale 0.1
+    src = ref.point.modbus
+    assert src is not None and src.type.value == "int16" and src.scale == 0.1
+    ep = endpoint(simulator, "ddc")
+    raw = int(mbpoll(ep["port"], ref.device.unit_id or 1, src.address, "4"))
+    assert raw * src.scale + src.offset == pytest.approx(physics[ref.key], abs=0.051)
+
+
+def test_bacpypes3_client_reads_present_value_with_rpm(simulator: dict[str, Any], site: Site,
+                                                       physics: dict[str, Any]) -> None:
+    from bacpypes3.app import Application
+    from bacpypes3.local.device import DeviceObject
+    from bacpypes3.local.networkport import NetworkPortObject
+    from bacpypes3.pdu import Address
+
+    keys = ["jiefangbei-tower/ahu1-sat", "jiefangbei-tower/ahu1-mat"]
+    ep = endpoint(simulator, "ahu-1-ctl")
+
+    async def read() -> list[Any]:
+        app = Application.from_object_list([
+            DeviceObject(objectIdentifier=("device", 4000003), objectName="rpm-client"),
+            NetworkPortObject(f"127.0.0.1/8:{free_udp_port()}", objectIdentifier=("network-port", 1),
+                              objectName="NetworkPort-1")])
+        try:
+            spec: list[Any] = []
+            for k in keys:
+                b = site.points[k].point.bacnet
+                assert b is not None
+                spec += [f"{b.object_type},{b.instance}", ["present-value", "object-name"]]
+            return await asyncio.wait_for(app.read_property_multiple(Address(f"127.0.0.1:{ep['port']}"), spec), 10)
+        finally:
+            app.close()
+
+    res = asyncio.run(read())
+    pv = [v for _o, p, _i, v in res if str(p) == "present-value"]
+    names = [v for _o, p, _i, v in res if str(p) == "object-name"]
+    assert names == ["ahu1-sat", "ahu1-mat"]
+    for k, v in zip(keys, pv, strict=True):
+        assert v == pytest.approx(physics[k], rel=1e-6, abs=1e-5)  # float32 on the wire
+
+
+def test_mosquitto_sub_sees_wireless_sensor_json(simulator: dict[str, Any], site: Site,
+                                                 physics: dict[str, Any]) -> None:
+    topics = {e["topic"] for e in simulator["endpoints"] if e["protocol"] == "mqtt"}
+    deadline = time.monotonic() + 20
+    seen: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline and set(seen) != topics:
+        time.sleep(0.3)
+        for line in simulator["sub_file"].read_text(errors="replace").splitlines():
+            topic, _, payload = line.partition(" ")
+            seen[topic] = json.loads(payload)
+    assert set(seen) == topics
+    ref = next(r for r in site.points.values() if r.point.mqtt and r.point.brick == "CO2_Sensor")
+    doc = seen[ref.point.mqtt.topic]
+    assert doc[ref.point.mqtt.value_path] == pytest.approx(physics[ref.key], abs=0.001)
+    assert "battery" in json.dumps(doc) and "rssi" in json.dumps(doc)
+
+
+def test_fault_inject_and_clear_from_the_command_line(simulator: dict[str, Any], site: Site) -> None:
+    ctl = str(simulator["ctl"])
+    ep = endpoint(simulator, "meter-main")
+    address = site.points["chaotianmen-harbour/em-main-ua"].point.modbus.address
+    run = lambda *a: subprocess.run([*CLI, "simulate", "fault", *a, "--control-file", ctl], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    out = run("inject", "--kind", "device_offline", "--target", "chaotianmen-harbour/meter-main")
+    assert out.returncode == 0 and "injected" in out.stdout, out.stderr
+    assert mbpoll(ep["port"], 1, address, "4:float").startswith("ERROR")
+    # the same control endpoint the commands use, without paying a CLI start-up per check
+    listed = control_request(simulator["ctl"], {"op": "list"})
+    assert [f["target"] for f in listed["faults"]] == ["chaotianmen-harbour/meter-main"]
+    bad = control_request(simulator["ctl"], {"op": "inject", "kind": "device_offline",
+                                             "target": "chaotianmen-harbour/no-such-meter"})
+    assert not bad["ok"] and "not in the site" in bad["error"]
+    physics_fault = control_request(simulator["ctl"], {"op": "inject", "kind": "co_garage",
+                                                       "target": "chaotianmen-harbour/garage-b1"})
+    assert physics_fault["ok"] and physics_fault["fault"]["kind"] == "co_garage"  # handed to the physics
+    cleared = run("clear", "--all")
+    assert cleared.returncode == 0 and "meter-main" in cleared.stdout and "garage-b1" in cleared.stdout, cleared
+    assert float(mbpoll(ep["port"], 1, address, "4:float")) > 100
+
+
+def test_sigterm_stops_cleanly(simulator: dict[str, Any]) -> None:
+    """Last in the module: the simulator exits 0 on SIGTERM, releases its ports and removes its control file."""
+    proc: subprocess.Popen = simulator["proc"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert not simulator["ctl"].exists()
+    ep = endpoint(simulator, "meter-main")
+    assert mbpoll(ep["port"], 1, 0, "4").startswith("ERROR")
+    assert os.path.exists(simulator["sub_file"])
