@@ -239,3 +239,24 @@ async def test_port_in_use_is_a_clear_error(typed_site: tuple[Site, DictValues])
     finally:
         for s in servers:
             await s.stop()
+
+
+async def test_rtu_over_tcp_gateway(tmp_path: Path) -> None:
+    """A modbus-rtu device behind a TCP gateway port is served with RTU framing (unit id + CRC, no MBAP)."""
+    from pymodbus import FramerType
+
+    devices = [{"id": "rtu1", "protocol": "modbus-rtu", "port": 15021, "unit_id": 5}]
+    points = [{"id": "kwh", "name": "kWh", "brick": "Active_Power_Sensor", "unit": "kW",
+               "modbus": {"device": "rtu1", "address": 10, "type": "uint32"}}]
+    site = load_site(str(write_site(tmp_path, devices, points))).with_free_ports()
+    vals = DictValues({"b1/kwh": 123456})
+    servers = await start_modbus(site, vals, refresh_s=0)
+    c = AsyncModbusTcpClient("127.0.0.1", port=servers[0].port, framer=FramerType.RTU, timeout=1, retries=0)
+    try:
+        assert await c.connect()
+        rr = await c.read_holding_registers(10, count=2, device_id=5)
+        assert c.convert_from_registers(rr.registers, DT.UINT32) == 123456
+    finally:
+        c.close()
+        for s in servers:
+            await s.stop()
