@@ -16,6 +16,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 
 from telemetry.reading import Quality, Reading
@@ -42,6 +43,9 @@ CREATE TABLE IF NOT EXISTS readings (
 SCHEMA_VERSION = "1"
 INSERT = "INSERT OR REPLACE INTO readings (series, ts_ms, value, text, quality) VALUES (?, ?, ?, ?, ?)"
 GOOD = "quality = 'good' AND value IS NOT NULL"
+_QUALITIES = frozenset(q.value for q in Quality)
+
+_series_time = itemgetter(0, 1)
 
 _SQL_AGG = {Agg.MEAN: "AVG(value)", Agg.MIN: "MIN(value)", Agg.MAX: "MAX(value)", Agg.SUM: "SUM(value)",
             Agg.COUNT: "COUNT(value)"}
@@ -70,6 +74,10 @@ class EmbeddedStore:
                 # NORMAL in WAL mode: a crash of this process loses nothing; a power cut may lose the last
                 # commits, which the durable buffer still holds (it deletes only after we return).
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                # a big cache and rarer checkpoints: each commit rewrites the leaf page of every series it touches,
+                # so fewer, larger checkpoints and sorted inserts are what make 50,000+ readings/s possible
+                self._db.execute("PRAGMA cache_size=-65536")
+                self._db.execute("PRAGMA wal_autocheckpoint=20000")
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         except sqlite3.Error as exc:
@@ -110,29 +118,35 @@ class EmbeddedStore:
 
     def write(self, readings: Sequence[Reading]) -> None:
         """Store a batch in one transaction; returns once SQLite committed it."""
+        self.write_rows([(r.point, r.ts, r.value, r.quality) for r in readings])  # Quality is a str
+
+    def write_rows(self, rows: Sequence[tuple[str, float, float | str | None, str]]) -> None:
+        """write() for (point, ts, value, quality) tuples: the durable buffer's fast path (no Reading objects)."""
         if self.readonly:
             raise StoreRejected(f"embedded store {self.path} was opened read-only")
-        if not readings:
+        if not rows:
             return
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     ids = self._ids
-                    rows = []
-                    append = rows.append
-                    for r in readings:
-                        sid = ids.get(r.point)
+                    out = []
+                    append = out.append
+                    for point, ts, v, quality in rows:
+                        sid = ids.get(point)
                         if sid is None:
-                            sid = self._series_id(r.point)
-                        v = r.value
-                        if v is None or v.__class__ is float or v.__class__ is int:
-                            append((sid, round(r.ts * 1000), v, None, r.quality.value))
+                            sid = self._series_id(point)
+                        if quality not in _QUALITIES:
+                            raise ValueError(f"unknown quality {quality!r} for {point}")
+                        if v is None or v.__class__ is float:
+                            append((sid, round(ts * 1000), v, None, quality))
                         elif isinstance(v, str):
-                            append((sid, round(r.ts * 1000), None, v, r.quality.value))
+                            append((sid, round(ts * 1000), None, v, quality))
                         else:
-                            append((sid, round(r.ts * 1000), float(v), None, r.quality.value))
-                    self._db.executemany(INSERT, rows)
+                            append((sid, round(ts * 1000), float(v), None, quality))
+                    out.sort(key=_series_time)  # B-tree order: each series' new rows land on one leaf page
+                    self._db.executemany(INSERT, out)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")

@@ -64,11 +64,11 @@ def test_reader_processes_see_commits_while_one_writer_writes(tmp_path: Path) ->
 def test_sustained_write_rate(tmp_path: Path) -> None:
     """The issue asks for 50,000 readings/s; bench/ingest.py measures it, here with slack for a busy CPU."""
     store = EmbeddedStore(tmp_path / "rate.db")
-    batches = [[Reading(f"b/p{i % 100}", 1e9 + b * 50 + i // 100, float(i)) for i in range(5000)] for b in range(40)]
+    batches = [[Reading(f"b/p{i % 100}", 1e9 + b * 50 + i // 100, float(i)) for i in range(5000)] for b in range(20)]
     t = time.perf_counter()
     for batch in batches:
         store.write(batch)
-    rate = 200_000 / (time.perf_counter() - t)
-    assert store.count() == 200_000
+    rate = 100_000 / (time.perf_counter() - t)
+    assert store.count() == 100_000
     assert rate > 25_000, f"{rate:.0f} readings/s"
     store.close()
