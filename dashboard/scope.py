@@ -12,7 +12,6 @@ Unavailable with a message the page shows, never a traceback.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -48,9 +47,6 @@ ROLE_CAN: dict[Role, frozenset[Can]] = {
     Role.TECHNICIAN: frozenset({Can.SIMULATE}),
 }
 
-ENERGY_BRICK = "Electric_Energy_Sensor"
-POWER_BRICKS = ("Electric_Power_Sensor", "Active_Power_Sensor")
-
 
 def owner_buildings(site: Site, owner_id: str) -> tuple[str, ...]:
     """Ids of the buildings in which owner_id holds a share."""
@@ -68,6 +64,7 @@ class Scope:
     engine: Any = None  # sqlalchemy Engine of the records database, or None
     store_id: str = ""  # identifies the store in cache keys
     cache: Callable[..., Any] | None = field(default=None, repr=False)  # cached aggregate(store_id, ...)
+    alarm_book: Any = field(default=None, repr=False)  # rules.alarms.AlarmBook, made on first use if None
 
     # --- who may see what -------------------------------------------------------------------------------
     @cached_property
@@ -107,24 +104,20 @@ class Scope:
             if k not in self.site.points or not self.allows(self.site.points[k].building.id):
                 raise ScopeDenied("no such point for this user")
 
-    def energy_points(self, building_id: str) -> dict[str, list[PointRef]]:
-        """The building's electricity meters by sub-item; 'total' holds the whole-building meters.
-
-        When no meter is marked total, the sub-item meters together are the total (they partition the load).
-        """
-        out: dict[str, list[PointRef]] = {}
-        for r in self.points(building_id):
-            if r.point.brick == ENERGY_BRICK and r.point.unit == "kWh":
-                out.setdefault(r.point.subitem or "other", []).append(r)
-        if "total" not in out:
-            out["total"] = [r for rs in out.values() for r in rs]
-        return out
+    @cached_property
+    def visible_site(self) -> Site:
+        """The site cut down to the user's buildings, for helpers that walk a whole site."""
+        return Site(files=self.buildings(), paths=[])
 
     # --- telemetry -----------------------------------------------------------------------------------------
     def _store(self) -> Store:
         if self.store is None:
             raise Unavailable(self.store_error or "no telemetry store configured")
         return self.store
+
+    def store_view(self) -> ScopedStore:
+        """A read-only Store that only answers for the user's points (pass it to telemetry.queries)."""
+        return ScopedStore(self)
 
     def latest(self, building_id: str) -> dict[str, Reading]:
         self.check(building_id)
@@ -146,66 +139,214 @@ class Scope:
             raise Unavailable(str(exc)) from None
 
     # --- alarms (rules package) ----------------------------------------------------------------------------
-    def _alarms_module(self) -> Any:
+    def _book(self) -> Any:
+        """The rules' AlarmBook on the records database (given by the app so it can publish on MQTT)."""
+        if self.alarm_book is not None:
+            return self.alarm_book
         try:
-            import rules.alarms as alarms
+            from rules.alarms import AlarmBook
         except ModuleNotFoundError as exc:
             raise Unavailable(f"alarms ({exc.name})") from None
         if self.engine is None:
             raise Unavailable("records database")
-        return alarms
+        self.alarm_book = AlarmBook(self.engine)
+        return self.alarm_book
 
-    def alarms(self, active: bool | None = None, building: str | None = None, since: float | None = None,
-               limit: int = 500) -> list[Any]:
+    def alarms(self, state: str | Sequence[str] | None = None, building: str | None = None,
+               family: Sequence[str] | None = None, severity: Sequence[str] | None = None,
+               since: float | None = None, limit: int = 500) -> list[Any]:
         """Alarms of the user's buildings (optionally one building), newest first."""
-        mod = self._alarms_module()
-        ids = [building] if building else list(self.building_ids)
         if building:
             self.check(building)
+        ids = [building] if building else list(self.building_ids)
         if not ids:
             return []
-        rows = mod.list_alarms(self.engine, buildings=ids, active=active, since=since, limit=limit)
+        rows = self._book().list(buildings=ids, state=state, family=family or None, severity=severity or None,
+                                 since=since, limit=limit)
         return [a for a in rows if self.allows(a.building)]
 
     def acknowledge(self, alarm_id: int, comment: str) -> Any:
+        """Acknowledge one of the user's alarms; someone else's alarm is 'not found', like a missing one."""
         self.require(Can.ACKNOWLEDGE)
-        mod = self._alarms_module()
-        alarm = mod.get_alarm(self.engine, alarm_id)
-        if alarm is None or not self.allows(alarm.building):
+        from rules.alarms import AlarmError
+
+        book = self._book()
+        try:
+            alarm = book.get(alarm_id)
+        except AlarmError:
+            raise ScopeDenied("no such alarm for this user") from None
+        if not self.allows(alarm.building):
             raise ScopeDenied("no such alarm for this user")
-        return mod.acknowledge(self.engine, alarm_id, by=self.principal.username, comment=comment,
-                               at=time.time())
+        return book.acknowledge(alarm_id, self.principal.username, comment)
 
     # --- retrofit records (buildings.records) --------------------------------------------------------------
-    def _records(self, name: str) -> Any:
-        import importlib
-
+    def _records(self) -> Any:
+        """buildings.records.queries and a session factory, or Unavailable when the records are not there."""
         try:
-            mod = importlib.import_module(f"buildings.records.{name}")
+            from buildings.records import queries
+            from buildings.records.base import session_factory
         except ModuleNotFoundError as exc:
             raise Unavailable(f"retrofit records ({exc.name})") from None
         if self.engine is None:
             raise Unavailable("records database")
-        return mod
+        from sqlalchemy import inspect
+
+        if "retrofit_projects" not in inspect(self.engine).get_table_names():
+            raise Unavailable("retrofit records (run `retrofit program import` first)")
+        return queries, session_factory(self.engine)
+
+    def _projects_raw(self) -> list[dict[str, Any]]:
+        q, sf = self._records()
+        with sf() as s:
+            return [p for bid in self.building_ids for p in q.project_status(s, building_id=bid)]
 
     def records_status(self) -> dict[str, dict[str, str]]:
-        """Per visible building: retrofit stage and subsidy status labels (zh/en)."""
-        self._records("portfolio")
-        return {}
+        """Per visible building: its latest project's stage and its subsidy applications' state (zh/en)."""
+        out: dict[str, dict[str, str]] = {}
+        for p in self._projects_raw():
+            zh, en = p["stage_label"]
+            apps = p["applications"]
+            paid = sum(a["paid"] or 0 for a in apps)
+            states = sorted({a["status"] for a in apps})
+            sub_en = (", ".join(states) + (f" (paid {paid:,.0f})" if paid else "")) if apps else "none"
+            sub_zh = (", ".join(APPLICATION_ZH.get(x, x) for x in states) + (f"（已拨付 {paid:,.0f}）" if paid else "")
+                      if apps else "无")
+            out[p["building_id"]] = {"stage_zh": zh, "stage_en": en, "subsidy_zh": sub_zh, "subsidy_en": sub_en}
+        return out
 
     def projects(self) -> list[dict[str, Any]]:
-        """Retrofit projects of the visible buildings (see pages/retrofit.py for the shape)."""
+        """Retrofit projects of the visible buildings, shaped for the pages (milestones with Gantt spans)."""
         self.require(Can.RECORDS)
-        self._records("portfolio")
-        return []
+        from buildings.retrofit import STAGE_LABELS, Stage
+
+        q, sf = self._records()
+        out = []
+        with sf() as s:
+            savings = {bid: q.latest_savings(s, bid) for bid in self.building_ids}
+        for p in self._projects_raw():
+            ms = sorted(p["milestones"], key=lambda m: m["planned"] or m["actual"] or "")
+            spans, prev = [], None
+            for m in ms:
+                end = m["actual"] or m["planned"]
+                start = prev or end
+                zh, en = STAGE_LABELS[Stage(m["stage"])]
+                spans.append({"name_zh": m["name"], "name_en": m["name"], "stage_zh": zh, "stage_en": en,
+                              "start": start, "end": end, "done": m["actual"] is not None,
+                              "documents": []})
+                prev = end
+            sv = savings.get(p["building_id"])
+            zh, en = p["stage_label"]
+            out.append({
+                "id": p["project_id"], "building": p["building_id"], "name_zh": p["name"], "name_en": p["name"],
+                "stage_zh": zh, "stage_en": en, "budget": p["budget"], "progress": float(p.get("progress") or 0.0),
+                "paid": sum(a["paid"] or 0 for a in p["applications"]),
+                "savings_kwh": sv.avoided_kwh if sv is not None else None,
+                "measures": [{"name_zh": m["description"] or m["category"], "name_en": m["description"]
+                              or m["category"], "cost": m["capex"]} for m in p["measures"]],
+                "milestones": spans,
+                "documents": [{"name": d["title"], "type": d["type"], "sha256": (d["sha256"] or "")[:12]}
+                              for d in p["documents"]],
+            })
+        return out
 
     def subsidies(self, building_id: str) -> list[dict[str, Any]]:
+        """Every policy's eligibility for one building: conditions with evidence, amounts, what is missing."""
         self.require(Can.RECORDS)
         self.check(building_id)
-        self._records("portfolio")
-        return []
+        q, sf = self._records()
+        out = []
+        with sf() as s:
+            pols = q.policies_from_db(s)
+            paid_by_policy: dict[str, float] = {}
+            for pay in q.payments(s, building_id=building_id):
+                paid_by_policy[pay["policy_id"]] = paid_by_policy.get(pay["policy_id"], 0.0) + pay["amount"]
+            for pid, pol in sorted(pols.items()):
+                try:
+                    e = q.eligibility(s, building_id, pid, policies=pols).as_dict()
+                except KeyError as exc:
+                    raise Unavailable(f"retrofit records ({exc})") from None
+                out.append({
+                    "policy_id": pid, "policy_zh": pol.name, "policy_en": pol.name_en or pol.name,
+                    "eligible": {"eligible": True, "not_eligible": False}.get(e["verdict"]),
+                    "verdict": e["verdict"],
+                    "estimated": e["amount"]["capped"], "paid": paid_by_policy.get(pid, 0.0),
+                    "conditions": [{"label_zh": c["field"], "label_en": c["field"],
+                                    "status": {"pass": "met", "fail": "not_met"}.get(c["status"], "unknown"),
+                                    "expected": c["expected"], "actual": c["actual"],
+                                    "evidence": c["evidence"]} for c in e["conditions"]],
+                    "missing": e["missing"],
+                })
+        return out
 
     def ranking(self) -> list[dict[str, Any]]:
+        """Priority of the district's buildings that have no project past construction yet."""
         self.require(Can.PROGRAMME)
-        self._records("portfolio")
-        return []
+        q, sf = self._records()
+        done = {p["building_id"] for p in self._projects_raw()
+                if p.get("stage") in ("mv", "subsidy_claim", "payment", "closed")}
+        with sf() as s:
+            rows = q.ranking(s)
+        return [r for r in rows if r["building_id"] not in done and self.allows(r["building_id"])]
+
+
+class ScopedStore:
+    """The Store interface, restricted to one Scope: every key is checked, aggregates go through the cache,
+    store errors become Unavailable. Writing is refused: the dashboard only reads."""
+
+    def __init__(self, scope: Scope):
+        self.scope = scope
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        raise ScopeDenied("the dashboard does not write telemetry")
+
+    def latest(self, points: Sequence[str] | None = None, building: str | None = None) -> dict[str, Reading]:
+        if points is not None:
+            self.scope.check_points(points)
+        if building is not None:
+            self.scope.check(building)
+        store = self.scope._store()
+        try:
+            if points is None and building is None:
+                out: dict[str, Reading] = {}
+                for b in self.scope.building_ids:
+                    out.update(store.latest(building=b))
+                return out
+            return store.latest(points, building)
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from None
+
+    def raw(self, point: str, start: float, end: float, limit: int | None = None) -> list[Reading]:
+        self.scope.check_points([point])
+        try:
+            return self.scope._store().raw(point, start, end, limit)
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from None
+
+    def aggregate(self, points: Sequence[str], start: float, end: float, window_s: int, agg: Agg,
+                  tz: str = "UTC") -> dict[str, list[tuple[float, float]]]:
+        return self.scope.aggregate(points, start, end, window_s, agg, tz)
+
+    def series(self, building: str | None = None) -> list[str]:
+        if building is not None:
+            self.scope.check(building)
+        try:
+            return [k for k in self.scope._store().series(building) if self.scope.allows(k.partition("/")[0])]
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from None
+
+    def count(self, points: Sequence[str] | None = None, start: float | None = None,
+              end: float | None = None) -> int:
+        keys = list(points) if points is not None else [k for k in self.scope.site.points
+                                                        if self.scope.allows(k.partition("/")[0])]
+        self.scope.check_points(keys)
+        try:
+            return self.scope._store().count(keys, start, end) if keys else 0
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from None
+
+    def close(self) -> None:
+        """The underlying store is shared by the process; closing a view does nothing."""
+
+
+APPLICATION_ZH = {"draft": "草稿", "submitted": "已申报", "approved": "已批准", "rejected": "未通过",
+                  "paid": "已拨付", "partially_paid": "部分拨付", "withdrawn": "已撤回"}

@@ -22,7 +22,7 @@ rows = []
 problems: list[str] = []
 alarms_by_building: dict[str, dict[str, int]] = {}
 try:
-    for a in sc.alarms(active=True):
+    for a in sc.alarms(state=["raised", "acknowledged"], limit=100_000):
         counts = alarms_by_building.setdefault(a.building, {})
         counts[a.severity] = counts.get(a.severity, 0) + 1
 except Unavailable as exc:

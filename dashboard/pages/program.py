@@ -40,9 +40,11 @@ if not table.empty:
                     key="by_stage")
     st.dataframe(table, width="stretch", hide_index=True, key="projects_table")
 st.subheader(t("program.ranking"))
-rank_df = pd.DataFrame([{t("col.rank"): i + 1, t("col.building"): names.get(r["building"], r["building"]),
-                         t("col.score"): round(r["score"], 2), t("col.message"): t.pick(r["reason_zh"], r["reason_en"])}
-                        for i, r in enumerate(ranking)])
+rank_df = pd.DataFrame([{t("col.rank"): r["rank"], t("col.building"): names.get(r["building_id"], r["building_id"]),
+                         t("col.score"): round(r["score"], 3), t("col.eui"): r["eui_kwh_m2a"],
+                         t("col.structure"): r["structure_class"], t("col.verdict"): r["best_verdict"],
+                         t("col.estimated"): r["subsidy_estimate"], t("col.message"): "; ".join(r["notes"])}
+                        for r in ranking])
 st.dataframe(rank_df, width="stretch", hide_index=True, key="ranking_table")
 
 st.subheader(t("program.export"))

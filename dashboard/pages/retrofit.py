@@ -56,9 +56,7 @@ for p in projects:
         fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.markdown(f"**{t('retrofit.timeline')}**")
         st.plotly_chart(fig, width="stretch", key=f"gantt_{p['id']}")
-    docs = [d for m in p["milestones"] for d in m.get("documents", [])]
-    if docs:
+    if p["documents"]:
         st.markdown(f"**{t('retrofit.documents')}**")
-        st.dataframe(pd.DataFrame([{t("col.document"): d["name"], t("col.milestone"): d["milestone"],
-                                    t("col.time"): d.get("date") or "-"} for d in docs]),
-                     width="stretch", hide_index=True)
+        st.dataframe(pd.DataFrame([{t("col.document"): d["name"], t("col.type"): d["type"], "SHA-256": d["sha256"]}
+                                   for d in p["documents"]]), width="stretch", hide_index=True)

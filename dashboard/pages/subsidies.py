@@ -27,12 +27,14 @@ m1, m2 = st.columns(2)
 m1.metric(t("subsidy.estimated"), t.money(sum(a["estimated"] or 0 for a in assessments if a["eligible"])))
 m2.metric(t("subsidy.paid"), t.money(sum(a["paid"] or 0 for a in assessments)))
 for a in assessments:
-    verdict = {True: "subsidy.eligible", False: "subsidy.not_eligible", None: "subsidy.pending"}[a["eligible"]]
+    verdict = {"eligible": "subsidy.eligible", "not_eligible": "subsidy.not_eligible"}.get(a["verdict"],
+                                                                                        "subsidy.pending")
     with st.expander(f"{t.pick(a['policy_zh'], a['policy_en'])} · {t(verdict)}", expanded=True):
         c1, c2 = st.columns(2)
         c1.metric(t("col.estimated"), t.money(a["estimated"]))
         c2.metric(t("col.paid"), t.money(a["paid"]))
         st.dataframe(pd.DataFrame([{t("col.condition"): t.pick(c["label_zh"], c["label_en"]),
+                                    t("col.expected"): str(c["expected"]), t("col.actual"): str(c["actual"]),
                                     t("col.status"): t(f"subsidy.{c['status']}"),
                                     t("col.evidence"): c["evidence"]} for c in a["conditions"]]),
                      width="stretch", hide_index=True)

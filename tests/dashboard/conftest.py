@@ -1,10 +1,12 @@
-"""Fixtures for the dashboard tests: a small district (three buildings, owners A and B, one shared with C),
-an embedded store with a week of 15-minute history written through the Store interface, users of every role.
+"""Fixtures for the dashboard tests: the sample district (buildings/sites/yuzhong) with a week of simulated
+15-minute history from the simulator's history generator in an embedded store, the district's programme
+imported into the records database, and users of every role.
+
+alice owns a share of jiefangbei-tower only (yuxin-property); bob of chaotianmen-harbour only (harbour-hotels).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,98 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from buildings.records.base import make_engine
+from buildings.records.base import make_engine, session_factory
+from buildings.site import load_site
 from dashboard.auth import add_user
-from telemetry.embedded import EmbeddedStore
-from telemetry.reading import Quality, Reading
 
 PASSWORD = "correct-horse-battery"
-BUILDINGS = {
-    # id: (zh, en, owners [(owner, area)], lat, lon, area)
-    "alpha-tower": ("阿尔法大厦", "Alpha Tower", [("owner-a", 20000)], 29.557, 106.577, 24000),
-    "beta-plaza": ("贝塔广场", "Beta Plaza", [("owner-b", 15000)], 29.553, 106.571, 18000),
-    "gamma-court": ("伽马商厦", "Gamma Court", [("owner-b", 5000), ("owner-c", 4000)], 29.560, 106.569, 10000),
-}
-
-
-def building_yaml(bid: str, zh: str, en: str, owners: list[tuple[str, float]], lat: float, lon: float,
-                  area: float, port: int) -> str:
-    owner_rows = "\n".join(f"    - {{owner: {o}, name: {o} Co., kind: enterprise, area_m2: {a}}}" for o, a in owners)
-    return f"""building:
-  id: {bid}
-  name: {{zh: {zh}, en: {en}}}
-  address: Yuzhong {en}
-  year_built: 1998
-  gross_floor_area_m2: {area}
-  use: office
-  lat: {lat}
-  lon: {lon}
-  owners:
-{owner_rows}
-devices:
-  - {{id: meter-gw, protocol: modbus, port: {port}, unit_id: 1, poll_interval_s: 60}}
-  - {{id: ahu-ctl, protocol: bacnet, port: {port + 1}, device_instance: {port}, poll_interval_s: 60}}
-equipment:
-  - id: main-meter
-    name: Main meter
-    name_zh: 总表
-    kind: meter
-    points:
-      - {{id: total-kwh, name: Total energy, name_zh: 总电量, brick: Electric_Energy_Sensor, unit: kWh,
-          counter: true, subitem: total, modbus: {{device: meter-gw, address: 0}}}}
-      - {{id: total-kw, name: Total power, name_zh: 总功率, brick: Electric_Power_Sensor, unit: kW,
-          modbus: {{device: meter-gw, address: 2}}}}
-  - id: sub-meters
-    name: Sub-item meters
-    name_zh: 分项表
-    kind: meter
-    points:
-      - {{id: lighting-kwh, name: Lighting energy, name_zh: 照明电量, brick: Electric_Energy_Sensor, unit: kWh,
-          counter: true, subitem: lighting_sockets, modbus: {{device: meter-gw, address: 4}}}}
-      - {{id: hvac-kwh, name: HVAC energy, name_zh: 空调电量, brick: Electric_Energy_Sensor, unit: kWh,
-          counter: true, subitem: hvac, modbus: {{device: meter-gw, address: 6}}}}
-  - id: ahu-1
-    name: AHU-1
-    name_zh: 1号空调箱
-    kind: ahu
-    points:
-      - {{id: zone-temp, name: Zone temperature, name_zh: 区域温度, brick: Zone_Air_Temperature_Sensor, unit: degC,
-          bacnet: {{device: ahu-ctl, object_type: analog-input, instance: 1}}}}
-"""
-
-
-def write_site(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, (bid, (zh, en, owners, lat, lon, area)) in enumerate(BUILDINGS.items()):
-        (folder / f"{bid}.yaml").write_text(building_yaml(bid, zh, en, owners, lat, lon, area, 15100 + 10 * i),
-                                            encoding="utf-8")
-    return folder
-
-
-def history(days: int = 8, end: float | None = None) -> list[Reading]:
-    """15-minute readings: power follows office hours, counters integrate it, zone temperature drifts."""
-    end = end or (time.time() // 900 * 900)
-    start = end - days * 86400
-    out: list[Reading] = []
-    for n, bid in enumerate(BUILDINGS):
-        scale = 1.0 + 0.5 * n
-        totals = {"total-kwh": 1000.0, "lighting-kwh": 300.0, "hvac-kwh": 500.0}
-        ts = start
-        while ts < end:
-            local_h = ((ts + 8 * 3600) % 86400) / 3600
-            wd = int((ts + 8 * 3600) // 86400 + 3) % 7  # 0 = Monday
-            busy = 8 <= local_h < 19 and wd < 5
-            kw = scale * (400.0 if busy else 120.0)
-            totals["lighting-kwh"] += kw * 0.25 * 0.3
-            totals["hvac-kwh"] += kw * 0.25 * 0.5
-            totals["total-kwh"] += kw * 0.25
-            out.append(Reading(f"{bid}/total-kw", ts, kw))
-            for p, v in totals.items():
-                out.append(Reading(f"{bid}/{p}", ts, round(v, 3)))
-            out.append(Reading(f"{bid}/zone-temp", ts, 22.0 + 2 * math.sin(ts / 7200)))
-            ts += 900
-    out.append(Reading("beta-plaza/zone-temp", end, None, Quality.COMM_FAILURE))
-    return out
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMME = ROOT / "buildings" / "program" / "yuzhong.yaml"
+HISTORY_DAYS = 7
 
 
 @dataclass
@@ -115,23 +33,68 @@ class DashEnv:
     store_path: Path
 
 
+def seed_records(url: str, site_path: Path) -> None:
+    """Migrate the records database and import the sample programme, as `retrofit program import` does."""
+    from buildings.records.migrate import upgrade
+    from buildings.records.program import import_all
+    from buildings.subsidy.policy import POLICY_DIR, load_policies
+
+    engine = make_engine(url)
+    upgrade(url, engine=engine)
+    with session_factory(engine).begin() as s:
+        import_all(s, load_site(str(site_path)), PROGRAMME, load_policies(POLICY_DIR), "tests", str(POLICY_DIR))
+    engine.dispose()
+
+
+def alarm_event(kind: str, rule: str, building: str, subject: str, ts: float, family: str = "energy",
+                severity: str = "fault", zh: str = "告警", en: str = "alarm"):  # noqa: ANN201 - AlarmEvent
+    from rules.engine import AlarmEvent
+    from rules.model import Family, Severity
+
+    return AlarmEvent(kind, rule, Family(family), Severity(severity), building, subject, subject, ts,
+                      {"value": 1.0}, zh, en)
+
+
+def seed_alarms(url: str, end: float) -> None:
+    """Alarms recorded through the rules' AlarmBook: open and cleared, in alice's and bob's buildings."""
+    from rules.alarms import AlarmBook
+
+    book = AlarmBook(url)
+    book.apply([
+        alarm_event("raise", "ahu-sat-high", "jiefangbei-tower", "ahu-1", end - 3 * 3600,
+                    zh="1号空调箱送风温度过高", en="AHU-1 supply air too warm"),
+        alarm_event("raise", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 30 * 3600, "safety",
+                    "critical", "配电室温度过高", "Switch room too hot"),
+        alarm_event("raise", "co2-high", "chaotianmen-harbour", "ahu-1", end - 5 * 3600, "safety", "warning",
+                    "港湾二氧化碳浓度高", "Harbour CO2 high"),
+    ])
+    book.apply([alarm_event("clear", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 28 * 3600,
+                            "safety", "critical")])
+    book.close()
+
+
 @pytest.fixture(scope="session")
-def dash_data(tmp_path_factory: pytest.TempPathFactory) -> DashEnv:
+def dash_data(tmp_path_factory: pytest.TempPathFactory, sample_site_path: Path) -> DashEnv:
+    from simulators.history import backfill
+    from telemetry.embedded import EmbeddedStore
+
     root = tmp_path_factory.mktemp("dash")
-    site = write_site(root / "site")
     data_dir = root / "data"
     data_dir.mkdir()
     store = EmbeddedStore(data_dir / "telemetry.db")
-    store.write(history())
+    end = time.time() // 900 * 900
+    backfill(load_site(str(sample_site_path)), store, end - HISTORY_DAYS * 86400, end)
     store.close()
     url = f"sqlite:///{data_dir / 'records.db'}"
+    seed_records(url, sample_site_path)
+    seed_alarms(url, end)
     engine = make_engine(url)
-    add_user(engine, "alice", PASSWORD, "owner", "owner-a")
-    add_user(engine, "bob", PASSWORD, "owner", "owner-b")
+    add_user(engine, "alice", PASSWORD, "owner", "yuxin-property")
+    add_user(engine, "bob", PASSWORD, "owner", "harbour-hotels")
     add_user(engine, "dora", PASSWORD, "district")
     add_user(engine, "tom", PASSWORD, "technician")
     engine.dispose()
-    return DashEnv(root, site, data_dir, url, data_dir / "telemetry.db")
+    return DashEnv(root, sample_site_path, data_dir, url, data_dir / "telemetry.db")
 
 
 @pytest.fixture()
@@ -145,8 +108,14 @@ def dash_env(dash_data: DashEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     yield dash_data
 
 
+def foreign_to(building_id: str) -> tuple[str, ...]:
+    """Ids and names (zh, en) of every sample building other than building_id."""
+    site = load_site(str(ROOT / "buildings" / "sites" / "yuzhong"))
+    return tuple(x for b in site.buildings if b.id != building_id for x in (b.id, b.name.zh, b.name.en))
+
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-FOREIGN = ("beta-plaza", "gamma-court", "Beta Plaza", "贝塔广场", "Gamma Court", "伽马商厦", "owner-b", "owner-c")
+FOREIGN = foreign_to("jiefangbei-tower")  # what alice must never see
 
 
 @pytest.fixture()
