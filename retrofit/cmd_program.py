@@ -219,21 +219,25 @@ def program_milestone(
 @program_app.command("rank")
 def program_rank(
     as_of: str | None = typer.Option(None, help="evaluate on this date (default today)"),
+    measured_eui: str | None = typer.Option(None, help="FROM:TO: use EUI metered in the telemetry store over "
+                                                       "this period instead of the programme's billed EUI"),
+    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder (with --measured-eui)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
 ) -> None:
     """The district's buildings by retrofit priority (EUI vs GB/T 51161, ownership, age, savings, subsidy).
 
-    Example: retrofit program rank
+    Example: retrofit program rank --measured-eui 2025-01-01:2025-12-31
     """
     from rich.table import Table
 
     from buildings.records import queries as q
     from retrofit.cli import console
 
+    override = metered_eui(site, _period(measured_eui, "--measured-eui")) if measured_eui else None
     sf = open_records(records_url)
     with sf() as s:
-        rows = q.ranking(s, as_of=_date(as_of, "--as-of") if as_of else None)
+        rows = q.ranking(s, as_of=_date(as_of, "--as-of") if as_of else None, eui_override=override)
     if as_json:
         _print_json(rows)
         return
@@ -245,6 +249,37 @@ def program_rank(
                   "-" if r["eui_kwh_m2a"] is None else f"{r['eui_kwh_m2a']:.0f}", r["structure_class"],
                   r["best_verdict"] or "-", "; ".join(r["notes"]))
     console.print(t)
+
+
+def metered_eui(site_path: str, period: tuple[dt.date, dt.date]) -> dict[str, tuple[float, str]]:
+    """Building id -> (kWh/m2/year, evidence) metered in the telemetry store (telemetry/queries.py)."""
+    from zoneinfo import ZoneInfo
+
+    from retrofit.cli import fail, load_site_or_exit
+    from retrofit.settings import load_settings
+    from telemetry import StoreError, open_store
+    from telemetry.queries import energy_use_intensity
+
+    s_site = load_site_or_exit(site_path)
+    try:
+        store = open_store(load_settings(), readonly=True)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    out: dict[str, tuple[float, str]] = {}
+    try:
+        for b in s_site.buildings:
+            tz = ZoneInfo(b.timezone)
+            start = dt.datetime.combine(period[0], dt.time(), tz).timestamp()
+            end = dt.datetime.combine(period[1] + dt.timedelta(days=1), dt.time(), tz).timestamp()
+            i = energy_use_intensity(store, s_site, b.id, start, end)
+            if i.covered_days:
+                out[b.id] = (i.kwh_per_m2_year, f"metered {period[0]}..{period[1]}, {i.covered_days} days with "
+                                                f"data, annualised")
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    return out
 
 
 # --- subsidy ----------------------------------------------------------------------------------------

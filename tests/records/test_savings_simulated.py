@@ -131,6 +131,13 @@ def test_savings_command_records_result(history: Path, tmp_path: Path, monkeypat
     assert e["verdict"] == "eligible"  # 23.8 % measured, adequate: band 20-30 % -> 8,600 m2 x 30
     assert e["amount"]["capped"] == pytest.approx(258_000)  # capped at 30 % of the 860,000 cost
     assert e["tranches"][1]["status"] == "locked"  # the M&V report and subsidy-claim stages are still open
+    r = runner.invoke(app, ["program", "rank", "--measured-eui", "2025-10-15:2026-10-14", "--as-of", "2026-11-26",
+                            "--json"])
+    rows = {x["building_id"]: x for x in json.loads(r.output)}
+    kwh = out["actual_kwh"] / 8600  # the reporting year's metered use over the floor area
+    assert rows["daping-makerworks"]["eui_kwh_m2a"] == pytest.approx(kwh, rel=0.01)
+    assert any("metered 2025-10-15..2026-10-14" in n for n in rows["daping-makerworks"]["notes"])
+    assert rows["huaxin-building"]["eui_kwh_m2a"] == 118  # no history: the billed EUI stays
     r = runner.invoke(app, ["savings", "--building", "daping-makerworks", "--baseline", "2025-04-15:2025-10-14",
                             "--reporting", "2025-10-15:2026-10-14"])
     assert r.exit_code == 2 and "baseline refused: baseline too short" in r.output
