@@ -250,7 +250,7 @@ class DurableBuffer:
         """
         if not readings:
             return
-        payload = msgpack.packb([(r.point, r.ts, r.value, r.quality.value) for r in readings])
+        payload = msgpack.packb([(r.point, r.ts, r.value, r.quality) for r in readings])  # Quality packs as str
         self.append_encoded(payload, len(readings))
 
     def append_encoded(self, payload: bytes, count: int) -> None:
