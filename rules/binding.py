@@ -55,12 +55,12 @@ def _poll(bf: BuildingFile, p: Point) -> float:
 
 def _find(spec: PointSpec, eq: Equipment, bf: BuildingFile, used: set[str]) -> Point | None:
     for p in eq.points:
-        if p.id not in used and spec.matches(p.brick):
+        if p.id not in used and spec.matches(p.brick, p.subitem):
             return p
     if spec.anywhere:
         for other in bf.equipment:
             for p in other.points:
-                if p.id not in used and spec.matches(p.brick):
+                if p.id not in used and spec.matches(p.brick, p.subitem):
                     return p
     return None
 
@@ -127,7 +127,7 @@ def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -
             if r.scope == "point":
                 spec = r.points["x"]
                 for p in eq.points:
-                    if not spec.matches(p.brick):
+                    if not spec.matches(p.brick, p.subitem):
                         continue
                     attrs = {"poll_s": _poll(bf, p)}
                     if p.range is not None:

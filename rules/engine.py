@@ -71,6 +71,7 @@ class _Snapshot:
         fresh = (self.qual == 0) & (self.age <= eng._max_age)
         self.cur = np.where(fresh, np.asarray(eng._val), NAN)
         self._eng = eng
+        self.lets: dict[object, np.ndarray] = {}  # let values shared between rules this tick
 
     @cached_property
     def prev(self) -> np.ndarray:
@@ -132,8 +133,32 @@ class RuleInstance:
         self.last_c = np.full(n, NAN)
         self.n_active = 0
         self.n_pend = 0
+        self.let_keys = self._let_keys()
         self.hold = rule.rule.hold
         self.clear_for = rule.rule.clear_for
+
+    def _let_keys(self) -> dict[str, object]:
+        """A key per let that is equal for two rules exactly when they compute the same values.
+
+        Same expression over the same points, constants and lets, for the same bindings: the values (and the
+        window state behind them) are identical, so the engine computes them once per tick and shares them
+        (the G36 rules all need the same 5-minute means and operating state).
+        """
+        keys: dict[str, object] = {}
+
+        def sig(name: str) -> object:
+            if name in keys:
+                return keys[name]
+            if name in self.var_idx:
+                return ("p", self.var_idx[name].tobytes())
+            if name == "occupied":
+                return ("o", self.bidx.tobytes())
+            v = self.consts.get(name)
+            return ("c", v.tobytes() if isinstance(v, np.ndarray) else v)
+        for name, _fn in self.rule.lets:
+            dump, deps = self.rule.let_deps[name]
+            keys[name] = (dump, self.n, tuple(sorted((d, sig(d)) for d in deps if d != name)))
+        return keys
 
     def evaluate(self, now: float, snap: _Snapshot, occ: np.ndarray) -> list[AlarmEvent]:
         names: dict[str, np.ndarray] = dict(self.consts)
@@ -146,8 +171,14 @@ class RuleInstance:
         occupied = occ[self.bidx]
         names["occupied"] = occupied
         f = Frame(self.n, now, self.step, names, points, self.slots)  # type: ignore[arg-type]
+        cache = snap.lets
+        keys = self.let_keys
         for name, fn in self.rule.lets:
-            names[name] = fn(f)
+            key = keys[name]
+            v = cache.get(key)
+            if v is None:
+                v = cache[key] = fn(f)
+            names[name] = v
         c = self.rule.when(f)
         sched = self.rule.rule.schedule
         clear = self.rule.clear(f) if self.rule.clear is not None else None
@@ -190,7 +221,7 @@ class RuleInstance:
     def _event(self, kind: str, i: int, now: float, names: dict[str, np.ndarray]) -> AlarmEvent:
         b = self.bindings[i]
         r = self.rule.rule
-        values = {k: float(v[i]) for k, v in names.items() if k != "occupied" and np.ndim(v) == 1}
+        values = {k: float(v[i] if np.ndim(v) == 1 else v) for k, v in names.items() if k != "occupied"}
         ctx = {**values, "building": b.building, "equipment": b.equipment, "subject": b.subject,
                "point": b.subject}
         return AlarmEvent(kind, r.id, r.family, r.severity, b.building, b.equipment, b.subject, now,

@@ -7,6 +7,7 @@ site file's. See docs/rules.md for the format and the condition language.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import string
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS, suggest
 from buildings.site import Problem, _field_name, _line_of, _plain
-from rules.expr import Compiled, ExprError, Fn, compile_expr, parse_duration, truth
+from rules.expr import Compiled, ExprError, Fn, compile_expr, parse, parse_duration, truth
 
 LIBRARY_DIR = os.path.join(os.path.dirname(__file__), "library")
 QUANTITIES = sorted(set(UNITS.values()))
@@ -63,8 +64,10 @@ class PointSpec(Strict):
     classes: list[str] = Field(default_factory=list, alias="class")
     quantity: list[str] = Field(default_factory=list)
     anywhere: bool = Field(default=False, description="look in the whole building, not only the equipment")
+    subitem: list[Literal["lighting_sockets", "hvac", "power", "special", "total"]] = Field(
+        default_factory=list, description="only meter points of these sub-item categories (分项)")
 
-    @field_validator("classes", "quantity", mode="before")
+    @field_validator("classes", "quantity", "subitem", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -92,8 +95,10 @@ class PointSpec(Strict):
             raise ValueError("give class: (Brick classes) or quantity: (e.g. temperature)")
         return self
 
-    def matches(self, brick: str) -> bool:
+    def matches(self, brick: str, subitem: str | None = None) -> bool:
         if self.classes and brick not in self.classes:
+            return False
+        if self.subitem and subitem not in self.subitem:
             return False
         return not self.quantity or BRICK_CLASSES.get(brick) in self.quantity
 
@@ -181,6 +186,7 @@ class CompiledRule:
     slot_factories: list[Any]
     names: set[str]
     message_fields: set[str] = field(default_factory=set)
+    let_deps: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (tree dump, names)
     point_args: set[str] = field(default_factory=set)  # point variables read by age/prev/raw/flagged
 
     @property
@@ -255,10 +261,12 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
         return c
 
     lets: list[tuple[str, Fn]] = []
+    let_deps: dict[str, tuple[str, frozenset[str]]] = {}
     for name, text in rule.let.items():
         c = comp(text, "let", ("let", name))
         if c is not None:
             lets.append((name, c.fn))
+            let_deps[name] = (ast.dump(parse(text)), frozenset(c.names))
         known.add(name)
     w = comp(rule.when, "when", ("when",))
     cl = comp(rule.clear_when, "clear_when", ("clear_when",)) if rule.clear_when else None
@@ -282,6 +290,7 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
     assert w is not None
     return CompiledRule(rule=rule, file=file, line=_line_of(tree, loc), lets=lets, when=_as_truth(w),
                         clear=_as_truth(cl) if cl else None, slot_factories=slots, names=names, message_fields=mfields,
+                        let_deps=let_deps,
                         point_args=point_args)
 
 
