@@ -385,6 +385,9 @@ def measure_savings(baseline: Baseline, reporting: DailySeries,
     if len(s) == 0:
         raise BaselineError("the reporting period has no day with both energy and outdoor temperature data")
     first, last, span = _period(reporting, period)
+    if str(first) <= baseline.period[1]:
+        raise BaselineError(f"the reporting period starts {first}, inside the baseline ({baseline.period[0]} to "
+                            f"{baseline.period[1]}); it must start after the baseline ends")
     warnings: list[str] = []
     if len(s) / span < min_coverage:
         warnings.append(f"reporting period has gaps: {len(s)} of {span} days with data; savings cover those days")

@@ -466,8 +466,12 @@ def _occupied_hours(span: tuple[float, float] | None) -> float:
 def measure_building(store: Store, site: Site, building_id: str, baseline: tuple[dt.date, dt.date],
                      reporting: tuple[dt.date, dt.date], min_days: int | None = None) -> tuple[Any, dict[str, str]]:
     """Fit the baseline and measure the reporting period for one building (raises BaselineError)."""
-    from buildings.savings import MIN_BASELINE_DAYS, fit_baseline, measure_savings
+    from buildings.savings import MIN_BASELINE_DAYS, BaselineError, fit_baseline, measure_savings
 
+    rd = site.building(building_id).building.retrofit_date
+    if rd is not None and baseline[0] <= rd <= baseline[1]:
+        raise BaselineError(f"the baseline {baseline[0]} to {baseline[1]} contains the retrofit date {rd} of "
+                            f"{building_id}; a baseline must be pre-retrofit, end it before {rd}")
     base_s, ev = daily_series(store, site, building_id, *baseline)
     rep_s, _ = daily_series(store, site, building_id, *reporting)
     base = fit_baseline(base_s, period=baseline, min_days=MIN_BASELINE_DAYS if min_days is None else min_days)

@@ -344,6 +344,8 @@ def load_projects(s: Session, prog: ProgramFile, actor: str, tree: Any = None, p
         if pj.applicant and s.get(Owner, pj.applicant) is None:
             raise ProgramError(f"{where}: unknown applicant owner {pj.applicant!r}")
         old = s.get(RetrofitProject, pj.id)
+        if old is not None and ProjectIn.model_validate(project_dict(old)) == _with_default_docs(pj):
+            continue  # unchanged: importing the same file twice is a no-op
         if old is not None:
             if old.applications and any(a.payments for a in old.applications):
                 raise ProgramError(f"{where}: project already has payments recorded; it cannot be re-imported")
@@ -405,6 +407,13 @@ def load_projects(s: Session, prog: ProgramFile, actor: str, tree: Any = None, p
     for sv in prog.savings_results:
         bf, bt = sv.baseline.split(":")
         rf, rt = sv.reporting.split(":")
+        same = select(SavingsResult.id).where(
+            SavingsResult.building_id == sv.building, SavingsResult.baseline_from == dt.date.fromisoformat(bf),
+            SavingsResult.baseline_to == dt.date.fromisoformat(bt), SavingsResult.source == sv.source,
+            SavingsResult.reporting_from == dt.date.fromisoformat(rf),
+            SavingsResult.reporting_to == dt.date.fromisoformat(rt))
+        if s.scalar(same) is not None:
+            continue  # already imported
         s.add(SavingsResult(building_id=sv.building, project_id=sv.project,
                             baseline_from=dt.date.fromisoformat(bf), baseline_to=dt.date.fromisoformat(bt),
                             reporting_from=dt.date.fromisoformat(rf), reporting_to=dt.date.fromisoformat(rt),
@@ -412,6 +421,13 @@ def load_projects(s: Session, prog: ProgramFile, actor: str, tree: Any = None, p
                             savings_fraction=sv.savings_fraction, avoided_kwh=sv.avoided_kwh, fsu68=sv.fsu68,
                             fsu90=sv.fsu90, adequate=sv.adequate, source=sv.source, details={}))
         audit(s, actor, "create", "savings_result", sv.building, new=sv.model_dump(mode="json"))
+
+
+def _with_default_docs(pj: ProjectIn) -> ProjectIn:
+    """The project as stored: milestones without required_docs get their stage's standard documents."""
+    ms = [m if m.required_docs is not None else m.model_copy(update={"required_docs": list(STAGE_DOCS[m.stage])})
+          for m in pj.milestones]
+    return pj.model_copy(update={"milestones": ms})
 
 
 def import_all(s: Session, site: Site, program_path: str | os.PathLike | None, policies: dict[str, Policy],
@@ -565,31 +581,7 @@ def export_program(s: Session) -> dict[str, Any]:
         if o.is_sme is not None or o.credit_code:
             out["owners"][o.id] = _drop_none({"is_sme": o.is_sme, "credit_code": o.credit_code})
     for p in s.scalars(select(RetrofitProject).order_by(RetrofitProject.id)):
-        ms_name = {m.id: m.name for m in p.milestones}
-        out["projects"].append(_drop_none({
-            "id": p.id, "building": p.building_id, "name": p.name, "applicant": p.applicant_owner_id,
-            "applicant_role": p.applicant_role, "business_model": p.business_model,
-            "retrofit_area_m2": p.retrofit_area_m2, "verified_area_m2": p.verified_area_m2,
-            "scope_common_parts": p.scope_common_parts, "target_saving_pct": p.target_saving_pct,
-            "rating_target": p.rating_target, "other_subsidies": p.other_subsidies,
-            "listed_in_policies": p.listed_in_policies,
-            "measures": [_drop_none({"category": m.category, "description": m.description, "capex": m.capex,
-                                     "expected_saving_kwh_a": m.expected_saving_kwh_a}) for m in p.measures],
-            "milestones": [_drop_none({"stage": m.stage, "name": m.name, "planned": m.planned_date,
-                                       "actual": m.actual_date, "signed_off_by": m.signed_off_by,
-                                       "required_docs": m.required_docs}) for m in p.milestones],
-            "documents": [_drop_none({"type": d.doc_type, "title": d.title, "sha256": d.sha256,
-                                      "milestone": ms_name.get(d.milestone_id), "uri": d.uri,
-                                      "signed_by": d.signed_by, "signed_at": d.signed_at,
-                                      "visibility": d.visibility}) for d in p.documents],
-            "votes": [_drop_none({"owner": v.owner_id, "choice": v.choice, "count": v.count,
-                                  "meeting_date": v.meeting_date, "matter": v.matter}) for v in p.votes],
-            "applications": [_drop_none({
-                "id": a.id, "policy": a.policy_id, "submitted_on": a.submitted_on, "status": a.status,
-                "assessed_amount": a.assessed_amount,
-                "payments": [{"tranche": x.tranche_seq, "amount": x.amount, "paid_on": x.paid_on}
-                             for x in a.payments]}) for a in p.applications],
-        }))
+        out["projects"].append(project_dict(p))
     for r in s.scalars(select(SavingsResult).order_by(SavingsResult.id)):
         out["savings_results"].append(_drop_none({
             "building": r.building_id, "project": r.project_id, "baseline": f"{r.baseline_from}:{r.baseline_to}",
@@ -598,6 +590,34 @@ def export_program(s: Session) -> dict[str, Any]:
             "fsu68": r.fsu68, "fsu90": r.fsu90, "adequate": r.adequate, "source": r.source}))
     return out
 
+
+def project_dict(p: RetrofitProject) -> dict[str, Any]:
+    """A project in the programme-file schema (export, and the no-op check of a re-import)."""
+    ms_name = {m.id: m.name for m in p.milestones}
+    return _drop_none({
+        "id": p.id, "building": p.building_id, "name": p.name, "applicant": p.applicant_owner_id,
+        "applicant_role": p.applicant_role, "business_model": p.business_model,
+        "retrofit_area_m2": p.retrofit_area_m2, "verified_area_m2": p.verified_area_m2,
+        "scope_common_parts": p.scope_common_parts, "target_saving_pct": p.target_saving_pct,
+        "rating_target": p.rating_target, "other_subsidies": p.other_subsidies,
+        "listed_in_policies": p.listed_in_policies,
+        "measures": [_drop_none({"category": m.category, "description": m.description, "capex": m.capex,
+                                 "expected_saving_kwh_a": m.expected_saving_kwh_a}) for m in p.measures],
+        "milestones": [_drop_none({"stage": m.stage, "name": m.name, "planned": m.planned_date,
+                                   "actual": m.actual_date, "signed_off_by": m.signed_off_by,
+                                   "required_docs": m.required_docs}) for m in p.milestones],
+        "documents": [_drop_none({"type": d.doc_type, "title": d.title, "sha256": d.sha256,
+                                  "milestone": ms_name.get(d.milestone_id), "uri": d.uri,
+                                  "signed_by": d.signed_by, "signed_at": d.signed_at,
+                                  "visibility": d.visibility}) for d in p.documents],
+        "votes": [_drop_none({"owner": v.owner_id, "choice": v.choice, "count": v.count,
+                              "meeting_date": v.meeting_date, "matter": v.matter}) for v in p.votes],
+        "applications": [_drop_none({
+            "id": a.id, "policy": a.policy_id, "submitted_on": a.submitted_on, "status": a.status,
+            "assessed_amount": a.assessed_amount,
+            "payments": [{"tranche": x.tranche_seq, "amount": x.amount, "paid_on": x.paid_on}
+                         for x in a.payments]}) for a in p.applications],
+    })
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != []}

@@ -281,8 +281,19 @@ def test_export_import_round_trip(loaded: sessionmaker, sample_site, policies, t
         assert q.eligibility(s, "jiefangbei-tower", YZ, as_of=AS_OF).verdict == "eligible"
 
 
+def test_reimporting_the_same_files_changes_nothing(loaded: sessionmaker, sample_site, policies) -> None:
+    with loaded() as s:
+        before = _counts(s)
+    with loaded.begin() as s:
+        import_all(s, sample_site, PROGRAMME, policies, "again")
+    with loaded() as s:
+        assert _counts(s) == before
+        assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.actor == "again")) == 0
+
+
 def test_reimport_refused_once_paid(loaded: sessionmaker, policies) -> None:
     prog, tree = load_program_file(PROGRAMME)
+    prog.projects[0].target_saving_pct = 0.25  # a changed project that already received money
     with pytest.raises(ProgramError, match="already has payments"), loaded.begin() as s:
         load_projects(s, prog, "test", tree, str(PROGRAMME), policies)
 

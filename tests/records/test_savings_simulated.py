@@ -96,6 +96,17 @@ def test_too_short_baseline_refused(history: Path, site: Site) -> None:
     store.close()
 
 
+def test_baseline_must_precede_retrofit_and_reporting(history: Path, site: Site) -> None:
+    store = EmbeddedStore(history / "telemetry.db", readonly=True)
+    with pytest.raises(BaselineError, match="contains the retrofit date 2025-10-15"):
+        measure_building(store, site, "daping-makerworks", (D(2024, 11, 1), D(2025, 10, 31)),
+                         (D(2025, 11, 1), D(2026, 10, 14)))
+    with pytest.raises(BaselineError, match="inside the baseline"):
+        measure_building(store, site, "daping-makerworks", CASES["daping-makerworks"][0],
+                         (D(2025, 10, 1), D(2026, 10, 14)))
+    store.close()
+
+
 def test_too_noisy_baseline_refused(site: Site, tmp_path: Path) -> None:
     bid = "daping-makerworks"
     (b0, b1), rep = CASES[bid]
