@@ -161,14 +161,15 @@ class DurableBuffer:
     """
 
     def __init__(self, directory: str | Path, store: Store, *, max_bytes: int = 512 * 2**20,
-                 segment_bytes: int = 16 * 2**20, drain_batch: int = 5000, warn_fraction: float = 0.8,
+                 segment_bytes: int = 16 * 2**20, drain_batch: int | None = None, warn_fraction: float = 0.8,
                  retry_initial_s: float = 0.2, retry_max_s: float = 10.0, fsync: bool = True, start: bool = True,
                  on_state: Callable[[BufferState, BufferStatus], None] | None = None, owns_store: bool = False):
         self.directory = Path(directory)
         self.store = store
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
-        self.drain_batch = drain_batch
+        # readings per store write: the store's own preference (SQLite gains from big transactions)
+        self.drain_batch = drain_batch or getattr(store, "preferred_batch", 5000)
         self.warn_fraction = warn_fraction
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s

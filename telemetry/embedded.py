@@ -55,6 +55,8 @@ class EmbeddedStore:
     """Telemetry in one SQLite file (WAL). Thread-safe within a process; one writing process at a time."""
 
     kind = "embedded"
+    # every commit rewrites one leaf page per series it touches: bigger batches cost less per reading
+    preferred_batch = 50_000
 
     def __init__(self, path: str | Path, readonly: bool = False, timeout_s: float = 10.0):
         self.path = Path(path)
