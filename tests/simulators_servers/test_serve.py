@@ -16,7 +16,7 @@ from pymodbus.exceptions import ModbusException
 
 from buildings.site import load_site
 from retrofit.devservers import ServerProcess
-from simulators.serve import ControlError, Simulator, control_request
+from simulators.serve import ControlError, Simulator, control_request, planned_endpoints
 from tests.simulators_servers.conftest import DictValues, write_site
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +61,9 @@ async def test_simulator_serves_all_protocols_and_takes_live_faults(mosquitto: S
     sim = await Simulator(site, vals, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", refresh_s=0).start(ctl)
     try:
         eps = {e.protocol: e for e in sim.endpoints()}
+        # --list-endpoints (nothing opened) lists exactly what a running simulator serves
+        planned = planned_endpoints(site, f"mqtt://127.0.0.1:{mosquitto.port}")
+        assert sorted(map(str, planned)) == sorted(map(str, sim.endpoints()))
         assert set(eps) == {"modbus", "bacnet", "mqtt"}
         assert eps["modbus"].unit_id == 3 and eps["bacnet"].device_instance == 77 and eps["mqtt"].topic == "s/b1/iaq"
         assert stat.S_IMODE(os.stat(ctl).st_mode) == 0o600
