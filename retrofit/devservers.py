@@ -107,10 +107,12 @@ def mosquitto_binary() -> str | None:
     )
 
 
-def start_influxd(workdir: Path | None = None, auth: tuple[str, str] | None = None) -> ServerProcess:
+def start_influxd(workdir: Path | None = None, auth: tuple[str, str] | None = None,
+                  tls: tuple[Path, Path] | None = None) -> ServerProcess:
     """Start a real InfluxDB 1.x on a free loopback port with its data in a temp dir.
 
     auth=(user, password) enables authentication and creates that admin user (for wrong-credential tests).
+    tls=(certificate PEM, private key PEM) serves HTTPS instead of HTTP.
     """
     binary = shutil.which("influxd") or "/usr/bin/influxd"
     workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-influx-"))
@@ -133,6 +135,9 @@ bind-address = "127.0.0.1:{rpc_port}"
   enabled = true
   bind-address = "127.0.0.1:{http_port}"
   auth-enabled = {"true" if auth else "false"}
+  https-enabled = {"true" if tls else "false"}
+  https-certificate = "{tls[0] if tls else ''}"
+  https-private-key = "{tls[1] if tls else ''}"
   log-enabled = false
   max-body-size = 0
 [monitor]

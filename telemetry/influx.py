@@ -110,7 +110,7 @@ class InfluxStore:
         self._tags = tag_resolver
         self._prefix: dict[str, str] = {}
         self._http = requests.Session()
-        self._http.verify = verify_tls
+        self._verify = verify_tls  # passed per request: a REQUESTS_CA_BUNDLE variable would override Session.verify
         self._http.headers["Accept-Encoding"] = "identity"  # gzip costs InfluxDB more CPU than it saves
         username, password = username or url_user, password or url_password
         if token:
@@ -159,10 +159,12 @@ class InfluxStore:
     # --- HTTP ------------------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            return self._http.request(method, self.url + path, timeout=self.timeout_s, **kwargs)
+            return self._http.request(method, self.url + path, timeout=self.timeout_s, verify=self._verify,
+                                      **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise StoreUnavailable(f"InfluxDB at {self.url}: TLS failed ({type(exc).__name__}); check the "
-                                   "certificate or RETROFIT_INFLUX_VERIFY_TLS") from None
+            reason = _ssl_reason(exc)
+            raise StoreUnavailable(f"InfluxDB at {self.url}: TLS failed ({reason}); check the server certificate, "
+                                   "or RETROFIT_INFLUX_VERIFY_TLS") from None
         except requests.RequestException as exc:
             raise StoreUnavailable(f"InfluxDB at {self.url} is not reachable ({type(exc).__name__}); start it "
                                    "or fix RETROFIT_INFLUX_URL. Readings wait in the buffer meanwhile.") from None
@@ -519,6 +521,14 @@ def _row_reading(point: str, row: list[Any]) -> Reading:
     t, value, text, quality = row[0], row[1], row[2], row[3]
     return Reading(point, t / 1000.0, text if text is not None else (float(value) if value is not None else None),
                    Quality(quality) if quality else Quality.GOOD)
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """The OpenSSL reason (e.g. 'certificate verify failed: self-signed certificate'), without the URL."""
+    import re
+
+    m = re.search(r"\[SSL[^\]]*\] ([^(')]+)", str(exc))
+    return m.group(1).strip() if m else type(exc).__name__
 
 
 def _server_message(resp: requests.Response) -> str:

@@ -134,3 +134,47 @@ def test_right_password_works(influxd_auth: ServerProcess, monkeypatch: pytest.M
     s.write([Reading("b/p", T0, 3.0)])
     assert s.latest(["b/p"]) == {"b/p": Reading("b/p", T0, 3.0)}
     s.close()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (IP SAN) and its key, made here with `cryptography`."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_https_with_verification(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = start_influxd(tmp_path / "influxd", tls=(cert, key))
+    try:
+        url = f"https://127.0.0.1:{server.port}"
+        with pytest.raises(StoreUnavailable, match="TLS failed.*RETROFIT_INFLUX_VERIFY_TLS"):
+            InfluxStore(url, database="tls")  # self-signed: not trusted by the system CAs
+        with InfluxStore(url, database="tls", verify_tls=str(cert)) as s:  # trusted when we name the CA
+            s.write([Reading("b/p", T0, 4.5)])
+            assert s.latest(["b/p"])["b/p"].value == 4.5
+        with InfluxStore(url, database="tls", verify_tls=False) as s:
+            assert s.count() == 1
+    finally:
+        server.stop()
