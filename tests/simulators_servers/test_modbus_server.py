@@ -157,6 +157,14 @@ async def test_exception_replies(served: tuple[Site, DictValues, int]) -> None:
         assert rr.isError() and rr.exception_code == 2  # unmapped address
         rr = await c.read_holding_registers(0, count=2, device_id=99)
         assert rr.isError() and rr.exception_code == 0x0B  # unknown unit id: gateway target failed
+        for name, args in (("read_holding_registers", (40000, 125)), ("read_coils", (5000, 100)),
+                           ("read_discrete_inputs", (7, 3)), ("read_input_registers", (65000, 10)),
+                           ("write_registers", (100, [1, 2, 3])), ("write_coils", (9, [True] * 20)),
+                           ("write_coil", (9, True)), ("write_register", (5, 7))):
+            call = getattr(c, name)
+            rr = await (call(args[0], count=args[1], device_id=99) if name.startswith("read")
+                        else call(args[0], args[1], device_id=99))
+            assert rr.isError() and rr.exception_code == 0x0B, (name, rr)
         rr = await c.read_input_registers(0, count=1, device_id=7)
         assert rr.isError() and rr.exception_code == 2
         rr = await c.read_input_registers(300, count=2, device_id=7)
