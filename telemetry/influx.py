@@ -206,6 +206,11 @@ class InfluxStore:
         for r in results:
             if "error" in r:
                 raise StoreError(f"InfluxDB query failed: {r['error']} (query: {q[:300]})")
+            # the statement-level flag means max-row-limit truncated the answer (1.6 also flags whole series
+            # "partial" when it merged its internal 10,000-row chunks: that one is harmless)
+            if r.get("partial"):
+                raise StoreError("InfluxDB cut the answer short (its [http] max-row-limit); raise that limit to 0 "
+                                 f"or query a shorter range (query: {q[:300]})")
         return results
 
     def _check_auth(self) -> None:

@@ -76,3 +76,18 @@ def test_downsample_command(influxd: ServerProcess, monkeypatch: pytest.MonkeyPa
     res = runner.invoke(app, ["store", "downsample", "--days", "20"])
     assert res.exit_code == 0, res.output
     assert "wrote 2 hourly rollup rows" in res.stdout
+
+
+def test_influx_wrong_token_exits_1_without_the_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrofit.devservers import start_influxd
+
+    server = start_influxd(tmp_path / "influxd", auth=("admin", "admin-pw-1"))
+    try:
+        monkeypatch.setenv("RETROFIT_INFLUX_URL", f"http://127.0.0.1:{server.port}")
+        monkeypatch.setenv("RETROFIT_INFLUX_TOKEN", "wrong-token-7f3a9c")
+        res = runner.invoke(app, ["store", "check"])
+        assert res.exit_code == 1
+        assert "refused the credentials" in res.stderr and "RETROFIT_INFLUX_TOKEN" in res.stderr
+        assert "wrong-token-7f3a9c" not in res.output + res.stderr
+    finally:
+        server.stop()

@@ -178,3 +178,24 @@ def test_https_with_verification(tmp_path: Path) -> None:
             assert s.count() == 1
     finally:
         server.stop()
+
+
+def test_downsample_job_rolls_up_recent_hours_without_cqs(influx: InfluxStore) -> None:
+    import time
+
+    from telemetry.influx import DownsampleJob
+
+    influx.continuous_queries = False  # as on InfluxDB 2.x/3.x
+    hour = time.time() // 3600 * 3600
+    influx.write([Reading("b/p", hour - 3600 + k * 60, float(k)) for k in range(60)])
+    job = DownsampleJob(influx, every_s=0.2)
+    job.start()
+    deadline = time.monotonic() + 20
+    rows: list = []
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        res = influx.query('SELECT "mean", "count" FROM "downsampled"."readings_1h"')[0]
+        rows = res.get("series", [{}])[0].get("values", [])
+    job.stop()
+    job.join(timeout=10)
+    assert rows == [[int((hour - 3600) * 1000), 29.5, 60]]

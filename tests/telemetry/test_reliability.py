@@ -45,13 +45,13 @@ def test_influxdb_down_for_a_minute_loses_and_duplicates_nothing(influxd_private
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        time.sleep(3)
+        time.sleep(1.5)
         influxd_private.stop(remove=False)
         down_at = time.monotonic()
         time.sleep(OUTAGE_S)
         backlog = buf.depth
         influxd_private.start()
-        time.sleep(3)
+        time.sleep(1.5)
     finally:
         stop.set()
         producer.join()
@@ -92,7 +92,7 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_batch(influxd: ServerProces
         assert child.stdout is not None
         for n, line in enumerate(child.stdout):
             acked.append(int(line.split()[1]))
-            if n >= 150:
+            if n >= 60:
                 break
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
@@ -104,6 +104,6 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_batch(influxd: ServerProces
     got = {round(r.ts - base): r.value for r in store.raw("b/kill", base - 1, base + 10**7)}
     missing = [i for i in acked if any(got.get(i * 200 + k) != float(i * 200 + k) for k in range(200))]
     assert not missing, f"acknowledged batches missing from the store: {missing[:10]}"
-    assert len(acked) == 302
+    assert len(acked) == 122
     assert buffer_status(tmp_path / "buf").depth_readings == 0
     store.close()
