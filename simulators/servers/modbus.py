@@ -39,7 +39,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from buildings.modbus_codec import BlockEncoder, PointCodec, codec_for
-from buildings.site import Device, ModbusFunction, ModbusSource, Protocol, Site, point_key
+from buildings.site import Device, ModbusFunction, ModbusSource, Point, Protocol, Site, point_key
 from simulators.servers import Endpoint
 from simulators.values import DeviceMode, ValueSource
 
@@ -96,7 +96,7 @@ class _Unit:
 class ModbusEndpointServer:
     """One listening socket (host, port) with every simulated unit behind it."""
 
-    def __init__(self, host: str, port: int, units: list[tuple[str, Device, list[tuple[str, object]]]],
+    def __init__(self, host: str, port: int, units: list[tuple[str, Device, list[tuple[str, Point]]]],
                  values: ValueSource, refresh_s: float = 1.0, framer: FramerType = FramerType.SOCKET) -> None:
         """units: (device key, Device, [(point key, Point)]) for every unit id on this endpoint."""
         self.host, self.port, self.values, self.refresh_s, self.framer = host, port, values, refresh_s, framer
@@ -246,12 +246,13 @@ def _garble(packet: bytes, framer: FramerType) -> bytes:
     return bytes(head + body + b"\x00\x00")  # and a wrong CRC
 
 
-def _build_tables(dev: Device, points: Iterable[tuple[str, object]]) -> dict[str, _Table]:
+def _build_tables(dev: Device, points: Iterable[tuple[str, Point]]) -> dict[str, _Table]:
     tables = {n: _Table(n) for n in ("c", "d", "h", "i")}
     for key, p in points:
-        src = p.modbus  # type: ignore[attr-defined]
-        tables[_TABLE_OF[src.function]].slots.append(
-            _Slot(key, src.address, codec_for(src), bool(getattr(p, "writable", False)), src))
+        src = p.modbus
+        if src is None:
+            raise ValueError(f"point {key} has no modbus source; only Modbus points can be served over Modbus")
+        tables[_TABLE_OF[src.function]].slots.append(_Slot(key, src.address, codec_for(src), p.writable, src))
     for t in tables.values():
         t.slots.sort(key=lambda s: s.address)
         t.keys = [s.key for s in t.slots]
@@ -334,9 +335,9 @@ def _to_catch_all(pdu: ModbusPDU) -> None:
         pdu.byte_count = None
 
 
-def modbus_groups(site: Site) -> dict[tuple[str, int], list[tuple[str, Device, list[tuple[str, object]]]]]:
+def modbus_groups(site: Site) -> dict[tuple[str, int], list[tuple[str, Device, list[tuple[str, Point]]]]]:
     """Modbus TCP (and RTU-over-TCP) devices grouped by the (host, port) they listen on."""
-    groups: dict[tuple[str, int], list[tuple[str, Device, list[tuple[str, object]]]]] = {}
+    groups: dict[tuple[str, int], list[tuple[str, Device, list[tuple[str, Point]]]]] = {}
     for bf in site.files:
         for dev in bf.devices:
             if dev.protocol not in (Protocol.MODBUS, Protocol.MODBUS_RTU) or dev.serial_port:

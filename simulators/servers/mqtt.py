@@ -22,9 +22,8 @@ import logging
 import math
 import random
 import threading
-import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -50,12 +49,14 @@ class Sensor:
     battery_path: str | None = None  # set when the site declares the battery as a point
     rssi_path: str | None = None
     seed: int = 0
-    started: float = field(default_factory=time.time)
+    started: float | None = None  # simulation time of the first message
 
     def simulated_battery(self, now: float) -> float:
-        """A seeded start level draining about 1 % per 10 days."""
+        """A seeded start level draining about 1 % per 10 days of simulation time."""
+        if self.started is None:
+            self.started = now
         start = 60 + (self.seed % 40)
-        return max(1.0, round(start - (now - self.started) / 864000, 1))
+        return max(1.0, min(100.0, round(start - (now - self.started) / 864000, 1)))
 
     def simulated_rssi(self, rng: random.Random) -> int:
         return int(-55 - (self.seed % 35) + rng.randint(-4, 4))
