@@ -23,8 +23,8 @@ SCENARIO = ROOT / "simulators" / "scenarios" / "march-2026-all-faults.yaml"
 
 
 def run_backfill(env: dict[str, str], *args: str) -> dict:
-    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    full.pop("RETROFIT_INFLUX_URL", None) if "RETROFIT_INFLUX_URL" not in env else None
+    full = {k: v for k, v in os.environ.items() if not k.startswith("RETROFIT_")}  # only what the test sets
+    full.update(env, PYTHONPATH=str(ROOT))
     out = subprocess.run([*RETROFIT, "backfill", "--site", str(SAMPLE), "--json", *args], cwd=ROOT, env=full,
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
