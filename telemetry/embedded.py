@@ -21,7 +21,7 @@ from pathlib import Path
 
 from telemetry.reading import Quality, Reading
 from telemetry.store import Agg, StoreError, StoreRejected, StoreUnavailable
-from telemetry.windows import local_to_utc, offset_segments, window_start
+from telemetry.windows import offset_segments, utc_of_local, window_start
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -212,7 +212,8 @@ class EmbeddedStore:
         # DELTA reads one window before the first so its first reading has a predecessor (as InfluxStore does)
         first_window = window_start(start, window_s, tz)
         lookback_start = first_window - window_s if agg is Agg.DELTA else start
-        off = _offset_sql(tz, lookback_start, end)
+        segs = offset_segments(tz, lookback_start, end)
+        off = _offset_sql(segs)
         bucket = f"((ts_ms + {off}) / {w_ms})"
         marks = ",".join("?" * len(points))
         ids = f"(SELECT id FROM series WHERE point IN ({marks}))"
@@ -240,8 +241,7 @@ class EmbeddedStore:
             if v is None:
                 continue
             local_start = b * window_s
-            out[names[sid]].append((local_to_utc(local_start, tz) if tz not in ("UTC", "Etc/UTC")
-                                    else float(local_start), float(v)))
+            out[names[sid]].append((utc_of_local(local_start, segs, tz), float(v)))
         for series in out.values():
             series.sort()
         return out
@@ -291,9 +291,8 @@ def _ms(ts: float) -> int:
     return round(ts * 1000)
 
 
-def _offset_sql(tz: str, start: float, end: float) -> str:
+def _offset_sql(segs: list[tuple[float, int]]) -> str:
     """SQL expression for the UTC offset (ms) in force at ts_ms, as literals computed here (no user text)."""
-    segs = offset_segments(tz, start, end)
     if len(segs) == 1:
         return str(segs[0][1] * 1000)
     cases = " ".join(f"WHEN ts_ms < {round(segs[i + 1][0] * 1000)} THEN {segs[i][1] * 1000}"

@@ -77,3 +77,20 @@ def window_start(ts: float, window_s: int, tz: str) -> float:
         return ts - ts % window_s
     local = ts + utc_offset_s(tz, ts)
     return local_to_utc(local - local % window_s, tz)
+
+
+def utc_of_local(local_epoch_s: float, segments: list[tuple[float, int]], tz: str) -> float:
+    """local_to_utc() using the offsets already known for a range (offset_segments): no zoneinfo call per window.
+
+    Tries each offset in force in the range; falls back to zoneinfo for local times that do not exist or
+    exist twice (DST changes).
+    """
+    if len(segments) == 1:
+        return local_epoch_s - segments[0][1]
+    for i, (_, off) in enumerate(segments):
+        u = local_epoch_s - off
+        lo = segments[i][0] if i else float("-inf")
+        hi = segments[i + 1][0] if i + 1 < len(segments) else float("inf")
+        if lo <= u < hi:
+            return u
+    return local_to_utc(local_epoch_s, tz)

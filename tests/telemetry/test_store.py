@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -127,3 +128,22 @@ def test_daily_windows_start_at_local_midnight(store: Store) -> None:
     utc = store.aggregate(["b1/p"], T0, T0 + 72 * H, 86400, Agg.COUNT, tz="UTC")
     assert [v for _, v in utc["b1/p"]] == [8.0, 24.0, 24.0, 16.0]
     assert all(math.isclose(t % 86400, 0) for t, _ in utc["b1/p"])
+
+
+def test_daily_windows_across_a_dst_change(store: Store) -> None:
+    """Europe/Berlin: the day clocks change has 23 or 25 hours; windows still start at local midnight."""
+    import time
+
+    from telemetry.windows import local_midnight, offset_segments
+
+    now = time.time()
+    change = offset_segments("Europe/Berlin", now - 300 * 86400, now - 86400)[1][0]  # a change in the last 300 days
+    first = local_midnight(change - 86400, "Europe/Berlin")
+    hours = int((local_midnight(change + 2 * 86400, "Europe/Berlin") - first) // 3600)
+    store.write([Reading("b1/dst", first + h * H + 60, 1.0) for h in range(hours)])
+    got = store.aggregate(["b1/dst"], first, first + hours * H, 86400, Agg.COUNT, tz="Europe/Berlin")["b1/dst"]
+    berlin = ZoneInfo("Europe/Berlin")
+    assert [(dt.datetime.fromtimestamp(t, berlin).hour, dt.datetime.fromtimestamp(t, berlin).minute)
+            for t, _ in got] == [(0, 0)] * 3
+    assert sorted(v for _, v in got) in ([23.0, 24.0, 24.0], [24.0, 24.0, 25.0])
+    assert sum(v for _, v in got) == hours
