@@ -92,3 +92,17 @@ def test_broker_url_parsing() -> None:
     assert broker_from_url("mqtts://u:p%40ss@broker") == ("broker", 8883, True, "u", "p@ss")
     with pytest.raises(ValueError, match="mqtt://"):
         broker_from_url("http://x")
+
+
+async def test_publisher_reconnects_after_broker_restart(mosquitto_private: ServerProcess, tmp_path: Path) -> None:
+    site = load_site(str(sensor_site(tmp_path, "t3/b1")))
+    vals = DictValues({"b1/iaq-1-temp": 21.0, "b1/leak-1": 0.0})
+    pub = await MqttSensorPublisher(mqtt_sensors(site), vals, f"mqtt://127.0.0.1:{mosquitto_private.port}").start()
+    try:
+        assert await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/#", 1)
+        await asyncio.to_thread(mosquitto_private.restart)
+        vals.values["b1/iaq-1-temp"] = 25.0
+        got = await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/iaq-1", 1, 15)
+        assert got and json.loads(got[0][1])["temp"] == 25.0
+    finally:
+        await pub.stop()
