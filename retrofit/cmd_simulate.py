@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import typer
@@ -88,7 +89,13 @@ def register_backfill(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         seed_v = seed if seed is not None else (sc_seed or 0)
         try:
-            store = open_store(load_settings())
+            settings = load_settings()
+            retention = _influx_retention_s(settings)
+            if retention and t0 < time.time() - retention:
+                raise fail(f"--from {start} is older than InfluxDB's raw retention ({settings.influx_raw_retention}, "
+                           "RETROFIT_INFLUX_RAW_RETENTION): InfluxDB would drop those readings. Backfill a later "
+                           "period or raise the retention.", code=2)
+            store = open_store(settings)
         except (SettingsError, StoreError) as exc:
             raise fail(str(exc)) from None
         points = len([k for k in site.points if not bids or k.split("/")[0] in bids])
@@ -118,6 +125,20 @@ def register_backfill(app: typer.Typer) -> None:
         else:
             console.print(f"[green]OK[/] {stats.readings:,} readings of {stats.points} points in "
                           f"{stats.seconds:.1f} s ({stats.rate:,.0f}/s), {len(faults)} fault(s), seed {seed_v}")
+
+
+def _influx_retention_s(settings: Any) -> float | None:
+    """InfluxDB's raw retention in seconds, or None (embedded store, infinite or unreadable retention)."""
+    from simulators.faults import parse_duration
+
+    if not settings.influx_url:
+        return None
+    text = str(settings.influx_raw_retention).strip().lower()
+    weeks = text[:-1] if text.endswith("w") else None
+    try:
+        return float(weeks) * 7 * 86400 if weeks else parse_duration(text)
+    except ValueError:
+        return None
 
 
 # --- simulate (protocol servers) ----------------------------------------------------------------------

@@ -37,7 +37,7 @@ Q_GOOD, Q_COMM, Q_BAD = 0, 1, 2
 NOISE: dict[str, tuple[float, bool]] = {
     "degC": (0.08, False), "%RH": (0.8, False), "ppm": (6.0, False), "%LEL": (0.15, False), "Pa": (3.0, False),
     "kPa": (0.003, False), "kW": (0.006, True), "kVA": (0.006, True), "V": (0.4, False), "A": (0.008, True),
-    "PF": (0.003, False), "Hz": (0.01, False), "m3/h": (0.01, True), "L/s": (0.01, True), "lux": (0.03, True),
+    "PF": (0.003, False), "Hz": (0.02, False), "m3/h": (0.01, True), "L/s": (0.01, True), "lux": (0.03, True),
     "dBm": (2.0, False), "COP": (0.02, True),
 }
 # signals are in these units; a point in another unit of the same quantity is converted

@@ -102,3 +102,12 @@ def test_finer_steps_interpolate(site: Site, step: float) -> None:
     readings = [r for b in generate(site, start, start + 3600, step_s=step, buildings=["jiefangbei-tower"])
                 for r in b if r.point == "jiefangbei-tower/em-main-kwh"]
     assert len(readings) == 12 and all(b.value >= a.value for a, b in zip(readings, readings[1:], strict=False))
+
+
+def test_backfill_older_than_influx_retention_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETROFIT_")}
+    env.update(PYTHONPATH=str(ROOT), RETROFIT_DATA_DIR=str(tmp_path), RETROFIT_INFLUX_URL="http://127.0.0.1:9",
+               RETROFIT_INFLUX_RAW_RETENTION="30d")
+    out = subprocess.run([*RETROFIT, "backfill", "--site", str(SAMPLE), "--from", "2025-01-01", "--to", "2025-01-02"],
+                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "retention" in out.stderr
