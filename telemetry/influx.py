@@ -413,31 +413,45 @@ class InfluxStore:
                group: str, out: dict[str, list[tuple[float, float]]]) -> dict[str, list[tuple[float, float]]]:
         """Counter increase per window: sum of non-negative differences, plus the value after each reset.
 
-        InfluxQL cannot select a value next to its difference, so resets (rare) are found by one statement
-        and their values fetched by a second request only when there are any. The range reaches one window
+        InfluxQL cannot select a value next to its difference, so resets are handled apart. They are rare,
+        and cheap to rule out: without a reset the non-negative differences of a point add up to last - first
+        over the range (one plain aggregate, run beside the main query). Only points where they do not are
+        searched for resets (difference < 0), whose values are then fetched. The range reaches one window
         back so the first window's first reading has its predecessor; windows before start are dropped.
         """
         first_window = window_start(start, window_s, tz)
         rng = f"time >= {_ms(first_window - window_s)}ms AND time < {_ms(end)}ms"
         inner = f'FROM {self._from()} WHERE {sel} AND {rng} GROUP BY "point"'
         q_inc = f'SELECT sum("d") FROM (SELECT non_negative_difference("value") AS "d" {inner}) WHERE {rng} {group}'
-        q_reset = (f'SELECT "d" FROM (SELECT difference("value") AS "d" {inner}) WHERE "d" < 0 AND {rng} '
-                   'GROUP BY "point"')
-        # two scans of the same range: run them side by side (InfluxDB answers each on its own goroutines)
-        pending = self._pool().submit(self.query, q_reset)
+        q_span = f'SELECT first("value"), last("value") {inner}'
+        pending = self._pool().submit(self.query, q_span)
         increases = self.query(q_inc)[0]
-        resets = pending.result()[0]
+        spans = {s.get("tags", {}).get("point", ""): s["values"][0] for s in pending.result()[0].get("series", [])
+                 if s.get("values")}
         sums: dict[tuple[str, float], float] = {}
+        total: dict[str, float] = {}
         for point, t, v in _series_rows(increases):
             sums[(point, t / 1000.0)] = float(v)
-        reset_rows = list(_series_rows(resets))
-        if reset_rows:
-            stmts = "; ".join(f'SELECT "value" FROM {self._from()} WHERE "point" = {_q(p)} AND time = {t}ms'
-                              for p, t, _ in reset_rows)
-            for res, (point, t, _) in zip(self.query(stmts), reset_rows, strict=True):
-                for _, _, v in _series_rows(res):
-                    key = (point, window_start(t / 1000.0, window_s, tz))
-                    sums[key] = sums.get(key, 0.0) + float(v)
+            total[point] = total.get(point, 0.0) + float(v)
+        suspects = []
+        for point, (_, first, last) in spans.items():
+            if first is None or last is None:
+                continue
+            tolerance = 1e-9 * max(abs(first), abs(last), 1.0)
+            if total.get(point, 0.0) > (last - first) + tolerance:  # something went down: a reset
+                suspects.append(point)
+        if suspects:
+            where = "(" + " OR ".join(f'"point" = {_q(p)}' for p in suspects) + ") AND \"quality\" = 'good'"
+            q_reset = (f'SELECT "d" FROM (SELECT difference("value") AS "d" FROM {self._from()} WHERE {where} '
+                       f'AND {rng} GROUP BY "point") WHERE "d" < 0 AND {rng} GROUP BY "point"')
+            reset_rows = list(_series_rows(self.query(q_reset)[0]))
+            if reset_rows:
+                stmts = "; ".join(f'SELECT "value" FROM {self._from()} WHERE "point" = {_q(p)} AND time = {t}ms'
+                                  for p, t, _ in reset_rows)
+                for res, (point, t, _) in zip(self.query(stmts), reset_rows, strict=True):
+                    for _, _, v in _series_rows(res):
+                        key = (point, window_start(t / 1000.0, window_s, tz))
+                        sums[key] = sums.get(key, 0.0) + float(v)
         for (point, w), v in sorted(sums.items()):
             if w >= first_window:
                 out[point].append((w, v))
