@@ -147,3 +147,12 @@ def test_daily_windows_across_a_dst_change(store: Store) -> None:
             for t, _ in got] == [(0, 0)] * 3
     assert sorted(v for _, v in got) in ([23.0, 24.0, 24.0], [24.0, 24.0, 25.0])
     assert sum(v for _, v in got) == hours
+
+
+def test_delta_of_several_counters_only_one_reset(store: Store) -> None:
+    steady = [Reading("b1/steady", T0 + k * 900, 500.0 + 3 * k) for k in range(8)]
+    reset = [Reading("b1/reset", T0 + k * 900, v) for k, v in enumerate([50.0, 60, 70, 80, 1, 2, 3, 4])]
+    store.write(steady + reset)
+    got = store.aggregate(["b1/steady", "b1/reset"], T0, T0 + 2 * H, 3600, Agg.DELTA)
+    assert got["b1/steady"] == [(T0, pytest.approx(9.0)), (T0 + H, pytest.approx(12.0))]
+    assert got["b1/reset"] == [(T0, pytest.approx(30.0)), (T0 + H, pytest.approx(1.0 + 3.0))]
