@@ -406,26 +406,39 @@ class DurableBuffer:
 
     def _run(self) -> None:
         while not self._abort.is_set():
-            recs = self._take()
-            if not recs:
-                return
             try:
-                rows = self._load(recs)
-            except (OSError, ValueError, msgpack.UnpackException) as exc:
-                log.error("buffer %s: cannot read a batch (%s); setting it aside", self.directory, exc)
-                self._dead_letter(recs, [], f"unreadable batch: {exc}")
-                self._confirm(recs)
-                continue
-            try:
-                if not self._write_with_retry(rows):
+                if not self._drain_once():
                     return
-                self._confirm(recs)
-            except StoreRejected as exc:
-                self._reject(recs, exc)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stall the pipeline; keep the batch aside
-                log.exception("unexpected error writing a batch; setting it aside")
-                self._dead_letter(recs, rows, f"{type(exc).__name__}: {exc}")
-                self._confirm(recs)
+            except Exception:  # noqa: BLE001 - e.g. disk full writing the cursor: keep the thread, try again
+                log.exception("buffer %s: draining failed; retrying in 1 s", self.directory)
+                self._abort.wait(1.0)
+
+    def _drain_once(self) -> bool:
+        """Deliver the next records; False when the buffer is closing and there is nothing (more) to do."""
+        recs = self._take()
+        if not recs:
+            return False
+        try:
+            rows = self._load(recs)
+        except (OSError, ValueError, msgpack.UnpackException) as exc:
+            log.error("buffer %s: cannot read a batch (%s); setting it aside", self.directory, exc)
+            self._dead_letter(recs, [], f"unreadable batch: {exc}")
+            self._confirm(recs)
+            return True
+        try:
+            delivered = self._write_with_retry(rows)
+        except StoreRejected as exc:
+            self._reject(recs, exc)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a bug must not stall the pipeline; keep the batch aside
+            log.exception("unexpected error writing a batch; setting it aside")
+            self._dead_letter(recs, rows, f"{type(exc).__name__}: {exc}")
+            self._confirm(recs)
+            return True
+        if not delivered:
+            return False
+        self._confirm(recs)
+        return True
 
     def _reject(self, recs: list[_Record], exc: StoreRejected) -> None:
         """Find which of the coalesced batches the store rejects; keep those aside, deliver the rest."""
