@@ -271,8 +271,11 @@ class BuildingModel:
         for a in self.ahus:
             m, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{a.id}",))
             ahu_on[a.id] = bldg_on | m
-        # the season (cooling or heating setpoints) is decided once per day, from the day's mean temperature
-        cooling = np.repeat(wx.daily_mean.reshape(ne, STEPS)[:, STEPS // 2] >= 17.0, STEPS)
+        # the season (cooling or heating setpoints) is decided once per day, from the mean temperature of the
+        # week around it (a plant changes over between seasons, not every other day)
+        noons = self.grid(day0 - W - 3, ne + 6)[STEPS // 2::STEPS]
+        week = np.convolve(self.weather.at(noons).daily_mean, np.ones(7) / 7.0, mode="valid")
+        cooling = np.repeat(week >= 17.0, STEPS)
         sig: dict[str, np.ndarray] = {}
 
         # zones: thermal mass and CO2, simulated per day row with warm-up
@@ -292,7 +295,7 @@ class BuildingModel:
             if z.ahu:
                 starve, _ = self.fault_mask(t, FaultKind.DSP_NOT_MET, self._eq_targets(z.ahu))
             lo[i] = np.where(cooling, sp - 1.5, sp - 0.5)
-            hi[i] = np.where(cooling, sp + 0.5, sp + 1.5) + 1.8 * starve
+            hi[i] = np.where(cooling, sp + 0.5, sp + 1.2) + 1.8 * starve
             vent_fault, f = self.fault_mask(t, FaultKind.CO2_HIGH, self._eq_targets(z.id.split(".")[0]))
             vent = np.where(on_z, 1.0, 0.3) * np.where(vent_fault, f.param("ventilation") if f else 1.0, 1.0)
             ceq[i] = 420.0 + occ * 380.0 * z.density / vent

@@ -83,6 +83,8 @@ def bind(ref: PointRef, model: BuildingModel, signals: set[str], seed: int) -> B
     sd, rel = NOISE.get(p.unit, (0.0, False))
     if p.brick == "CO_Sensor":
         sd = 0.3
+    if p.brick.endswith(("_Setpoint", "_Command")):
+        sd = 0.0  # setpoints and commands are what the controller wrote: exact
     bd = Binding(key=ref.key, building=b.id, device=f"{b.id}/{ref.device.id}", kind="analog", noise=sd, rel=rel,
                  lo=rng[0] if rng else None, hi=rng[1] if rng else None, nkey=rand.key64("noise", seed, ref.key))
     sim = p.sim
