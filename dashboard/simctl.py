@@ -1,41 +1,135 @@
-"""A small client for the simulator's HTTP control endpoint (`retrofit simulate --control PORT`)."""
+"""Start, stop and steer simulated buildings from the dashboard, one `retrofit simulate` process per building.
+
+The dashboard does not import the simulators package (it is a device, the dashboard a client): it starts
+`retrofit simulate --site <building file> --free-ports --control-file F` as a subprocess and speaks the
+simulator's documented control protocol: JSON lines over TCP on 127.0.0.1, with the port, token and pid read
+from the control file (mode 0600). Requests: ``inject`` (kind, target, duration_s, params), ``clear`` (id or
+target), ``list``. Only processes this module started (their pid is in their control file) are stopped.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import requests
+# The simulator validates the kind and answers with the list of known kinds when one is wrong.
+FAULT_KINDS = ("sensor_stuck", "sensor_drift", "sensor_spike", "device_offline", "device_errors", "device_garbage",
+               "after_hours_hvac", "simultaneous_heat_cool", "stuck_oa_damper", "dsp_not_met",
+               "switch_room_overheat", "co_garage", "co2_high", "water_leak", "smoke", "gas_leak",
+               "voltage_unbalance", "meter_spike", "meter_counter_reset")
 
 
 class SimControlError(RuntimeError):
-    """The control endpoint is unreachable or refused the request; the message says which."""
+    """The simulator cannot be reached or refused the request; the message says why."""
+
+
+@dataclass(frozen=True)
+class SimStatus:
+    building: str
+    running: bool
+    pid: int | None
+    faults: list[dict[str, Any]]
+    error: str | None = None
 
 
 class SimControl:
-    def __init__(self, url: str, timeout_s: float = 3.0):
-        self.url = url.rstrip("/")
+    """Simulators of one data dir: control files in DATA_DIR/dashboard-sim/<building>.json."""
+
+    def __init__(self, data_dir: Path, timeout_s: float = 5.0):
+        self.dir = Path(data_dir) / "dashboard-sim"
         self.timeout_s = timeout_s
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def control_file(self, building: str) -> Path:
+        return self.dir / f"{building}.json"
+
+    def _read(self, building: str) -> dict[str, Any] | None:
         try:
-            r = requests.request(method, f"{self.url}{path}", json=body, timeout=self.timeout_s)
-        except requests.RequestException as exc:
-            raise SimControlError(f"{self.url}: {type(exc).__name__}") from None
-        if r.status_code >= 400:
-            raise SimControlError(f"{self.url}{path}: HTTP {r.status_code} {r.text[:200]}")
-        return r.json() if r.content else None
+            return json.loads(self.control_file(building).read_text())
+        except (OSError, ValueError):
+            return None
 
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", "/status")
+    def request(self, building: str, req: dict[str, Any]) -> dict[str, Any]:
+        data = self._read(building)
+        if data is None:
+            raise SimControlError(f"{building}: no simulator running (no control file)")
+        if data.get("host") != "127.0.0.1":
+            raise SimControlError(f"{building}: the control endpoint must be on 127.0.0.1")
+        try:
+            with socket.create_connection(("127.0.0.1", int(data["port"])), timeout=self.timeout_s) as sock:
+                sock.sendall((json.dumps({**req, "token": data["token"]}) + "\n").encode())
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+        except (OSError, KeyError, ValueError) as exc:
+            raise SimControlError(f"{building}: the simulator does not answer ({type(exc).__name__})") from None
+        try:
+            answer = json.loads(buf)
+        except ValueError:
+            raise SimControlError(f"{building}: unreadable answer from the simulator") from None
+        if not answer.get("ok"):
+            raise SimControlError(str(answer.get("error", "refused")))
+        return answer
 
-    def start(self, building: str) -> Any:
-        return self._call("POST", f"/buildings/{building}/start")
+    def status(self, building: str) -> SimStatus:
+        data = self._read(building)
+        if data is None:
+            return SimStatus(building, False, None, [])
+        try:
+            faults = self.request(building, {"op": "list"}).get("faults", [])
+        except SimControlError as exc:
+            return SimStatus(building, False, data.get("pid"), [], str(exc))
+        return SimStatus(building, True, data.get("pid"), faults)
 
-    def stop(self, building: str) -> Any:
-        return self._call("POST", f"/buildings/{building}/stop")
+    def start(self, building: str, site_file: str, wait_s: float = 60.0) -> SimStatus:
+        """Start `retrofit simulate` for one building file and wait until its control endpoint answers."""
+        if self.status(building).running:
+            return self.status(building)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ctl = self.control_file(building)
+        log = open(self.dir / f"{building}.log", "ab")  # noqa: SIM115 - held by the child
+        subprocess.Popen([sys.executable, "-m", "retrofit.cli", "simulate", "--site", site_file, "--free-ports",
+                          "--control-file", str(ctl)], stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            st = self.status(building)
+            if st.running:
+                return st
+            time.sleep(0.3)
+        raise SimControlError(f"{building}: the simulator did not start within {wait_s:.0f} s; see "
+                              f"{self.dir / (building + '.log')}")
 
-    def inject(self, building: str, scenario: str) -> Any:
-        return self._call("POST", "/faults", {"building": building, "scenario": scenario})
+    def stop(self, building: str, wait_s: float = 15.0) -> None:
+        """SIGTERM the simulator recorded in this building's control file (one the dashboard started)."""
+        data = self._read(building)
+        if data is None or not data.get("pid"):
+            return
+        pid = int(data["pid"])
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            self.control_file(building).unlink(missing_ok=True)
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.control_file(building).exists():
+            time.sleep(0.2)
+        self.control_file(building).unlink(missing_ok=True)
 
-    def clear(self, building: str, fault_id: str) -> Any:
-        return self._call("DELETE", f"/faults/{fault_id}")
+    def inject(self, building: str, kind: str, target: str, duration_s: float | None = None) -> dict[str, Any]:
+        return self.request(building, {"op": "inject", "kind": kind, "target": target, "duration_s": duration_s,
+                                       "params": {}})["fault"]
+
+    def clear(self, building: str, fault_id: str) -> list[dict[str, Any]]:
+        return self.request(building, {"op": "clear", "id": fault_id})["cleared"]

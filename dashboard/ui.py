@@ -208,7 +208,9 @@ def choose_building(sc: Scope, t: Tr, key: str = "building") -> str | None:
         del st.query_params["building"]
         wanted = None
     index = ids.index(wanted) if wanted in ids else 0
-    bid = st.selectbox(t("building.choose"), ids, index=index, format_func=lambda b: f"{names[b]} ({b})", key=key)
+    # the key carries the language: a keyed widget keeps its first option labels in the browser
+    bid = st.selectbox(t("building.choose"), ids, index=index, format_func=lambda b: f"{names[b]} ({b})",
+                       key=f"{key}_{t.lang}")
     if bid and st.query_params.get("building") != bid:
         st.query_params["building"] = bid
     return bid

@@ -50,7 +50,8 @@ def dashboard(
     port = port or s.dashboard_port
     argv = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "minimal"]
     console.print(f"dashboard: http://127.0.0.1:{port}  (site {site_path}, store "
                   f"{'InfluxDB' if s.influx_url else s.embedded_store_path})")
     proc = subprocess.Popen(argv, env=env)

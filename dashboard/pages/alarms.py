@@ -28,13 +28,13 @@ if wanted is not None and wanted not in ids:
     st.error(t("app.not_found"))
     wanted = None
 pick_b = c1.multiselect(t("alarms.filter_building"), ids, default=[wanted] if wanted else [],
-                        format_func=names.get, key="alarm_buildings")
+                        format_func=names.get, key=f"alarm_buildings_{t.lang}")
 families = ["sensor_health", "energy", "safety"]
 pick_f = c2.multiselect(t("alarms.filter_family"), families, format_func=lambda f: t(f"family.{f}"),
-                        key="alarm_families")
+                        key=f"alarm_families_{t.lang}")
 severities = ["critical", "fault", "warning", "advisory"]
 pick_s = c3.multiselect(t("alarms.filter_severity"), severities, format_func=lambda s: t(f"severity.{s}"),
-                        key="alarm_severities")
+                        key=f"alarm_severities_{t.lang}")
 
 try:
     alarms = sc.alarms(building=None, family=pick_f, severity=pick_s, limit=2000)
@@ -79,7 +79,7 @@ if not alarms:
     st.stop()
 
 by_id = {a.id: a for a in alarms}
-chosen = st.selectbox(t("alarms.choose"), list(by_id), key="alarm_choice",
+chosen = st.selectbox(t("alarms.choose"), list(by_id), key=f"alarm_choice_{t.lang}",
                       format_func=lambda i: f"#{i} {names.get(by_id[i].building)} · {t(f'state.{by_id[i].state}')} · "
                                             f"{t.pick(by_id[i].message_zh, by_id[i].message_en)}")
 alarm = by_id[chosen]

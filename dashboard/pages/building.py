@@ -70,16 +70,17 @@ labels = {r.key: f"{r.equipment.id} · {t.pick(r.point.name_zh, r.point.name)} [
 default = [r.key for r in numeric if r.point.brick in ("Zone_Air_Temperature_Sensor", "Electric_Power_Sensor",
                                                        "Active_Power_Sensor")][:2] or [r.key for r in numeric[:1]]
 chosen = st.multiselect(t("building.points"), list(labels), default=default, format_func=labels.get,
-                        key=f"trend_points_{bid}", max_selections=6)
+                        key=f"trend_points_{bid}_{t.lang}", max_selections=6)
 c1, c2, c3 = st.columns(3)
 ranges = {"1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "365d": 365 * 86400}
 rng = c1.selectbox(t("building.range"), list(ranges), index=1, format_func=lambda k: t(f"range.{k}"),
-                   key="trend_range")
+                   key=f"trend_range_{t.lang}")
 windows = {"15min": 900, "1h": 3600, "1d": 86400}
 auto = {"1d": "15min", "7d": "1h", "30d": "1h", "365d": "1d"}[rng]
 win = c2.selectbox(t("building.window"), list(windows), index=list(windows).index(auto),
-                   format_func=lambda k: t(f"window.{k}"), key=f"trend_window_{rng}")
-agg = c3.selectbox("Agg", ["mean", "min", "max"], format_func=lambda k: t(f"agg.{k}"), key="trend_agg")
+                   format_func=lambda k: t(f"window.{k}"), key=f"trend_window_{rng}_{t.lang}")
+agg = c3.selectbox(t("building.agg"), ["mean", "min", "max"], format_func=lambda k: t(f"agg.{k}"),
+                   key=f"trend_agg_{t.lang}")
 if chosen and store_problem is None:
     end = ui.now_rounded()
     start = end - ranges[rng]

@@ -90,7 +90,7 @@ with tab_p:
         fig.update_layout(height=320, xaxis_title=t("energy.hour"), yaxis_title=t("energy.kw"))
         st.plotly_chart(fig, width="stretch", key="profile")
 with tab_c:
-    span = st.selectbox(t("col.period"), [7, 30, 90], format_func=lambda d: f"{d} d", key="compare_span")
+    span = st.selectbox(t("col.period"), [7, 30, 90], format_func=lambda d: f"{d} d", key=f"compare_span_{t.lang}")
     this, prev = energy.compare_periods(daily, span, today)
     df = pd.DataFrame({t("col.period"): [t("energy.prev_period"), t("energy.this_period")], "kWh": [prev, this]})
     st.plotly_chart(px.bar(df, x=t("col.period"), y="kWh", height=300), width="stretch", key="compare_chart")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import energy, ui
@@ -74,10 +76,21 @@ c4.metric(t("portfolio.median_eui"), t.num(float(euis.median()) if len(euis) els
 st.subheader(t("portfolio.map"))
 located = df.dropna(subset=["lat", "lon"])
 if not located.empty:
-    fig = px.scatter_map(located, lat="lat", lon="lon", hover_name=t("col.building"), zoom=13, height=380,
-                         color=t("col.eui"), size=t("col.area"), size_max=24,
-                         color_continuous_scale="RdYlGn_r", map_style="carto-positron")
-    fig.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0})
+    # An SVG scatter on lon/lat (aspect corrected for the latitude) rather than a tile map: it renders with no
+    # internet access and no WebGL, which district networks and headless browsers often lack.
+    fig = go.Figure(go.Scatter(
+        x=located["lon"], y=located["lat"], mode="markers+text", text=located[t("col.building")],
+        textposition="top center", customdata=located[["id", t("col.eui")]].to_numpy(),
+        hovertemplate="%{text}<br>%{customdata[0]}<br>" + t("col.eui") + ": %{customdata[1]}<extra></extra>",
+        marker={"size": (located[t("col.area")] ** 0.5 / 8).clip(10, 40).tolist(),
+                "color": located[t("col.eui")].fillna(0).tolist(), "colorscale": "RdYlGn_r", "showscale": True,
+                "colorbar": {"title": "kWh/m²·a"}, "line": {"width": 1, "color": "#333"}}))
+    pad = 0.004
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="#eef2f5",
+                      xaxis={"title": "lon", "range": [located["lon"].min() - pad, located["lon"].max() + pad]},
+                      yaxis={"title": "lat", "scaleanchor": "x", "scaleratio": 1 / math.cos(math.radians(
+                          float(located["lat"].mean()))), "range": [located["lat"].min() - pad,
+                                                                     located["lat"].max() + pad]})
     st.plotly_chart(fig, width="stretch", key="map")
 
 st.subheader(t("portfolio.table"))

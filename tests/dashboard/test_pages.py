@@ -46,7 +46,7 @@ def test_building_page_values_and_trends(dash_env) -> None:  # noqa: ANN001
     at = sign_in("dora", query={"building": "jiefangbei-tower"})
     at.switch_page("pages/building.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="building").value == "jiefangbei-tower"
+    assert at.selectbox(key="building_zh").value == "jiefangbei-tower"
     n_points = sum(1 for k in site.points if k.startswith("jiefangbei-tower/"))
     assert metrics(at)["测点数"] == str(n_points)
     rows = [r for d in at.dataframe for r in d.value.to_dict("records") if "id" in r]
@@ -54,7 +54,7 @@ def test_building_page_values_and_trends(dash_env) -> None:  # noqa: ANN001
     qualities = {r["数据质量"] for r in rows}
     assert "正常" in qualities and qualities <= {"正常", "过期", "通信故障", "超量程", "配置错误", "坏值", "无数据"}
     assert len(at.get("plotly_chart")) >= 2  # trend and sub-item breakdown
-    at.selectbox(key="building").set_value("huaxin-building").run()
+    at.selectbox(key="building_zh").set_value("huaxin-building").run()
     assert at.query_params["building"] in ("huaxin-building", ["huaxin-building"])
     assert metrics(at)["测点数"] == str(sum(1 for k in site.points if k.startswith("huaxin-building/")))
 
@@ -67,7 +67,7 @@ def test_energy_page_totals_match_the_store(dash_env) -> None:  # noqa: ANN001
     at = sign_in("dora", query={"building": "jiefangbei-tower"})
     at.switch_page("pages/energy.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="building").value == "jiefangbei-tower"
+    assert at.selectbox(key="building_zh").value == "jiefangbei-tower"
     site = load_site(str(dash_env.site))
     totals = [m.energy_point for m in meters(site, "jiefangbei-tower") if m.subitem == "total"]
     assert totals
@@ -233,7 +233,7 @@ def test_alarms_page_lists_and_acknowledges(dash_env) -> None:  # noqa: ANN001
     active = at.dataframe[0].value.set_index("id")
     assert active.loc[alarm_id, "状态"] == "未确认" and active.loc[alarm_id, "说明"] == "漏水"
     assert int(metrics(at)["当前告警"]) == 2  # the ?building= filter: ahu-sat-high and the leak
-    at.selectbox(key="alarm_choice").set_value(alarm_id).run()
+    at.selectbox(key="alarm_choice_zh").set_value(alarm_id).run()
     assert at.get("plotly_chart"), "the chart around the alarm time"
     at.text_input(key="ack_comment").input("valve closed, plumber called")
     at.button[0].click()
@@ -249,13 +249,13 @@ def test_alarms_page_lists_and_acknowledges(dash_env) -> None:  # noqa: ANN001
 def test_alarm_filters_and_history(dash_env) -> None:  # noqa: ANN001
     at = sign_in("dora")
     at.switch_page("pages/alarms.py").run()
-    at.multiselect(key="alarm_severities").set_value(["critical"]).run()
+    at.multiselect(key="alarm_severities_zh").set_value(["critical"]).run()
     assert not at.exception, at.exception
     history = at.dataframe[-1].value
     assert "switch-room-hot" in set(history["规则"])
     assert all(v == "严重" for d in at.dataframe for v in d.value["级别"])
-    at.multiselect(key="alarm_severities").set_value([]).run()
-    at.multiselect(key="alarm_families").set_value(["energy"]).run()
+    at.multiselect(key="alarm_severities_zh").set_value([]).run()
+    at.multiselect(key="alarm_families_zh").set_value(["energy"]).run()
     assert all(v == "能耗" for d in at.dataframe for v in d.value["类别"])
 
 
