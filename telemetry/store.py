@@ -3,6 +3,10 @@
 Times are UTC epoch seconds (floats) at the interface; windows for daily/monthly aggregates align to the
 building's local midnight via ``tz``. Aggregates are computed by the store's own query engine, never by
 pulling raw points into Python.
+
+Optional extras an implementation may offer (both of ours do; the durable buffer uses them when present):
+``write_rows(rows)`` takes ``(point, ts, value, quality)`` tuples instead of Reading objects (the buffer's
+fast path), and ``preferred_batch`` says how many readings per write suit the store.
 """
 
 from __future__ import annotations

@@ -199,3 +199,26 @@ def test_downsample_job_rolls_up_recent_hours_without_cqs(influx: InfluxStore) -
     job.stop()
     job.join(timeout=10)
     assert rows == [[int((hour - 3600) * 1000), 29.5, 60]]
+
+
+def test_open_store_with_a_site_tags_equipment_brick_subitem(influxd: ServerProcess, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import textwrap
+
+    from buildings.site import load_site
+    from tests.telemetry.test_queries import SITE
+
+    (tmp_path / "qb.yaml").write_text(textwrap.dedent(SITE), encoding="utf-8")
+    site = load_site(str(tmp_path / "qb.yaml"))
+    (tmp_path / "retrofit.toml").write_text("")
+    monkeypatch.setenv("RETROFIT_CONFIG", str(tmp_path / "retrofit.toml"))
+    monkeypatch.setenv("RETROFIT_INFLUX_URL", f"http://127.0.0.1:{influxd.port}")
+    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "ix_site")
+    store = open_store(Settings(), site=site)
+    store.write([Reading("qb/main-kwh", T0, 1.0), Reading("qb/sat", T0, 20.0)])
+    res = store.query('SELECT * FROM "readings" GROUP BY *')[0]["series"]  # type: ignore[attr-defined]
+    tags = {s["tags"]["point"]: s["tags"] for s in res}
+    assert tags["qb/main-kwh"] == {"brick": "Electric_Energy_Sensor", "building": "qb", "equipment": "main",
+                                   "point": "qb/main-kwh", "subitem": "total"}
+    assert tags["qb/sat"]["subitem"] == "" and tags["qb/sat"]["equipment"] == "ahu1"
+    store.close()
