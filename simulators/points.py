@@ -241,6 +241,10 @@ def _hints(bd: Binding, sim: dict) -> Binding:
     return bd
 
 
+def _fault_key(f: Fault) -> tuple:
+    return (f.kind.value, f.target, f.start, f.end, tuple(sorted(f.params.items())), f.id)
+
+
 def soft_clip(v: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
     """Keep values inside the point's declared [lo, hi] (a sensor cannot report outside its span)."""
     if lo is None or hi is None:
@@ -284,10 +288,24 @@ class SitePhysics:
                 self._device_faults.setdefault(f.target, []).append(f)
 
     def set_faults(self, faults: list[Fault]) -> None:
-        """Replace the active fault list (the live simulator's inject/clear); caches are rebuilt."""
+        """Replace the active fault list (the live simulator's inject/clear); caches are rebuilt.
+
+        Counter checkpoints up to the day a changed fault starts stay valid and are kept, so injecting a fault
+        does not integrate the energy since 2025 again.
+        """
         with self._lock:
+            old_cp, old = self._cp, {_fault_key(f): f for f in self.faults}
             self.faults = list(faults)
             self._build()
+            new_faults = {_fault_key(f): f for f in self.faults}
+            changed = [f for k, f in {**old, **new_faults}.items() if (k in old) != (k in new_faults)]
+            for bid, cp in old_cp.items():
+                starts = [f.start for f in changed if f.target.split("/")[0] == bid]
+                new = self._checkpoints(bid)
+                limit = self.models[bid].day_of(min(starts)) if starts else None
+                for d, v in cp.items():
+                    if limit is None or d <= limit:
+                        new.setdefault(d, v)
 
     @property
     def fallbacks(self) -> list[str]:
@@ -327,8 +345,7 @@ class SitePhysics:
         if bid not in self._cp:
             m = self.models[bid]
             ident = (m.bf.model_dump_json(), self.seed, self.retrofit,
-                     tuple(sorted((f.kind.value, f.target, f.start, f.end, tuple(sorted(f.params.items())))
-                                  for f in m.faults)))
+                     tuple(sorted(_fault_key(f)[:5] for f in m.faults)))
             with _CP_LOCK:
                 cp = _CHECKPOINTS.setdefault(ident, {REF_DAY: np.array([c.c0 for c in self._counters(bid)])})
                 while len(_CHECKPOINTS) > 64:

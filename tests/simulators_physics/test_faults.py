@@ -169,10 +169,11 @@ def test_live_inject_and_clear(site: Site) -> None:
     now = [0.0]
     sim = SiteSimulation(site, seed=0, speed=60, start=epoch(2026, 3, 10, 10.0), clock=lambda: now[0])
     k = "jiefangbei-tower/swr-temp"
-    before = sim.value(k)
+    before, kwh = sim.value(k), sim.value("jiefangbei-tower/em-main-kwh")
     f = sim.inject("switch_room_overheat", "jiefangbei-tower/switch-room")
     now[0] += 180  # 3 simulated hours
     assert sim.value(k) > before + 6
+    assert sim.value("jiefangbei-tower/em-main-kwh") > kwh  # counters keep counting across an injection
     assert [x.id for x in sim.active_faults()] == [f.id]
     sim.inject("device_offline", "jiefangbei-tower/ahu-1-ctl", duration_s=600)
     assert sim.device_mode("jiefangbei-tower/ahu-1-ctl") is DeviceMode.OFFLINE
