@@ -81,6 +81,10 @@ class _Snapshot:
     def raw(self) -> np.ndarray:
         return np.asarray(self._eng._raw)
 
+    @cached_property
+    def prev2(self) -> np.ndarray:
+        return np.asarray(self._eng._prev2)
+
 
 class _View:
     """A rule variable's slice of the snapshot (lazy: only what the rule's functions read is gathered)."""
@@ -99,12 +103,24 @@ class _View:
         return self._s.prev[self._i]
 
     @cached_property
+    def prev2(self) -> np.ndarray:
+        return self._s.prev2[self._i]
+
+    @cached_property
     def age(self) -> np.ndarray:
         return self._s.age[self._i]
 
     @cached_property
     def quality(self) -> np.ndarray:
         return self._s.qual[self._i]
+
+    @cached_property
+    def lo(self) -> np.ndarray:
+        return self._s._eng._lo[self._i]
+
+    @cached_property
+    def hi(self) -> np.ndarray:
+        return self._s._eng._hi[self._i]
 
 
 class RuleInstance:
@@ -257,6 +273,7 @@ class Engine:
         self.report = report or bind(site, rules, buildings)
         files = [bf for bf in site.files if buildings is None or bf.building.id in buildings]
         keys: list[str] = []
+        ranges: list[tuple[float, float]] = []
         max_age: list[float] = []
         dev_of: list[int] = []
         dev_index: dict[str, int] = {}
@@ -264,22 +281,27 @@ class Engine:
             for d in bf.devices:
                 dev_index[device_point_key(bf.building.id, d.id)] = len(keys)
                 keys.append(device_point_key(bf.building.id, d.id))
+                ranges.append((NAN, NAN))
                 max_age.append(max(stale_factor * d.poll_interval_s, 2 * self.step))
                 dev_of.append(-1)
         for bf in files:
             for _eq, p in bf.points():
                 poll = p.poll_interval_s or bf.device_by_id[p.source.device].poll_interval_s
                 keys.append(point_key(bf.building.id, p.id))
+                ranges.append(p.range or (NAN, NAN))
                 max_age.append(max(stale_factor * poll, 2 * self.step))
                 dev_of.append(dev_index[device_point_key(bf.building.id, p.source.device)])
         self.keys = keys
         self.index = {k: i for i, k in enumerate(keys)}
         n = len(keys)
         self._max_age = np.array(max_age)
+        self._lo = np.array([r[0] for r in ranges], float)
+        self._hi = np.array([r[1] for r in ranges], float)
         self._dev_of = dev_of
         self._val = [NAN] * n
         self._val_ts = [NAN] * n
         self._prev = [NAN] * n
+        self._prev2 = [NAN] * n
         self._raw = [NAN] * n
         self._raw_ts = [-math.inf] * n
         self._qual = [QUALITY_CODES["stale"]] * n  # nothing seen yet: unknown
@@ -328,8 +350,8 @@ class Engine:
             start = release[0].ts
             self._val_ts = [start] * len(self._val_ts)  # ages count from the start of observation
         index_get = self.index.get
-        val, val_ts, prev, raw, raw_ts, qual, dev_of = (self._val, self._val_ts, self._prev, self._raw,
-                                                         self._raw_ts, self._qual, self._dev_of)
+        val, val_ts, prev, prev2, raw, raw_ts, qual, dev_of = (self._val, self._val_ts, self._prev, self._prev2,
+                                                                self._raw, self._raw_ts, self._qual, self._dev_of)
         good = Quality.GOOD
         stats = self.stats
         nt = self._next_tick
@@ -352,6 +374,7 @@ class Engine:
             d = dev_of[i]
             if q is good and v is not None and v.__class__ is not str:
                 v = float(v)
+                prev2[i] = prev[i]
                 prev[i] = val[i]
                 val[i] = v
                 val_ts[i] = ts
@@ -363,7 +386,7 @@ class Engine:
                 code = _QCODE[q] if q is not good else QUALITY_CODES["bad"]
                 qual[i] = code
                 raw[i] = float(v) if isinstance(v, int | float) else NAN
-                if q is Quality.COMM_FAILURE or q is Quality.STALE:
+                if q is not Quality.OUT_OF_RANGE:  # a link or device failure, not the sensor's value
                     qual[d] = code
         stats.readings += len(release)
         while nt <= watermark:
@@ -397,7 +420,7 @@ class Engine:
 
     def state_bytes(self) -> int:
         """Approximate memory held for rule state: point arrays, binding state and window buffers."""
-        total = 8 * 6 * len(self.keys) + self._max_age.nbytes
+        total = 8 * 7 * len(self.keys) + self._max_age.nbytes
         for inst in self.instances:
             total += inst.active.nbytes + inst.pend.nbytes + inst.clr.nbytes + inst.last_c.nbytes
             total += sum(a.nbytes for a in inst.var_idx.values())

@@ -65,8 +65,11 @@ class PointView:
     value: np.ndarray  # current good value, NaN when unknown
     raw: np.ndarray  # last value whatever its quality, NaN if none
     prev: np.ndarray  # previous good sample
+    prev2: np.ndarray  # the one before
     age: np.ndarray  # seconds since the last good reading
     quality: np.ndarray  # quality code of the last reading (QUALITY_CODES)
+    lo: np.ndarray | None = None  # declared range, NaN when the site file gives none
+    hi: np.ndarray | None = None
 
 
 @dataclass
@@ -268,7 +271,10 @@ FUNCTIONS: dict[str, FnSpec] = {
     "hours_since": FnSpec(("x",), "hours since the condition was last true (since start if never)", True),
     "age": FnSpec(("p",), "seconds since the point's (or device's) last good reading"),
     "prev": FnSpec(("p",), "the point's previous good sample"),
+    "prev2": FnSpec(("p",), "the good sample before the previous one"),
     "raw": FnSpec(("p",), "the point's last value whatever its quality"),
+    "lo": FnSpec(("p",), "the low end of the point's declared range (site file), unknown if none"),
+    "hi": FnSpec(("p",), "the high end of the point's declared range (site file), unknown if none"),
     "flagged": FnSpec(("p", "q"), "1 if the point's last reading has that quality, e.g. flagged(x, 'stale')"),
     "known": FnSpec(("x",), "1 if the value is known, 0 if unknown (never unknown itself)"),
     "ahu_mode": FnSpec(("x", "x", "x", "x"), "G36 AHU operating state 1-5 from ahu_mode(heating valve %, "
@@ -291,6 +297,7 @@ class Compiled:
     point_args: set[str] = field(default_factory=set)
     slot_factories: list[Callable[[int, float], Any]] = field(default_factory=list)
     min_step_s: float = math.inf
+    max_window_s: float = 0.0  # the longest rolling window or lag: part of how long detection takes
     kind: str = "num"
 
 
@@ -540,6 +547,7 @@ class _Compiler:
         if w <= 0:
             raise self.err(dur_node, f"{name}() needs a window longer than 0 s")
         self.out.min_step_s = min(self.out.min_step_s, w)
+        self.out.max_window_s = max(self.out.max_window_s, w)
         a = self.compile(args[0])
         if name == "lag":
             s = self.slot(lambda n, step, w=w: Lag(n, w, step))
@@ -589,8 +597,14 @@ class _Compiler:
             return _N(lambda f: f.points[var].age)
         if name == "prev":
             return _N(lambda f: f.points[var].prev + f.points[var].value * 0.0)
+        if name == "prev2":
+            return _N(lambda f: f.points[var].prev2 + f.points[var].value * 0.0)
         if name == "raw":
             return _N(lambda f: f.points[var].raw)
+        if name == "lo":
+            return _N(lambda f: f.points[var].lo)
+        if name == "hi":
+            return _N(lambda f: f.points[var].hi)
         # flagged(x, 'quality')
         q = args[1]
         if not isinstance(q, ast.Constant) or q.value not in QUALITY_CODES:

@@ -187,6 +187,7 @@ class CompiledRule:
     names: set[str]
     message_fields: set[str] = field(default_factory=set)
     let_deps: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (tree dump, names)
+    window_s: float = 0.0  # longest rolling window the rule reads (detection takes up to window + for)
     point_args: set[str] = field(default_factory=set)  # point variables read by age/prev/raw/flagged
 
     @property
@@ -243,6 +244,7 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
     slots: list[Any] = []
     names: set[str] = set()
     point_args: set[str] = set()
+    windows: list[float] = [0.0]
     problems: list[Problem] = []
 
     def comp(text: str, key: str, field_loc: tuple[str | int, ...]) -> Compiled | None:
@@ -257,6 +259,7 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
             return None
         slots.extend(c.slot_factories)
         names.update(c.names)
+        windows.append(c.max_window_s)
         point_args.update(c.point_args)
         return c
 
@@ -290,7 +293,7 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
     assert w is not None
     return CompiledRule(rule=rule, file=file, line=_line_of(tree, loc), lets=lets, when=_as_truth(w),
                         clear=_as_truth(cl) if cl else None, slot_factories=slots, names=names, message_fields=mfields,
-                        let_deps=let_deps,
+                        let_deps=let_deps, window_s=max(windows),
                         point_args=point_args)
 
 

@@ -18,7 +18,7 @@ def run(text: str, names: dict[str, list[float]], now: float = 0.0, slots: list 
         slots = [f(n, 60.0) for f in c.slot_factories]
     arrs = {k: np.array(v, float) for k, v in names.items()}
     pts = {"x": PointView(arrs.get("x", np.full(n, NAN)), arrs.get("x", np.full(n, NAN)),
-                          np.full(n, 1.0), np.full(n, 30.0), np.zeros(n, np.int8))}
+                          np.full(n, 1.0), np.full(n, 1.0), np.full(n, 30.0), np.zeros(n, np.int8))}
     with np.errstate(all="ignore"):
         return np.broadcast_to(c.fn(Frame(n, now, 60.0, arrs, pts, slots)), (n,))
 
