@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -101,6 +102,10 @@ class InfluxStore:
         if urlsplit(self.url).scheme not in ("http", "https"):
             raise StoreError(f"InfluxDB URL {self.url!r} must start with http:// or https:// "
                              "(set RETROFIT_INFLUX_URL)")
+        for name, value in (("raw_retention", raw_retention), ("downsampled_retention", downsampled_retention)):
+            if not _DURATION.fullmatch(value):
+                raise StoreError(f"{name} {value!r} is not an InfluxDB duration such as 400d, 52w, 8760h or INF "
+                                 f"(RETROFIT_INFLUX_RAW_RETENTION)")
         self.database = database
         self.raw_retention = raw_retention
         self.downsampled_retention = downsampled_retention
@@ -131,7 +136,13 @@ class InfluxStore:
             self.ping()
             self._check_auth()
             if create:
-                self.ensure_schema()
+                try:
+                    self.ensure_schema()
+                except StoreAuthError as exc:  # the credentials work, but only an admin may create things
+                    log.warning("InfluxDB user may not create or check database %s, its retention policies and "
+                                "continuous query (%s); using what exists. Create them as an admin (see "
+                                "docs/telemetry.md) or grant the user ALL PRIVILEGES", self.database, exc)
+                    self._detect_schema()
             else:
                 self._detect_schema()
         except BaseException:
@@ -229,12 +240,14 @@ class InfluxStore:
         except StoreError as exc:
             if "not found" not in str(exc):
                 raise
-            self.database_exists, rps = False, set()
+            self.database_exists, rps = False, {}
         self._rp = "raw" if "raw" in rps else None
 
-    def _retention_policies(self) -> set[str]:
+    def _retention_policies(self) -> dict[str, dict[str, Any]]:
+        """name -> {duration, default, ...} of the database's retention policies."""
         res = self.query(f"SHOW RETENTION POLICIES ON {_ident(self.database)}", db=False)
-        return {row[0] for s in res[0].get("series", []) for row in s.get("values", [])}
+        return {row[0]: dict(zip(s["columns"], row, strict=False)) for s in res[0].get("series", [])
+                for row in s.get("values", [])}
 
     def ensure_schema(self) -> None:
         """Create database, retention policies and the hourly continuous query when missing (1.x).
@@ -253,7 +266,7 @@ class InfluxStore:
         if "raw" not in rps:
             self.query(f"CREATE RETENTION POLICY \"raw\" ON {db} DURATION {self.raw_retention} REPLICATION 1 DEFAULT",
                        db=False)
-        else:
+        elif (_hours(rps["raw"]["duration"]) != _hours(self.raw_retention)) or not rps["raw"]["default"]:
             self.query(f"ALTER RETENTION POLICY \"raw\" ON {db} DURATION {self.raw_retention} DEFAULT", db=False)
         if "downsampled" not in rps:
             self.query(f"CREATE RETENTION POLICY \"downsampled\" ON {db} DURATION {self.downsampled_retention} "
@@ -515,6 +528,18 @@ class DownsampleJob(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+
+
+_DURATION = re.compile(r"INF|(\d+(w|d|h|m|s|ms|u|µ|ns))+")
+
+
+def _hours(duration: str) -> float:
+    """An InfluxDB duration ('400d', '9600h0m0s', '0s' = INF) in hours, to compare retention settings."""
+    if duration in ("INF", "0s", "0"):
+        return float("inf")
+    unit_h = {"w": 168, "d": 24, "h": 1, "m": 1 / 60, "s": 1 / 3600, "ms": 1 / 3.6e6, "u": 1 / 3.6e9,
+              "µ": 1 / 3.6e9, "ns": 1 / 3.6e12}
+    return sum(int(n) * unit_h[u] for n, u in re.findall(r"(\d+)(ms|ns|u|µ|w|d|h|m|s)", duration))
 
 
 def _lp_key(s: str) -> str:

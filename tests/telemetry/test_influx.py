@@ -15,7 +15,7 @@ from retrofit.settings import Settings
 from telemetry import open_store
 from telemetry.influx import InfluxStore, strip_credentials
 from telemetry.reading import Quality, Reading
-from telemetry.store import StoreAuthError, StoreRejected, StoreUnavailable
+from telemetry.store import StoreAuthError, StoreError, StoreRejected, StoreUnavailable
 from tests.telemetry.helpers import T0
 
 
@@ -222,3 +222,21 @@ def test_open_store_with_a_site_tags_equipment_brick_subitem(influxd: ServerProc
                                    "point": "qb/main-kwh", "subitem": "total"}
     assert tags["qb/sat"]["subitem"] == "" and tags["qb/sat"]["equipment"] == "ahu1"
     store.close()
+
+
+def test_a_non_admin_user_writes_to_what_an_admin_created(influxd_auth: ServerProcess,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{influxd_auth.port}"
+    with InfluxStore(url, database="limited", username="admin", password="right-admin-pw") as admin:
+        admin.query("CREATE USER \"writer\" WITH PASSWORD 'writer-pw'", db=False)
+        admin.query('GRANT ALL ON "limited" TO "writer"', db=False)
+    caplog.set_level(logging.WARNING)
+    with InfluxStore(url, database="limited", username="writer", password="writer-pw") as s:
+        s.write([Reading("b/p", T0, 1.0)])
+        assert s.count() == 1 and s._rp == "raw"
+    assert "may not create or check" in caplog.text and "writer-pw" not in caplog.text
+
+
+def test_retention_must_be_a_duration(influxd: ServerProcess) -> None:
+    with pytest.raises(StoreError, match="not an InfluxDB duration"):
+        InfluxStore(f"http://127.0.0.1:{influxd.port}", raw_retention="400 days; DROP DATABASE x")
