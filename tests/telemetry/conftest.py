@@ -24,7 +24,7 @@ def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kwar
     from telemetry.influx import InfluxStore
 
     server: ServerProcess = request.getfixturevalue("influxd")
-    return InfluxStore(f"http://127.0.0.1:{server.port}", database=f"t{next(_db_numbers)}", **kwargs)
+    return InfluxStore(f"http://127.0.0.1:{server.port}", database=f"tel_store_{next(_db_numbers)}", **kwargs)
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -88,7 +88,7 @@ def test_torn_tail_record_is_cut_off(tmp_path: Path, caplog: pytest.LogCaptureFi
 
 
 def test_rejected_batch_goes_to_dead_letters_with_the_server_message(influxd: ServerProcess, tmp_path: Path) -> None:
-    store = InfluxStore(f"http://127.0.0.1:{influxd.port}", database="buf_dead")
+    store = InfluxStore(f"http://127.0.0.1:{influxd.port}", database="tel_buf_dead")
     # InfluxDB types a field per shard (7 days here): make "value" an integer in a shard a month later
     later = T0 + 30 * 86400
     store.write_lines(f'readings,building=b,point=b/int value=1i,quality="good" {int(later * 1000)}')

@@ -53,11 +53,11 @@ def test_embedded_with_buffer_depth_and_dead_letters(tmp_path: Path) -> None:
 
 def test_influx_reachable(influxd: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RETROFIT_INFLUX_URL", f"http://127.0.0.1:{influxd.port}")
-    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "cli_check")
+    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "tel_cli_check")
     code, report = check_json()
     assert code == 0 and report["store"] == "influxdb" and report["version"].startswith("InfluxDB 1.6")
     assert report["database_exists"] is False
-    InfluxStore(f"http://127.0.0.1:{influxd.port}", database="cli_check").close()
+    InfluxStore(f"http://127.0.0.1:{influxd.port}", database="tel_cli_check").close()
     assert check_json()[1]["database_exists"] is True
 
 
@@ -70,8 +70,8 @@ def test_influx_unreachable_exits_1_with_what_to_do(monkeypatch: pytest.MonkeyPa
 
 def test_downsample_command(influxd: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RETROFIT_INFLUX_URL", f"http://127.0.0.1:{influxd.port}")
-    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "cli_down")
-    with InfluxStore(f"http://127.0.0.1:{influxd.port}", database="cli_down") as s:
+    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "tel_cli_down")
+    with InfluxStore(f"http://127.0.0.1:{influxd.port}", database="tel_cli_down") as s:
         s.write([Reading("b/p", T0 + k * 600, float(k)) for k in range(12)])
     res = runner.invoke(app, ["store", "downsample", "--days", "20"])
     assert res.exit_code == 0, res.output

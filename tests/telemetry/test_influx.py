@@ -21,7 +21,7 @@ from tests.telemetry.helpers import T0
 
 @pytest.fixture()
 def influx(influxd: ServerProcess, request: pytest.FixtureRequest) -> Iterator[InfluxStore]:
-    db = "ix_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:40]
+    db = "tel_ix_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:40]
     s = InfluxStore(f"http://127.0.0.1:{influxd.port}", database=db)
     yield s
     s.close()
@@ -65,7 +65,7 @@ def test_downsample_hourly(influx: InfluxStore, server_side: bool) -> None:
 
 def test_tags_from_a_resolver_and_second_precision(influxd: ServerProcess) -> None:
     tags = {"b/kwh": {"equipment": "main-meter", "brick": "Electric_Energy_Sensor", "subitem": "total"}}
-    s = InfluxStore(f"http://127.0.0.1:{influxd.port}", database="ix_tags", precision="s",
+    s = InfluxStore(f"http://127.0.0.1:{influxd.port}", database="tel_ix_tags", precision="s",
                     tag_resolver=lambda k: tags.get(k, {}))
     s.write([Reading("b/kwh", T0 + 0.4, 10.0), Reading("b/other", T0, 1.0)])
     keys = s.query('SHOW TAG KEYS FROM "readings"')[0]["series"][0]["values"]
@@ -213,7 +213,7 @@ def test_open_store_with_a_site_tags_equipment_brick_subitem(influxd: ServerProc
     (tmp_path / "retrofit.toml").write_text("")
     monkeypatch.setenv("RETROFIT_CONFIG", str(tmp_path / "retrofit.toml"))
     monkeypatch.setenv("RETROFIT_INFLUX_URL", f"http://127.0.0.1:{influxd.port}")
-    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "ix_site")
+    monkeypatch.setenv("RETROFIT_INFLUX_DATABASE", "tel_ix_site")
     store = open_store(Settings(), site=site)
     store.write([Reading("qb/main-kwh", T0, 1.0), Reading("qb/sat", T0, 20.0)])
     res = store.query('SELECT * FROM "readings" GROUP BY *')[0]["series"]  # type: ignore[attr-defined]

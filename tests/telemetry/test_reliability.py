@@ -83,7 +83,7 @@ CHILD = textwrap.dedent("""
 
 
 def test_sigkill_mid_stream_keeps_every_acknowledged_batch(influxd: ServerProcess, tmp_path: Path) -> None:
-    url, db, base = f"http://127.0.0.1:{influxd.port}", "sigkill", time.time() - 86400
+    url, db, base = f"http://127.0.0.1:{influxd.port}", "tel_sigkill", time.time() - 86400
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     acked: list[int] = []
     for first in (0, 1000):  # killed twice: the second run also replays what the first left behind
