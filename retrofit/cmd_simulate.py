@@ -95,7 +95,7 @@ def register_backfill(app: typer.Typer) -> None:
                 raise fail(f"--from {start} is older than InfluxDB's raw retention ({settings.influx_raw_retention}, "
                            "RETROFIT_INFLUX_RAW_RETENTION): InfluxDB would drop those readings. Backfill a later "
                            "period or raise the retention.", code=2)
-            store = open_store(settings)
+            store = open_store(settings, site=site)  # InfluxDB writes get equipment/brick/subitem tags
         except (SettingsError, StoreError) as exc:
             raise fail(str(exc)) from None
         points = len([k for k in site.points if not bids or k.split("/")[0] in bids])

@@ -123,16 +123,18 @@ def _readings(ph: SitePhysics, bid: str, t: np.ndarray) -> list[Reading]:
 
 
 def backfill(site: Site, store, start: float, end: float, step_s: float = STEP, seed: int = 0,  # noqa: ANN001
-             faults: list[Fault] | None = None, batch: int = 50_000,
+             faults: list[Fault] | None = None, batch: int | None = None,
              progress: Callable[[int, float], None] | None = None,
              buildings: list[str] | None = None) -> BackfillStats:
     """Write the simulated history of [start, end) into ``store`` (a telemetry Store) in large batches.
 
-    Uses the store's ``write_rows`` fast path (tuples, no Reading objects) when it has one.
+    Uses the store's ``write_rows`` fast path (tuples, no Reading objects) when it has one, in batches of the
+    store's ``preferred_batch`` (50,000 for the embedded store, 5,000 for InfluxDB) unless ``batch`` is given.
     ``progress(n_written, sim_time_reached)`` is called after every store write.
     """
     t0 = time.perf_counter()
     fast = callable(getattr(store, "write_rows", None))
+    batch = batch or int(getattr(store, "preferred_batch", 50_000))
 
     def write(rows: list[Row]) -> None:
         if fast:
