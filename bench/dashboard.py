@@ -40,12 +40,15 @@ def emit(metric: str, value: float, unit: str, baseline: float | None = None, **
           flush=True)
 
 
-def run_page(path: str, role: str, username: str) -> tuple[float, object]:
+def run_page(path: str, role: str, username: str, page: str | None = None) -> tuple[float, object]:
+    """One AppTest run of the app entry script opened on ``page`` (as a signed-in user); seconds taken."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(path, default_timeout=120)
     at.session_state["principal"] = {"username": username, "role": role, "owner_id": None}
     at.session_state["last_seen"] = time.time()
+    if page:
+        at.switch_page(page)
     t0 = time.perf_counter()
     at.run()
     return time.perf_counter() - t0, at
@@ -102,16 +105,17 @@ def main() -> None:
         run_page(str(trivial), "district", "bench-district")
         floor = min(run_page(str(trivial), "district", "bench-district")[0] for _ in range(3))
         # warm the process resources (site model, store connection, records engine) once
-        run_page(str(ROOT / "dashboard" / "pages" / "portfolio.py"), "district", "bench-district")
+        app = str(ROOT / "dashboard" / "app.py")
+        run_page(app, "district", "bench-district")
         for page in PAGES:
             role, user = ("technician", "bench-tech") if page == "simulators" else ("district", "bench-district")
-            path = str(ROOT / "dashboard" / "pages" / f"{page}.py")
             st.cache_data.clear()
-            cold, at = run_page(path, role, user)
+            cold, at = run_page(app, role, user, f"pages/{page}.py")
             errors = [str(e.value)[:200] for e in at.exception]  # type: ignore[attr-defined]
-            warm, _ = run_page(path, role, user)
+            title = at.title[0].value if at.title else ""  # type: ignore[attr-defined]
+            warm, _ = run_page(app, role, user, f"pages/{page}.py")
             emit(f"page_first_render.{page}", cold, "s", floor, target_s=2.0, ok=cold < 2.0 and not errors,
-                 errors=errors)
+                 errors=errors, title=title)
             emit(f"page_warm_render.{page}", warm, "s", floor)
 
         key = next(m.energy_point for m in __import__("telemetry.queries", fromlist=["meters"]).meters(site)

@@ -122,7 +122,7 @@ def outdoor_temperature(sc: Scope, building_id: str, start: float, end: float) -
     return s
 
 
-def measured_savings(sc: Scope, building_id: str, daily: pd.Series, now: float) -> dict:
+def measured_savings(sc: Scope, building_id: str, now: float) -> dict:
     """IPMVP option C savings since the retrofit: a baseline fitted on the year before it (buildings.savings),
     applied to the days after it. Raises buildings.savings.BaselineError with the reason when it cannot."""
     from buildings.savings import BaselineError, DailySeries, fit_baseline, measure_savings, workday_flags
@@ -130,7 +130,11 @@ def measured_savings(sc: Scope, building_id: str, daily: pd.Series, now: float) 
     b = sc.building(building_id).building
     if b.retrofit_date is None:
         raise BaselineError("the building has no retrofit date")
-    temp = outdoor_temperature(sc, building_id, now - 800 * DAY, now)
+    first = dt.datetime.combine(b.retrofit_date - dt.timedelta(days=365), dt.time(), ZoneInfo(b.timezone)).timestamp()
+    if first >= now:
+        raise BaselineError("the retrofit date is in the future")
+    daily = energy(sc, building_id, first, now, DAY)
+    temp = outdoor_temperature(sc, building_id, first, now)
     if temp.empty:
         raise BaselineError("the building has no outdoor air temperature history")
     df = pd.DataFrame({"e": daily, "t": temp}).dropna()

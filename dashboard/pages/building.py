@@ -43,26 +43,31 @@ c2.metric(t("building.devices_ok"), f"{sum(v == 'ok' for v in dev_health.values(
 last_ts = max((r.ts for r in latest.values()), default=None)
 c3.metric(t("building.last_update"), t.datetime(last_ts, tz))
 
+rows = []
+for r in refs:
+    rd = latest.get(r.key)
+    value = rd.value if rd is not None else None
+    rows.append({
+        t("col.equipment"): r.equipment.id, "id": r.point.id, t("col.point"): t.pick(r.point.name_zh, r.point.name),
+        t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else (value or "-")),
+        t("col.unit"): r.point.unit,
+        t("col.quality"): t(f"quality.{rd.quality.value}") if rd is not None else t("quality.none"),
+        t("col.time"): t.datetime(rd.ts, tz) if rd is not None else "-", "Brick": r.point.brick,
+        t("col.device"): r.device.id, t("col.health"): t(f"health.{dev_health.get(f'{bid}/{r.device.id}', 'unknown')}"),
+    })
+live = pd.DataFrame(rows)
+
 st.subheader(t("building.tree"))
+# One expander per equipment with its points as text (cheap to send), one table for sorting and download.
 for eq in bf.equipment:
-    label = f"{t.pick(eq.name_zh, eq.name)} · {eq.id} ({eq.brick_class})"
-    with st.expander(label, expanded=False):
-        rows = []
-        for p in eq.points:
-            key = f"{bid}/{p.id}"
-            rd = latest.get(key)
-            dev_key = f"{bid}/{p.source.device}"
-            value = rd.value if rd is not None else None
-            rows.append({
-                t("col.point"): t.pick(p.name_zh, p.name), "id": p.id, "Brick": p.brick,
-                t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else (value or "-")),
-                t("col.unit"): p.unit,
-                t("col.quality"): t(f"quality.{rd.quality.value}") if rd is not None else t("quality.none"),
-                t("col.time"): t.datetime(rd.ts, tz) if rd is not None else "-",
-                t("col.device"): p.source.device,
-                t("col.health"): t(f"health.{dev_health.get(dev_key, 'unknown')}"),
-            })
-        st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
+    part = live[live[t("col.equipment")] == eq.id]
+    bad = int((part[t("col.quality")] != t("quality.good")).sum())
+    flag = f" · ⚠ {bad}" if bad else ""
+    with st.expander(f"{t.pick(eq.name_zh, eq.name)} · {eq.id} ({eq.brick_class}){flag}"):
+        st.markdown("\n".join(f"- `{r['id']}` {r[t('col.point')]}: **{r[t('col.value')]}** {r[t('col.unit')]} · "
+                               f"{r[t('col.quality')]} · {r[t('col.time')]}" for r in part.to_dict("records")))
+st.subheader(t("building.live"))
+st.dataframe(live, width="stretch", hide_index=True, key="live_table")
 
 st.subheader(t("building.trends"))
 numeric = [r for r in refs if r.point.unit != "bool" and not (r.point.modbus and r.point.modbus.type == "string")]

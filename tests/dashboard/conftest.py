@@ -21,7 +21,7 @@ from dashboard.auth import add_user
 PASSWORD = "correct-horse-battery"
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMME = ROOT / "buildings" / "program" / "yuzhong.yaml"
-HISTORY_DAYS = 7
+HISTORY_DAYS = 4
 
 
 @dataclass
