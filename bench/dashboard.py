@@ -95,8 +95,7 @@ def main() -> None:
         add_user(engine, "bench-tech", "bench-password-1", "technician")
         engine.dispose()
         os.environ.update({"RETROFIT_INFLUX_URL": url, "RETROFIT_INFLUX_DATABASE": "bench",
-                           "RETROFIT_DATA_DIR": str(data), "RETROFIT_SITE": str(SITE),
-                           "RETROFIT_SIMULATOR_URL": "http://127.0.0.1:9"})
+                           "RETROFIT_DATA_DIR": str(data), "RETROFIT_SITE": str(SITE)})
         os.environ.pop("RETROFIT_CONFIG", None)
         os.chdir(work)
 

@@ -142,7 +142,7 @@ def main() -> None:
         # baseline and buffer take turns on fresh databases of the same server (same data); best of --repeat
         # runs each, so a burst of load from other processes does not decide the ratio
         enc = InfluxStore(url, database="encoder")
-        bodies = [enc.encode((r.point, r.ts, r.value, r.quality) for r in b).encode() for b in batches]
+        bodies = [enc.encode([(r.point, r.ts, r.value, r.quality) for r in b]).encode() for b in batches]
         enc.close()
         bases, rates, cpus = [], [], []
         for run in range(args.repeat):

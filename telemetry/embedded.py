@@ -141,12 +141,15 @@ class EmbeddedStore:
                             sid = self._series_id(point)
                         if quality not in _QUALITIES:
                             raise ValueError(f"unknown quality {quality!r} for {point}")
-                        if v is None or v.__class__ is float:
-                            append((sid, round(ts * 1000), v, None, quality))
+                        if v is None:
+                            append((sid, int(ts * 1000 + 0.5), None, None, quality))
+                        elif v.__class__ is float:  # NaN and inf are stored without a value, as in InfluxDB
+                            append((sid, int(ts * 1000 + 0.5), v if v - v == 0.0 else None, None, quality))
                         elif isinstance(v, str):
-                            append((sid, round(ts * 1000), None, v, quality))
+                            append((sid, int(ts * 1000 + 0.5), None, v, quality))
                         else:
-                            append((sid, round(ts * 1000), float(v), None, quality))
+                            f = float(v)
+                            append((sid, int(ts * 1000 + 0.5), f if math.isfinite(f) else None, None, quality))
                     out.sort(key=_series_time)  # B-tree order: each series' new rows land on one leaf page
                     self._db.executemany(INSERT, out)
                     self._db.execute("COMMIT")
@@ -288,7 +291,7 @@ class EmbeddedStore:
 def _ms(ts: float) -> int:
     if not math.isfinite(ts):
         raise ValueError(f"time must be finite, got {ts}")
-    return round(ts * 1000)
+    return math.floor(ts * 1000 + 0.5)  # as stored: half a millisecond rounds up
 
 
 def _offset_sql(segs: list[tuple[float, int]]) -> str:

@@ -44,6 +44,7 @@ _INFLUX_AGG = {Agg.MEAN: "mean", Agg.MIN: "min", Agg.MAX: "max", Agg.SUM: "sum",
                Agg.COUNT: "count"}
 _LP_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 _QUALITY_FIELD = {q: f'quality="{q.value}"' for q in Quality}
+_QUALITY_SUFFIX = {q: f",{field} " for q, field in _QUALITY_FIELD.items()}
 
 
 def strip_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -326,15 +327,21 @@ class InfluxStore:
         self._prefix[point] = prefix
         return prefix
 
-    def encode(self, rows: Iterable[Row]) -> str:
+    def encode(self, rows: Sequence[Row]) -> str:
         """Line protocol for a batch of (point, ts, value, quality) rows, one line each, this store's precision."""
         prefixes = self._prefix
+        for point in {r[0] for r in rows} - prefixes.keys():
+            self._series_prefix(point)
         scale = self._scale
+        if all(r[2].__class__ is float and r[2] - r[2] == 0.0 for r in rows):
+            # the common case, finite floats only: one list comprehension (a third faster than the loop below)
+            q = _QUALITY_SUFFIX
+            return "\n".join([f"{prefixes[p]} value={v!r}{q[qual]}{int(ts * scale + 0.5)}" for p, ts, v, qual in rows])
         out = []
         append = out.append
         for point, ts, v, quality in rows:
-            prefix = prefixes.get(point) or self._series_prefix(point)
-            t = round(ts * scale)
+            prefix = prefixes[point]
+            t = int(ts * scale + 0.5)
             q = _QUALITY_FIELD[quality]
             if v.__class__ is float:
                 if v - v == 0.0:  # finite (NaN and inf have no line-protocol form: kept as a value-less reading)
@@ -353,7 +360,7 @@ class InfluxStore:
     def write(self, readings: Sequence[Reading]) -> None:
         """POST the batch as line protocol; returns once InfluxDB answered 204."""
         if readings:
-            self.write_lines(self.encode((r.point, r.ts, r.value, r.quality) for r in readings))
+            self.write_lines(self.encode([(r.point, r.ts, r.value, r.quality) for r in readings]))
 
     def write_rows(self, rows: Sequence[Row]) -> None:
         """write() for (point, ts, value, quality) tuples: the durable buffer's fast path (no Reading objects)."""
@@ -549,7 +556,7 @@ def _lp_key(s: str) -> str:
 def _ms(ts: float) -> int:
     if not math.isfinite(ts):
         raise ValueError(f"time must be finite, got {ts}")
-    return round(ts * 1000)
+    return math.floor(ts * 1000 + 0.5)  # as stored: half a millisecond rounds up
 
 
 def _series_rows(result: dict[str, Any]) -> Iterable[tuple[str, float, Any]]:

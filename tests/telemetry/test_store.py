@@ -156,3 +156,10 @@ def test_delta_of_several_counters_only_one_reset(store: Store) -> None:
     got = store.aggregate(["b1/steady", "b1/reset"], T0, T0 + 2 * H, 3600, Agg.DELTA)
     assert got["b1/steady"] == [(T0, pytest.approx(9.0)), (T0 + H, pytest.approx(12.0))]
     assert got["b1/reset"] == [(T0, pytest.approx(30.0)), (T0 + H, pytest.approx(1.0 + 3.0))]
+
+
+def test_nan_and_infinity_are_stored_without_a_value(store: Store) -> None:
+    store.write([Reading("b1/n", T0, float("nan"), Quality.BAD), Reading("b1/n", T0 + 1, float("inf"), Quality.BAD),
+                 Reading("b1/n", T0 + 2, 3.0)])
+    assert [(r.value, r.quality) for r in store.raw("b1/n", T0, T0 + 10)] == [
+        (None, Quality.BAD), (None, Quality.BAD), (3.0, Quality.GOOD)]

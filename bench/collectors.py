@@ -1,0 +1,321 @@
+"""Collector benchmarks: planned reads vs one request per point, Modbus and BACnet; collector memory.
+
+Run: .venv/bin/python bench/collectors.py [--quick]
+Prints one JSON line per result: bench, metric, value, unit, baseline, ratio (baseline measured in the same run).
+
+- modbus: 100 simulated devices x 200 float32 points (our simulator, in its own process on its own core),
+  read by the real Collector (planner + poll loops + pipeline, intervals near zero so it polls flat out) vs a
+  naive loop that reads each point with its own request (same client, devices concurrent). Targets: >= 20x and
+  >= 50,000 points/s.
+- bacnet: 10 simulated devices x 100 analog inputs, planned RPM vs one ReadProperty per point, devices polled
+  concurrently in both. Target >= 3x.
+- memory: resident size of a collector process holding the sample district plus the 100 x 200 devices, after
+  running its poll loops. Target < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from buildings.site import Site, load_site  # noqa: E402
+from collectors.collector import Collector  # noqa: E402
+from collectors.drivers.bacnet import BacnetClient, BacnetDriver  # noqa: E402
+from collectors.drivers.modbus import LinkPool, ModbusDriver  # noqa: E402
+from collectors.planner import BacnetRead, ModbusPlanned, ModbusRead, plan_site  # noqa: E402
+from retrofit.devservers import free_port, free_udp_port  # noqa: E402
+
+
+def emit(bench: str, metric: str, value: float, unit: str, baseline: float | None = None,
+         ratio: float | None = None) -> None:
+    print(json.dumps({"bench": bench, "metric": metric, "value": round(value, 3), "unit": unit,
+                      "baseline": None if baseline is None else round(baseline, 3),
+                      "ratio": None if ratio is None else round(ratio, 2)}), flush=True)
+
+
+def make_site(directory: Path, protocol: str, devices: int, points: int) -> Site:
+    """A generated building file: ``devices`` devices of ``points`` float32 / analog-input points each."""
+    from ruamel.yaml import YAML
+
+    devs, pts = [], []
+    used: set[int] = set()
+
+    def port() -> int:  # distinct free ports (a free port is only free until someone takes it)
+        while (p := free_port() if protocol == "modbus" else free_udp_port()) in used:
+            pass
+        used.add(p)
+        return p
+
+    for d in range(devices):
+        if protocol == "modbus":
+            devs.append({"id": f"d{d}", "protocol": "modbus", "port": port(), "unit_id": 1,
+                         "poll_interval_s": 0.001, "timeout_s": 5})
+            pts += [{"id": f"d{d}-p{i}", "name": "p", "brick": "Point", "unit": "",
+                     "modbus": {"device": f"d{d}", "address": i * 2, "type": "float32"}} for i in range(points)]
+        else:
+            devs.append({"id": f"d{d}", "protocol": "bacnet", "port": port(), "device_instance": 5000 + d,
+                         "poll_interval_s": 0.001, "timeout_s": 5})
+            pts += [{"id": f"d{d}-p{i}", "name": "p", "brick": "Point", "unit": "",
+                     "bacnet": {"device": f"d{d}", "object_type": "analog-input", "instance": i}}
+                    for i in range(points)]
+    doc = {"building": {"id": f"bench-{protocol}", "name": {"zh": "基准", "en": "bench"}, "address": "-",
+                        "year_built": 2000, "gross_floor_area_m2": 1, "use": "office",
+                        "owners": [{"owner": "o", "name": "o", "area_m2": 1}]},
+           "devices": devs, "equipment": [{"id": "eq", "name": "eq", "kind": "meter", "points": pts}]}
+    directory.mkdir(parents=True, exist_ok=True)
+    yaml = YAML(typ="safe", pure=True)
+    with open(directory / f"bench-{protocol}.yaml", "w") as fh:
+        yaml.dump(doc, fh)
+    return load_site(str(directory))
+
+
+# --- the simulator, in its own process --------------------------------------------------------------------
+
+
+class ConstValues:
+    def value(self, key: str) -> float:
+        return 21.5
+
+    def device_mode(self, key: str) -> Any:
+        from simulators.values import DeviceMode
+
+        return DeviceMode.OK
+
+    def now(self) -> float:
+        return time.time()
+
+
+def serve(site_dir: str, protocol: str) -> None:
+    """Child process: serve the generated site until stdin closes."""
+    from simulators.servers.bacnet import start_bacnet
+    from simulators.servers.modbus import start_modbus
+
+    async def main() -> None:
+        site = load_site(site_dir)
+        start = start_modbus if protocol == "modbus" else start_bacnet
+        servers = await start(site, ConstValues(), refresh_s=1.0)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for s in servers:
+            await s.stop()
+
+    asyncio.run(main())
+
+
+class Simulator:
+    def __init__(self, site_dir: Path, protocol: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(site_dir), protocol],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if "ready" not in line:
+            raise RuntimeError("the simulator did not start")
+
+    def stop(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait(30)
+
+
+# --- Modbus -------------------------------------------------------------------------------------------------
+
+
+class CountSink:
+    name = "count"
+    must_deliver = True
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, batch: Any) -> None:
+        self.n += len(batch)
+
+    def close(self) -> None:
+        pass
+
+
+async def planned_collector(site: Site, seconds: float) -> float:
+    """Points per second read by the real Collector polling flat out (after a warm-up second)."""
+    sink = CountSink()
+    collector = Collector(site, [sink], jitter=0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await asyncio.sleep(1.0)
+    n0, t0 = collector.pipeline.readings_in if collector.pipeline else 0, time.perf_counter()
+    await asyncio.sleep(seconds)
+    n1, t1 = collector.pipeline.readings_in if collector.pipeline else 0, time.perf_counter()
+    stop.set()
+    await task
+    errors = sum(p.status.errors for p in collector.pollers.values())
+    if errors:
+        last = [p.status.last_error for p in collector.pollers.values() if p.status.last_error][:3]
+        raise RuntimeError(f"{errors} errors while benchmarking: {last}")
+    return (n1 - n0) / (t1 - t0)
+
+
+async def naive_modbus(site: Site, seconds: float) -> float:
+    """One request per point, devices concurrent, same driver and decoding: points per second."""
+    plans = plan_site(site)
+    pool = LinkPool()
+    count = 0
+    drivers = {k: ModbusDriver(k, p.device, pool) for k, p in plans.items()}
+    singles = {k: [ModbusRead(r.unit, r.function, p.source.address, p.source.count,
+                              (ModbusPlanned(p.key, 0, p.source, p.range),))
+                   for g in plan.groups for r in g.reads for p in r.points]  # type: ignore[union-attr]
+               for k, plan in plans.items()}
+    for drv in drivers.values():
+        await drv.open()
+    deadline = time.perf_counter() + seconds
+
+    async def device(key: str) -> None:
+        nonlocal count
+        drv = drivers[key]
+        while time.perf_counter() < deadline:
+            for req in singles[key]:
+                got = len(await drv.read(req))  # not `count += await ...`: that loses updates
+                count += got
+                if time.perf_counter() >= deadline:
+                    break
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(device(k) for k in plans))
+    rate = count / (time.perf_counter() - t0)
+    for drv in drivers.values():
+        await drv.close()
+    return rate
+
+
+def bench_modbus(quick: bool, tmp: Path) -> None:
+    site = make_site(tmp / "modbus", "modbus", 100, 200)
+    sim = Simulator(tmp / "modbus", "modbus")
+    try:
+        secs = 4.0 if quick else 15.0
+        naive = asyncio.run(naive_modbus(site, secs))
+        planned = asyncio.run(planned_collector(site, secs))
+    finally:
+        sim.stop()
+    emit("collectors.modbus", "points_per_s_planned_vs_naive", planned, "points/s", naive, planned / naive)
+    emit("collectors.modbus", "points_per_s_planned", planned, "points/s", 50_000, planned / 50_000)
+
+
+# --- BACnet -------------------------------------------------------------------------------------------------
+
+
+async def bacnet_rate(site: Site, seconds: float, rpm: bool) -> float:
+    plans = plan_site(site)
+    client = BacnetClient()
+    count = 0
+    client.start()
+    deadline = time.perf_counter() + seconds
+
+    async def device(key: str) -> None:
+        nonlocal count
+        plan = plans[key]
+        drv = BacnetDriver(key, plan.device, client)
+        reads = [r for g in plan.groups for r in g.reads]
+        if not rpm:
+            reads = [BacnetRead(False, (p,)) for r in reads for p in r.points]
+        while time.perf_counter() < deadline:
+            for req in reads:
+                got = len(await drv.read(req))  # type: ignore[arg-type]
+                count += got
+                if time.perf_counter() >= deadline:
+                    break
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(device(k) for k in plans))
+    rate = count / (time.perf_counter() - t0)
+    client.close()
+    return rate
+
+
+def bench_bacnet(quick: bool, tmp: Path) -> None:
+    site = make_site(tmp / "bacnet", "bacnet", 10, 100)
+    sim = Simulator(tmp / "bacnet", "bacnet")
+    try:
+        secs = 4.0 if quick else 12.0
+        single = asyncio.run(bacnet_rate(site, secs, rpm=False))
+        planned = asyncio.run(bacnet_rate(site, secs, rpm=True))
+    finally:
+        sim.stop()
+    emit("collectors.bacnet", "points_per_s_rpm_vs_readproperty", planned, "points/s", single, planned / single)
+
+
+# --- memory -------------------------------------------------------------------------------------------------
+
+
+def memory_child(modbus_dir: str, seconds: float) -> None:
+    """Child process: a collector with the sample district plus the bench devices, polling; print its RSS."""
+    import psutil
+
+    sample = load_site(str(ROOT / "buildings" / "sites" / "yuzhong")).with_free_ports()
+    bench = load_site(modbus_dir)
+    site = Site(files=[*sample.files, *bench.files])
+
+    async def main() -> int:
+        collector = Collector(site, [CountSink()])
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(seconds)
+        rss = psutil.Process().memory_info().rss
+        stop.set()
+        await task
+        return rss
+
+    print(json.dumps({"rss": asyncio.run(main()), "points": len(site.points)}), flush=True)
+
+
+def bench_memory(quick: bool, tmp: Path) -> None:
+    d = tmp / "modbus"
+    if not d.exists():
+        make_site(d, "modbus", 100, 200)
+    sim = Simulator(d, "modbus")
+    try:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(d), "3" if quick else "10"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    finally:
+        sim.stop()
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    mb = res["rss"] / 2**20
+    emit("collectors.memory", "collector_rss_sample_district_plus_100x200", mb, "MB", 300, mb / 300)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        memory_child(sys.argv[2], float(sys.argv[3]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (under a minute)")
+    ap.add_argument("--only", choices=["modbus", "bacnet", "memory"], help="run one part")
+    args = ap.parse_args()
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="bench-collectors-") as t:
+        tmp = Path(t)
+        if args.only in (None, "modbus"):
+            bench_modbus(args.quick, tmp)
+        if args.only in (None, "bacnet"):
+            bench_bacnet(args.quick, tmp)
+        if args.only in (None, "memory"):
+            bench_memory(args.quick, tmp)
+
+
+if __name__ == "__main__":
+    main()
