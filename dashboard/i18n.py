@@ -191,6 +191,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "energy.savings": ("实测节能（相对基线）", "Measured savings vs baseline"),
     "energy.not_retrofitted": ("该楼宇尚未完成改造，暂无节能量。", "Not retrofitted yet: no savings to measure."),
     "energy.no_baseline": ("暂无法计算实测节能量：{reason}", "Measured savings cannot be computed yet: {reason}"),
+    "energy.recorded_savings": ("已登记的实测节能量", "Recorded measured savings"),
     "energy.weekday": ("星期", "Weekday"),
     "energy.hour": ("小时", "Hour"),
     "energy.kw": ("平均功率 (kW)", "Mean power (kW)"),

@@ -249,6 +249,19 @@ class Scope:
             })
         return out
 
+    def savings_record(self, building_id: str) -> dict[str, Any] | None:
+        """The newest measured-savings result recorded for a building (`retrofit savings`), or None."""
+        self.check(building_id)
+        q, sf = self._records()
+        with sf() as s:
+            r = q.latest_savings(s, building_id)
+            if r is None:
+                return None
+            return {"fraction": r.savings_fraction, "avoided_kwh": r.avoided_kwh, "model": r.model_kind,
+                    "cv_rmse": r.cv_rmse, "adequate": r.adequate, "source": r.source,
+                    "baseline": f"{r.baseline_from}..{r.baseline_to}",
+                    "reporting": f"{r.reporting_from}..{r.reporting_to}"}
+
     def subsidies(self, building_id: str) -> list[dict[str, Any]]:
         """Every policy's eligibility for one building: conditions with evidence, amounts, what is missing."""
         self.require(Can.RECORDS)

@@ -24,6 +24,8 @@ DEFAULT_SITE = shown_path(SAMPLE_SITE)
 SESSION_PRINCIPAL = "principal"
 SESSION_LAST_SEEN = "last_seen"
 SESSION_LANG = "lang"
+STORE_RETRY_S = 20.0
+_STORE_FAILURES: dict[str, tuple[float, str]] = {}  # store key -> (when, message) of the last failed open
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,16 @@ def scope(require: Can | None = None) -> Scope:
         st.stop()
     store, err = None, None
     key = store_key(rt.settings)
-    try:
-        store = _store(key, rt.settings)
-    except Exception as exc:  # noqa: BLE001 - any failure to open the store becomes a page message
-        err = str(exc) or type(exc).__name__
+    failed = _STORE_FAILURES.get(key)
+    if failed is not None and time.monotonic() - failed[0] < STORE_RETRY_S:
+        err = failed[1]  # a dead store is not asked again on every click (a timeout would stall each one)
+    else:
+        try:
+            store = _store(key, rt.settings)
+            _STORE_FAILURES.pop(key, None)
+        except Exception as exc:  # noqa: BLE001 - any failure to open the store becomes a page message
+            err = str(exc) or type(exc).__name__
+            _STORE_FAILURES[key] = (time.monotonic(), err)
     sc = Scope(principal=p, site=rt.site, store=store, store_error=err, engine=rt.engine, store_id=key,
                cache=_cached_aggregate)
     if require is not None and not sc.can(require):

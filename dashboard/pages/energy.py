@@ -123,3 +123,11 @@ with tab_s:
                 st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res['cv_rmse'])} · {res['verdict']}")
         except BaselineError as exc:
             st.info(t("energy.no_baseline", reason=exc.reason))
+            with ui.guard(t):
+                rec = sc.savings_record(bid)
+                if rec is not None:
+                    st.metric(t("energy.recorded_savings"), f"{t.num(rec['avoided_kwh'], 0)} kWh",
+                              delta=t.pct(rec["fraction"]))
+                    st.caption(f"IPMVP option C · {rec['model']} · CV(RMSE) {t.pct(rec['cv_rmse'])} · "
+                               f"{t('energy.baseline')} {rec['baseline']} · {t('energy.actual')} {rec['reporting']}"
+                               f" · {rec['source']}")
