@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from buildings.modbus_codec import PointCodec, codec_for
 from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, PointRef, Protocol, Site
 
 MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
@@ -28,12 +29,18 @@ OUR_MAX_APDU = 1476
 
 @dataclass(frozen=True, slots=True)
 class ModbusPlanned:
-    """A point inside a Modbus read: where its registers start relative to the read."""
+    """A point inside a Modbus read: where its registers start relative to the read, and its compiled codec
+    (looked up once here, not per reading: the hot loop decodes tens of thousands of points a second)."""
 
     key: str
     offset: int
     source: ModbusSource
     range: tuple[float, float] | None
+    codec: PointCodec | None = None
+
+    def __post_init__(self) -> None:
+        if self.codec is None:
+            object.__setattr__(self, "codec", codec_for(self.source))
 
 
 @dataclass(frozen=True, slots=True)

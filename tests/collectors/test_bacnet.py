@@ -119,14 +119,14 @@ def test_per_property_error_is_a_bad_reading_not_a_failed_poll(tmp_path: Path) -
 @pytest.mark.parametrize("mode, words", [(DeviceMode.ERRORS, "BACnet Error"), (DeviceMode.OFFLINE, "no answer"),
                                          (DeviceMode.GARBAGE, "")])
 def test_error_silence_and_garbage_are_logged_and_survived(tmp_path: Path, mode: DeviceMode, words: str) -> None:
-    site = bacnet_site(tmp_path, n=4, interval=0.4)
+    site = bacnet_site(tmp_path, n=4, interval=0.3)
     values = _values(4)
     values.modes["b1/ctl"] = mode
 
     def recover() -> None:
         values.modes["b1/ctl"] = DeviceMode.OK
 
-    collector, sink = run(site, values, 1.5, between=recover)
+    collector, sink = run(site, values, 1.1, between=recover)
     st = collector.pollers["b1/ctl"].status
     assert st.errors >= 1 and "b1/ctl" in (st.last_error or "") and words in (st.last_error or "")
     assert st.health is Health.OK, st.last_error  # recovered

@@ -63,7 +63,7 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
                 break
             ready = "ready" in line
         assert ready, f"simulator did not start: {sim.stderr.read() if sim.poll() is not None else ''}"  # type: ignore[union-attr]
-        out = subprocess.run([*RETROFIT, "collect", "--site", str(site_dir), "--duration", "8"], cwd=ROOT, env=env,
+        out = subprocess.run([*RETROFIT, "collect", "--site", str(site_dir), "--duration", "6"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=90)
         assert out.returncode == 0, out.stderr[-3000:]
         summary = json.loads(out.stdout.strip().splitlines()[-1])

@@ -168,9 +168,9 @@ def test_exception_replies_and_garbage_are_logged_and_survived(tmp_path: Path, m
         collector = Collector(site, [sink])
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-        await asyncio.sleep(1.3)
+        await asyncio.sleep(1.0)
         values.modes["b1/m1"] = DeviceMode.OK  # the device recovers: so must its poller
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         stop.set()
         await task
         for s in servers:
