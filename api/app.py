@@ -34,7 +34,10 @@ from telemetry.store import Agg, Store, StoreError
 log = logging.getLogger("api")
 NOT_FOUND = "Not Found"
 UNAUTHORIZED = "missing, invalid, revoked or expired token"
-ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="an id from a list endpoint")]
+ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="a building id",
+                         examples=["jiefangbei-tower"])]
+PointID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="a point id of the building",
+                              examples=["ch1-chws"])]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": UNAUTHORIZED}, 404: {"description": NOT_FOUND},
                                            429: {"description": "over this token's rate limit"}}
 
@@ -238,7 +241,7 @@ def create_app(site: Site, engine: Engine, store: Store | None, store_error: str
         return page(items, limit, offset)
 
     @app.get(v1 + "/buildings/{building_id}/points/{point_id}/history", responses=ERRORS, tags=["telemetry"])
-    def history(building_id: ID, point_id: ID, sc: Sc,
+    def history(building_id: ID, point_id: PointID, sc: Sc,
                 start: float | None = Query(None, ge=0, le=4e9, description="UTC epoch s (default end - 1 day)"),
                 end: float | None = Query(None, ge=0, le=4e9, description="UTC epoch s (default now)"),
                 window: Window = Query(Window.h1, description="window length, seconds"),

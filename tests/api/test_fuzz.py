@@ -42,7 +42,7 @@ def _run(served: Served, token: str | None, examples: int) -> dict[str, set[int]
 def test_no_server_errors_with_a_token(served: Served) -> None:
     seen = _run(served, "fuzz", EXAMPLES)
     assert len(seen) >= 14
-    assert any(200 in codes for codes in seen.values())
+    assert sum(200 in codes for codes in seen.values()) >= 10  # the schema's examples reach real buildings
 
 
 def test_no_server_errors_without_a_token(served: Served) -> None:
