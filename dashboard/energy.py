@@ -59,6 +59,29 @@ def eui(sc: Scope, building_id: str, now: float) -> tuple[float | None, int]:
     return (i.kwh_per_m2_year if i.covered_days else None), i.covered_days
 
 
+def portfolio_eui(sc: Scope, now: float) -> dict[str, tuple[float | None, int]]:
+    """EUI of every visible building in one store query: the whole-building meters (sub-item "total", else the
+    sub-item meters that partition the load, as telemetry.queries.building_energy takes them), daily energy over
+    the last 365 days, annualised over the days with data like telemetry.queries.energy_use_intensity."""
+    chosen: list[queries.Meter] = []
+    for bf in sc.buildings():
+        ms = [m for m in queries.meters(sc.visible_site, bf.building.id) if m.subitem]
+        totals = [m for m in ms if m.subitem == "total"]
+        chosen += totals or [m for m in ms if m.subitem != "total"]
+    per_meter = queries.energy(sc.store_view(), sc.visible_site, now - 365 * DAY, now, "day", only=chosen)
+    out: dict[str, tuple[float | None, int]] = {}
+    for bf in sc.buildings():
+        b = bf.building
+        days: dict[float, float] = {}
+        for m in chosen:
+            if m.building == b.id:
+                for ts, kwh in per_meter.get(m.key, []):
+                    days[ts] = days.get(ts, 0.0) + kwh
+        covered = len(days)
+        out[b.id] = ((sum(days.values()) / b.gross_floor_area_m2 * 365.0 / covered) if covered else None, covered)
+    return out
+
+
 def monthly(daily: pd.Series) -> pd.Series:
     """Monthly kWh from daily kWh (local months)."""
     if daily.empty:

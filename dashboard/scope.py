@@ -64,6 +64,7 @@ class Scope:
     engine: Any = None  # sqlalchemy Engine of the records database, or None
     store_id: str = ""  # identifies the store in cache keys
     cache: Callable[..., Any] | None = field(default=None, repr=False)  # cached aggregate(store_id, ...)
+    latest_cache: Callable[..., Any] | None = field(default=None, repr=False)  # cached latest(store_id, b, store)
     alarm_book: Any = field(default=None, repr=False)  # rules.alarms.AlarmBook, made on first use if None
 
     # --- who may see what -------------------------------------------------------------------------------
@@ -120,8 +121,11 @@ class Scope:
         return ScopedStore(self)
 
     def latest(self, building_id: str) -> dict[str, Reading]:
+        """Last reading of each of a building's points (cached for a few seconds by the app)."""
         self.check(building_id)
         try:
+            if self.latest_cache is not None:
+                return self.latest_cache(self.store_id, building_id, self._store())
             return self._store().latest(building=building_id)
         except StoreError as exc:
             raise Unavailable(str(exc)) from None

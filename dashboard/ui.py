@@ -73,6 +73,12 @@ def _cached_aggregate(store_id: str, keys: tuple[str, ...], start: float, end: f
     return _store.aggregate(list(keys), start, end, window_s, Agg(agg), tz)
 
 
+@st.cache_data(ttl=20, show_spinner=False, max_entries=500)
+def _cached_latest(store_id: str, building: str, _store: Store) -> dict:
+    """Live values: one query per building per 20 s however many people look (collectors poll every 60 s)."""
+    return _store.latest(building=building)
+
+
 def _site_mtime(path: str) -> float:
     import os
 
@@ -176,7 +182,7 @@ def scope(require: Can | None = None) -> Scope:
             err = str(exc) or type(exc).__name__
             _STORE_FAILURES[key] = (time.monotonic(), err)
     sc = Scope(principal=p, site=rt.site, store=store, store_error=err, engine=rt.engine, store_id=key,
-               cache=_cached_aggregate)
+               cache=_cached_aggregate, latest_cache=_cached_latest)
     if require is not None and not sc.can(require):
         st.error(tr()("app.page_denied"))
         st.stop()

@@ -35,14 +35,14 @@ try:
 except Unavailable as exc:
     problems.append(str(exc))
 store_problem = None
+euis: dict[str, tuple[float | None, int]] = {}
+try:
+    euis = energy.portfolio_eui(sc, now)
+except Unavailable as exc:
+    store_problem = str(exc)
 for f in files:
     b = f.building
-    eui_value = None
-    if store_problem is None:
-        try:
-            eui_value, _days = energy.eui(sc, b.id, now)
-        except Unavailable as exc:
-            store_problem = str(exc)
+    eui_value = euis.get(b.id, (None, 0))[0]
     counts = alarms_by_building.get(b.id, {})
     st_row = status.get(b.id, {})
     rows.append({
@@ -70,8 +70,8 @@ c1.metric(t("portfolio.buildings"), t.num(len(files), 0))
 c2.metric(t("portfolio.floor_area"), t.num(float(df[t("col.area")].sum()), 0))
 active = int(df[[t("col.alarms_critical"), t("col.alarms_fault"), t("col.alarms_warning")]].to_numpy().sum())
 c3.metric(t("portfolio.active_alarms"), t.num(active, 0))
-euis = df[t("col.eui")].dropna()
-c4.metric(t("portfolio.median_eui"), t.num(float(euis.median()) if len(euis) else None))
+known = df[t("col.eui")].dropna()
+c4.metric(t("portfolio.median_eui"), t.num(float(known.median()) if len(known) else None))
 
 st.subheader(t("portfolio.map"))
 located = df.dropna(subset=["lat", "lon"])

@@ -297,3 +297,26 @@ def test_unreachable_store_is_a_message_not_a_traceback(dash_env, monkeypatch, p
         assert metrics(at)["测点数"] == "151"  # the site model still answers
     if page == "pages/portfolio.py":
         assert metrics(at)["楼宇数"] == "4"
+
+
+def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:  # noqa: ANN001
+    """The portfolio's batched EUI gives what telemetry.queries.energy_use_intensity gives per building."""
+    import time as _time
+
+    from dashboard import energy
+    from dashboard.auth import Principal
+    from dashboard.scope import Scope
+    from telemetry.embedded import EmbeddedStore
+
+    store = EmbeddedStore(dash_env.store_path, readonly=True)
+    sc = Scope(Principal("dora", Role.DISTRICT), load_site(str(dash_env.site)), store=store)
+    now = _time.time()
+    batched = energy.portfolio_eui(sc, now)
+    assert set(batched) == set(sc.building_ids)
+    for bid in sc.building_ids:
+        single, days = energy.eui(sc, bid, now)
+        assert batched[bid][1] == days and single is not None
+        assert abs(batched[bid][0] - single) < 1e-6 * single, bid
+    owner = Scope(Principal("alice", Role.OWNER, "yuxin-property"), sc.site, store=store)
+    assert set(energy.portfolio_eui(owner, now)) == {"jiefangbei-tower"}
+    store.close()
