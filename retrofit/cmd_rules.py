@@ -12,10 +12,12 @@ from typing import Any
 
 import typer
 
+from buildings import SAMPLE_SITE, shown_path
+
 rules_app = typer.Typer(help="The rules engine: fault rules, alarms.  Example: retrofit rules check --site "
                              "buildings/sites/yuzhong", no_args_is_help=True)
 
-DEFAULT_SITE = "buildings/sites/yuzhong"
+DEFAULT_SITE = shown_path(SAMPLE_SITE)
 RULES_OPT = typer.Option(None, "--rules", help="a rule file or folder (default: the library in rules/library)")
 
 

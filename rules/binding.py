@@ -8,6 +8,7 @@ Thresholds (params) are overridden per building, then per equipment, from the si
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from buildings.site import BuildingFile, Equipment, Point, Problem, Site, point_key
@@ -19,7 +20,7 @@ def device_point_key(building_id: str, device_id: str) -> str:
     return f"{building_id}/@{device_id}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Binding:
     """One rule applied to one equipment (equipment scope), point (point scope) or device (device scope)."""
 
@@ -66,10 +67,14 @@ def _find(spec: PointSpec, eq: Equipment, bf: BuildingFile, used: set[str]) -> P
 
 
 def _params(rule: CompiledRule, bf: BuildingFile, eq: Equipment | None) -> dict[str, float]:
+    """The rule's parameters with the building's, then the equipment's overrides (shared dict when none)."""
+    b_ov = bf.building.overrides.get(rule.id)
+    e_ov = eq.overrides.get(rule.id) if eq is not None else None
+    if not b_ov and not e_ov:
+        return rule.rule.params  # not copied: 100,000 bindings must not mean 100,000 dicts
     out = dict(rule.rule.params)
-    out.update({k: v for k, v in bf.building.overrides.get(rule.id, {}).items() if k in out})
-    if eq is not None:
-        out.update({k: v for k, v in eq.overrides.get(rule.id, {}).items() if k in out})
+    out.update({k: v for k, v in (b_ov or {}).items() if k in out})
+    out.update({k: v for k, v in (e_ov or {}).items() if k in out})
     return out
 
 
@@ -97,19 +102,36 @@ def check_overrides(site: Site, rules: list[CompiledRule]) -> list[Problem]:
     return out
 
 
+class _Shared:
+    """Equal small dicts and key strings are stored once: a district binds hundreds of thousands of times."""
+
+    def __init__(self) -> None:
+        self.dicts: dict[tuple, dict] = {}
+
+    def __call__(self, d: dict) -> dict:
+        k = tuple(d.items())
+        return self.dicts.setdefault(k, d)
+
+
 def bind(site: Site, rules: list[CompiledRule], buildings: set[str] | None = None) -> BindReport:
     """Bind every rule to the site (optionally only some buildings); report rules that bind nothing."""
     rep = BindReport(problems=check_overrides(site, rules))
     files = [bf for bf in site.files if buildings is None or bf.building.id in buildings]
+    shared = _Shared()
     for rule in rules:
         n0 = len(rep.bindings)
-        why = _bind_rule(rule, files, rep)
+        why = _bind_rule(rule, files, rep, shared)
         if len(rep.bindings) == n0:
             rep.unbound[rule.id] = why
     return rep
 
 
-def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -> str:  # noqa: C901
+def _key(building_id: str, local_id: str) -> str:
+    return sys.intern(point_key(building_id, local_id))
+
+
+def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport,  # noqa: C901
+               shared: _Shared) -> str:
     r = rule.rule
     attrs_used = rule.attrs_used
     kinds = set(r.equipment)
@@ -118,8 +140,9 @@ def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -
         b = bf.building
         if r.scope == "device":
             for d in bf.devices:
-                rep.bindings.append(Binding(rule, b.id, "", d.id, {"dev": device_point_key(b.id, d.id)},
-                                            _params(rule, bf, None), {"poll_s": d.poll_interval_s}))
+                rep.bindings.append(Binding(rule, b.id, "", d.id,
+                                            shared({"dev": sys.intern(device_point_key(b.id, d.id))}),
+                                            _params(rule, bf, None), shared({"poll_s": d.poll_interval_s})))
             continue
         for eq in bf.equipment:
             if kinds and eq.kind not in kinds:
@@ -135,8 +158,8 @@ def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -
                     if not attrs_used <= set(attrs):
                         missing_attr += 1
                         continue
-                    rep.bindings.append(Binding(rule, b.id, eq.id, p.id, {"x": point_key(b.id, p.id)},
-                                                _params(rule, bf, eq), attrs))
+                    rep.bindings.append(Binding(rule, b.id, eq.id, p.id, shared({"x": _key(b.id, p.id)}),
+                                                _params(rule, bf, eq), shared(attrs)))
                 continue
             used: set[str] = set()
             found: dict[str, str] = {}
@@ -146,7 +169,7 @@ def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -
                 if p is None:
                     break
                 used.add(p.id)
-                found[var] = point_key(b.id, p.id)
+                found[var] = _key(b.id, p.id)
                 polls.append(_poll(bf, p))
             else:
                 attrs = {"poll_s": max(polls), "floor_area_m2": b.gross_floor_area_m2}
@@ -155,7 +178,8 @@ def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport) -
                 if not attrs_used <= set(attrs):
                     missing_attr += 1
                     continue
-                rep.bindings.append(Binding(rule, b.id, eq.id, eq.id, found, _params(rule, bf, eq), attrs))
+                rep.bindings.append(Binding(rule, b.id, eq.id, eq.id, shared(found), _params(rule, bf, eq),
+                                            shared(attrs)))
     if missing_attr:
         return f"{missing_attr} candidate(s) lack {', '.join(sorted(attrs_used))} in the site file"
     need = "; ".join(f"{v}: {'/'.join(s.classes or s.quantity)}" for v, s in r.points.items())

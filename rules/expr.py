@@ -116,7 +116,8 @@ _BIN = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: n
 
 # --- windows ----------------------------------------------------------------------------------------------------
 
-MAX_BUCKETS = 60
+MAX_BUCKETS = 30  # a window is exact to 1/30 of its length; memory is n x 30 per window
+LAG_BUCKETS = 24
 
 
 class Window:
@@ -124,6 +125,7 @@ class Window:
 
     At every evaluation the argument's value is added to the current bucket. A window of W seconds is the
     last ``k`` buckets of width W/k (k = W/step, capped at MAX_BUCKETS), so it is exact to one bucket.
+    A window needs half its span covered by known samples, else it is unknown (no verdict on too little data).
     Values are sampled once per engine step: a mean is therefore time-weighted, whatever the poll rate.
     """
 
@@ -136,7 +138,7 @@ class Window:
         self.cur: int | None = None  # current absolute bucket number
         self._n = np.zeros(n)  # samples in the window per binding
         self.sum = np.zeros((n, self.k)) if "sum" in need else None
-        self.cnt = np.zeros((n, self.k))
+        self.cnt = np.zeros((n, self.k), np.float32)  # counts: exact in float32, half the memory
         self.mn = np.full((n, self.k), np.inf) if "min" in need else None
         self.mx = np.full((n, self.k), -np.inf) if "max" in need else None
         self.first = np.full((n, self.k), NAN) if "first" in need else None
@@ -208,10 +210,10 @@ class Lag:
     """The value an expression had about ``lag_s`` ago (the mean of the bucket that far back)."""
 
     def __init__(self, n: int, lag_s: float, step_s: float):
-        self.k = max(1, min(MAX_BUCKETS, math.ceil(lag_s / step_s - 1e-9)))
+        self.k = max(1, min(LAG_BUCKETS, math.ceil(lag_s / step_s - 1e-9)))
         self.width = lag_s / self.k
         self.sum = np.zeros((n, self.k + 1))
-        self.cnt = np.zeros((n, self.k + 1))
+        self.cnt = np.zeros((n, self.k + 1), np.float32)
         self.cur: int | None = None
 
     def push(self, now: float, x: np.ndarray) -> np.ndarray:

@@ -118,7 +118,7 @@ def test_changes_unchanged_for_hours_since_lag() -> None:
     c = compile_expr("lag(a, '1h')", KNOWN, set())
     slots = [f(1, 60.0) for f in c.slot_factories]
     out = [run("", {"a": [float(i)]}, now=60.0 * i, slots=slots, compiled=c)[0] for i in range(100)]
-    assert out[99] == pytest.approx(39.0)
+    assert out[99] == pytest.approx(39.0, abs=1.5)  # lag buckets are 1/24 of the lag wide
 
 
 def test_durations() -> None:
