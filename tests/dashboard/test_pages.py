@@ -320,3 +320,48 @@ def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:
     owner = Scope(Principal("alice", Role.OWNER, "yuxin-property"), sc.site, store=store)
     assert set(energy.portfolio_eui(owner, now)) == {"jiefangbei-tower"}
     store.close()
+
+
+def test_programme_page_and_exports(dash_env, downloads) -> None:  # noqa: ANN001
+    import io
+
+    import openpyxl
+
+    from buildings.records.base import session_factory
+    from buildings.records.models import RetrofitProject
+
+    engine = make_engine(dash_env.records_url)
+    with session_factory(engine)() as s:
+        n_projects = s.query(RetrofitProject).count()
+    engine.dispose()
+    at = sign_in("dora")
+    at.switch_page("pages/program.py").run()
+    assert not at.exception, at.exception
+    assert metrics(at)["项目数"] == str(n_projects) and n_projects >= 2
+    ranking = at.dataframe[-1].value
+    assert list(ranking["排名"]) == sorted(ranking["排名"])
+    xlsx = [p for p in downloads if p[:2] == b"PK"]
+    assert xlsx, "an Excel workbook was offered"
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx[-1]))
+    assert wb.sheetnames == ["projects", "ranking"] and wb["projects"].max_row == n_projects + 1
+    assert any("解放碑渝信大厦".encode() in p for p in downloads if p[:2] != b"PK")
+
+
+def test_retrofit_and_subsidy_pages_for_an_owner(dash_env) -> None:  # noqa: ANN001
+    from buildings.subsidy.policy import POLICY_DIR, load_policies
+
+    at = sign_in("alice")
+    at.switch_page("pages/retrofit.py").run()
+    assert not at.exception, at.exception
+    m = metrics(at)
+    assert m["项目数"] == "1" and m["改造阶段"] != "-"
+    assert at.get("plotly_chart"), "the milestone Gantt chart"
+    assert any("jfb-2024-smart-green" in s.value or "解放碑" in s.value for s in at.subheader)
+    at.switch_page("pages/subsidies.py").run()
+    assert not at.exception, at.exception
+    policies = load_policies(POLICY_DIR)
+    assert len(at.expander) == len(policies)
+    conditions = [d.value for d in at.dataframe]
+    assert conditions and all({"条件", "状态", "依据"} <= set(c.columns) for c in conditions)
+    assert any(c["依据"].str.len().gt(0).all() for c in conditions)
+    assert metrics(at)["已拨付"].startswith("¥")
