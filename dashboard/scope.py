@@ -287,7 +287,7 @@ class Scope:
                     "eligible": {"eligible": True, "not_eligible": False}.get(e["verdict"]),
                     "verdict": e["verdict"],
                     "estimated": e["amount"]["capped"], "paid": paid_by_policy.get(pid, 0.0),
-                    "conditions": [{"label_zh": c["field"], "label_en": c["field"],
+                    "conditions": [{"label_zh": _fact_label(c["field"], 0), "label_en": _fact_label(c["field"], 1),
                                     "status": {"pass": "met", "fail": "not_met"}.get(c["status"], "unknown"),
                                     "expected": c["expected"], "actual": c["actual"],
                                     "evidence": c["evidence"]} for c in e["conditions"]],
@@ -363,6 +363,14 @@ class ScopedStore:
 
     def close(self) -> None:
         """The underlying store is shared by the process; closing a view does nothing."""
+
+
+def _fact_label(field_path: str, lang: int) -> str:
+    """A subsidy condition's fact in words (dashboard.i18n catalogue), else its path."""
+    from dashboard.i18n import CATALOGUE
+
+    pair = CATALOGUE.get(f"fact.{field_path}")
+    return pair[lang] if pair else field_path
 
 
 APPLICATION_ZH = {"draft": "草稿", "submitted": "已申报", "approved": "已批准", "rejected": "未通过",
