@@ -287,7 +287,10 @@ def rules_run(
     console.print(f"rules: {len(eng.report.bindings)} bindings on {', '.join(owned)}; "
                   f"reading {', '.join(sub.topics)} from {sub.host}:{sub.port}")
     stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    except ValueError:  # not the main thread (embedded use): Ctrl-C / --duration still stop it
+        pass
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     try:
         while not stop["now"] and time.monotonic() < deadline:

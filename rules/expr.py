@@ -628,8 +628,12 @@ def parse(text: str) -> ast.Expression:
     try:
         return ast.parse("(" + src + "\n)", mode="eval")
     except SyntaxError as exc:
-        col = max(1, (exc.offset or 2) - 1) if (exc.lineno or 1) == 1 else (exc.offset or 1)
-        raise ExprError(f"syntax error: {exc.msg}", exc.lineno or 1, col) from None
+        lines = src.split("\n")
+        line = exc.lineno or 1
+        col = max(1, (exc.offset or 2) - 1) if line == 1 else (exc.offset or 1)
+        if line > len(lines):  # the error is at the end of the text (an unfinished expression)
+            line, col = len(lines), len(lines[-1]) + 1
+        raise ExprError(f"syntax error: {exc.msg}", line, col) from None
 
 
 def compile_expr(text: str, known: set[str], points: set[str], slot_base: int = 0) -> Compiled:

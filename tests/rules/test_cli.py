@@ -1,0 +1,170 @@
+"""`retrofit rules ...` in-process: list, check (bindings and file/line errors), replay over the embedded store,
+run on MQTT readings from a real broker, alarms and ack."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from typer.testing import CliRunner
+
+from collectors.mqtt_publish import encode_reading, reading_topic
+from retrofit.cli import app
+from rules.alarms import AlarmBook
+from rules.model import RuleError, load_rules
+from telemetry.embedded import EmbeddedStore
+from telemetry.reading import Reading
+from tests.rules.conftest import MONDAY
+
+H = 3600.0
+runner = CliRunner()
+
+GOOD_RULE = """rules:
+  - id: t-hot
+    name: {zh: 热, en: Hot}
+    family: safety
+    scope: point
+    points:
+      x: {class: Air_Temperature_Sensor}
+    when: x > 40
+    severity: critical
+    message: {zh: "{point} {x:.0f}", en: "{point} {x:.0f}"}
+    source: test
+"""
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RETROFIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RETROFIT_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    for var in ("RETROFIT_INFLUX_URL", "RETROFIT_MQTT_URL", "RETROFIT_RECORDS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "data"
+
+
+def test_list_shows_the_library() -> None:
+    res = runner.invoke(app, ["rules", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("{")]
+    assert len(lines) >= 30 and '"family": "safety"' in res.output and "G36" in res.output
+
+
+def test_library_covers_the_issue() -> None:
+    lib = load_rules()
+    ids = {r.id for r in lib}
+    fams = {r.rule.family.value for r in lib}
+    assert len(lib) >= 30 and fams == {"sensor_health", "energy", "safety"}
+    assert len([i for i in ids if i.startswith("g36-fc")]) >= 6
+    assert {"sv-stale", "sv-comm", "sv-range", "sv-spike", "sv-flatline-temp", "e-after-hours", "e-base-load",
+            "e-peak-demand", "e-simultaneous-heat-cool", "e-lighting-unoccupied", "e-fan-unoccupied",
+            "e-chiller-cop-low", "e-daily-energy-baseline", "s-switch-room-hot", "s-co-gbt18883",
+            "s-co-garage-ventilate", "s-co2-high", "s-gas-lel-10", "s-gas-lel-25", "s-water-leak", "s-smoke",
+            "s-voltage-unbalance-2", "s-voltage-unbalance-3", "s-overcurrent-80"} <= ids
+    assert all(len(r.rule.source) > 5 for r in lib)
+
+
+def test_check_binds_the_sample_district(sample_site_path: Path) -> None:
+    res = runner.invoke(app, ["rules", "check", "--site", str(sample_site_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"g36-fc1": [' in res.output and "jiefangbei-tower/ahu-1" in res.output
+    res = runner.invoke(app, ["rules", "check", "--site", str(sample_site_path), "--strict"])
+    assert res.exit_code == 1  # two CO rules for occupied zones bind nothing here: an error with --strict
+    assert "bind nothing" in res.output
+
+
+@pytest.mark.parametrize("bad, line, reason", [
+    ("    when: x > 40 and foo(x)\n", 8, "unknown function 'foo'"),
+    ("    when: x.real > 40\n", 8, "attribute access"),
+    ("    when: |\n      x > 40 and\n      x[0] > 1\n", 10, "subscripts"),
+    ("    when: x > 40 and y > 1\n", 8, "unknown name 'y'"),
+    ("    when: x > 40 >\n", 8, "syntax error"),
+])
+def test_check_names_file_line_and_reason(tmp_path: Path, site_path: Path, bad: str, line: int, reason: str) -> None:
+    f = tmp_path / "rules" / "bad.yaml"
+    f.parent.mkdir()
+    f.write_text(GOOD_RULE.replace("    when: x > 40\n", bad), encoding="utf-8")
+    with pytest.raises(RuleError) as exc:
+        load_rules(str(f.parent))
+    p = exc.value.problems[0]
+    assert p.file == str(f) and p.line == line and reason in p.message, str(exc.value)
+    res = runner.invoke(app, ["rules", "check", "--site", str(site_path), "--rules", str(f.parent)])
+    assert res.exit_code == 2 and f"{f}:{line}" in res.output and reason in res.output
+
+
+def test_check_rejects_unknown_point_classes(tmp_path: Path) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(GOOD_RULE.replace("Air_Temperature_Sensor", "Air_Temprature_Sensor"), encoding="utf-8")
+    with pytest.raises(RuleError) as exc:
+        load_rules(str(f))
+    p = exc.value.problems[0]
+    assert p.line == 7 and "unknown Brick point class 'Air_Temprature_Sensor'" in p.message
+    assert "did you mean 'Air_Temperature_Sensor'" in p.message
+
+
+def test_replay_over_the_embedded_store(env: Path, site_path: Path) -> None:
+    store = EmbeddedStore(env / "telemetry.db")
+    rs = []
+    for k in range(int(8 * 60)):  # 08:00-16:00 Monday, a leak from 10:00 to 10:30, CO2 fine
+        t = MONDAY + 8 * H + k * 60
+        rs.append(Reading("b1/leak-1", t, 1.0 if MONDAY + 10 * H <= t < MONDAY + 10.5 * H else 0.0))
+        rs.append(Reading("b1/co2-1", t, 600.0 + k % 5))
+    store.write(rs)
+    store.close()
+    res = runner.invoke(app, ["rules", "replay", "--site", str(site_path), "--from", "2026-03-02", "--to",
+                              "2026-03-02", "--save"])
+    assert res.exit_code == 0, res.output
+    assert "s-water-leak" in res.output and "raise" in res.output and "clear" in res.output
+    assert "960 readings" in res.output
+    book = AlarmBook(f"sqlite:///{env / 'records.db'}")
+    [a] = book.list(family="safety")
+    assert {x.rule for x in book.list()} == {"s-water-leak", "sv-stale"}  # devices without data are stale
+    book.close()
+    assert (a.rule, a.subject, a.state, a.raised_at, a.cleared_at) == ("s-water-leak", "leak-1", "cleared",
+                                                                       MONDAY + 10 * H, MONDAY + 10.5 * H + 600)
+    res = runner.invoke(app, ["rules", "ack", str(a.id), "--user", "zhang.wei", "--comment", "pipe fixed"])
+    assert res.exit_code == 0 and "acknowledged by zhang.wei" in res.output
+    res = runner.invoke(app, ["rules", "alarms", "--state", "cleared"])
+    assert res.exit_code == 0 and "s-water-leak" in res.output
+    res = runner.invoke(app, ["rules", "replay", "--site", str(site_path), "--from", "2026-04-02", "--to",
+                              "2026-04-01"])
+    assert res.exit_code == 1 and "--to must not be before --from" in res.output
+
+
+def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path: Path, mosquitto) -> None:  # noqa: ANN001
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
+    result: dict = {}
+
+    def work() -> None:
+        result["res"] = runner.invoke(app, ["rules", "run", "--from", url, "--buildings", "b1", "--site",
+                                            str(site_path), "--duration", "6", "--lateness", "0"])
+    th = threading.Thread(target=work)
+    th.start()
+    time.sleep(2.0)  # let it subscribe
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    infos = []
+    for k in range(20):  # a leak for 20 minutes of event time, then a malformed payload and another building
+        t = MONDAY + 10 * H + k * 60
+        infos.append(pub.publish(reading_topic("retrofit", "b1/leak-1"),
+                                 encode_reading(Reading("b1/leak-1", t, 1.0)), qos=1))
+    infos.append(pub.publish("retrofit/readings/b1/leak-1", b"{not json", qos=1))
+    infos.append(pub.publish(reading_topic("retrofit", "b2/leak-1"),
+                             encode_reading(Reading("b2/leak-1", MONDAY, 1.0)), qos=1))
+    for i in infos:
+        i.wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+    th.join(30)
+    res = result["res"]
+    assert res.exit_code == 0, res.output
+    assert "s-water-leak" in res.output and "1 malformed payloads" in res.output
+    book = AlarmBook(f"sqlite:///{env / 'records.db'}")
+    rows = book.list(family="safety")
+    book.close()
+    assert [(a.rule, a.building, a.subject, a.raised_at) for a in rows] == [
+        ("s-water-leak", "b1", "leak-1", MONDAY + 10 * H)]
