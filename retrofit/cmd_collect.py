@@ -190,13 +190,17 @@ def ingest(
                     username=settings.mqtt_username, password=pw,
                     buildings=[b for b in buildings.split(",") if b] or None)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    if duration > 0:
-        threading.Timer(duration, stop.set).start()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = threading.Timer(duration, stop.set) if duration > 0 else None
+    if timer is not None:
+        timer.start()
     try:
         worker.run(stop)
     finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sink.close()
     print(json.dumps(worker.stats()))
 

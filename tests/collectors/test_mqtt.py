@@ -197,3 +197,33 @@ def test_reading_payload_round_trip() -> None:
     assert nan.value is None and nan.quality is Quality.BAD
     with pytest.raises(ValueError):
         decode_reading(b'{"point": "nobuilding", "ts": 1}')
+
+
+def test_ingest_command_stores_published_readings(tmp_path: Path, mosquitto: ServerProcess) -> None:
+    from typer.testing import CliRunner
+
+    from retrofit.cli import app
+    from telemetry.embedded import EmbeddedStore
+
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
+    (tmp_path / "none.toml").write_text("")
+    env = {"RETROFIT_CONFIG": str(tmp_path / "none.toml"), "RETROFIT_DATA_DIR": str(tmp_path / "data")}
+    readings = [Reading(f"b9/p{i % 5}", NOW - 100 + i, float(i)) for i in range(300)]
+
+    def publish_later() -> None:
+        time.sleep(1.5)  # after ingest subscribed
+        pub = MqttPublisher(url, root="retrofit", client_id="test-ingest-cmd-pub")
+        pub.write(readings)
+        pub.close()
+
+    threading.Thread(target=publish_later, daemon=True).start()
+    result = CliRunner().invoke(app, ["ingest", "--from", url, "--client-id", "test-ingest-cmd", "--buildings",
+                                      "b9", "--duration", "4", "--log-level", "WARNING"], env=env)
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output.strip().splitlines()[-1])
+    assert stats["stored"] == 300 and not stats["rejected"]
+    store = EmbeddedStore(tmp_path / "data" / "telemetry.db", readonly=True)
+    try:
+        assert store.count([f"b9/p{i}" for i in range(5)]) == 300
+    finally:
+        store.close()
