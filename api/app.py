@@ -147,8 +147,11 @@ def create_app(site: Site, engine: Engine, store: Store | None, store_error: str
             try:
                 await run_in_threadpool(append_audit, ctx.engine, actor, "api_request", "api",
                                         request.url.path[:120], request.method, entry)
-            except Exception:  # noqa: BLE001 - an audit failure must be seen, but the answer was already made
-                log.exception("could not write the audit entry for %s %s", request.method, request.url.path)
+            except Exception as exc:  # noqa: BLE001 - fail closed: no audit entry, no data
+                log.error("audit log unavailable (%s); refused %s %s", type(exc).__name__, request.method,
+                          request.url.path)
+                return JSONResponse({"detail": "audit log unavailable: the request was not served; run "
+                                               "`retrofit program import` or the records migration first"}, 503)
         return response
 
     @app.exception_handler(ScopeDenied)

@@ -75,11 +75,15 @@ def api(
     import uvicorn
 
     from api.app import create_app
+    from buildings.records.migrate import upgrade
     from retrofit.cli import console
 
     s = _settings()
+    st = _site(s, site)
     store, err = _store(s)
-    app = create_app(_site(s, site), _engine(s), store, err)
+    engine = _engine(s)
+    upgrade(s.effective_records_url, engine=engine)  # the audit log must exist: every request is recorded
+    app = create_app(st, engine, store, err)
     port = port or s.api_port
     console.print(f"api: http://127.0.0.1:{port}/api/v1  (OpenAPI: http://127.0.0.1:{port}/openapi.json)")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level=s.log_level.lower(), access_log=False)

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,22 +162,13 @@ class Served:
         return requests.get(self.base + path, headers=headers, params=params, timeout=30)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def served(api_template: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The API on a real uvicorn (free port) over a private copy of the seeded data."""
+@contextmanager
+def serve(app: object) -> Iterator[str]:
+    """Serve an ASGI app on a real uvicorn on a free loopback port; yields its base URL."""
     import uvicorn
 
-    from api.app import create_app
     from retrofit.devservers import free_port
-    from telemetry.embedded import EmbeddedStore
 
-    data_dir = tmp_path_factory.mktemp("served") / "data"
-    shutil.copytree(api_template.data_dir, data_dir)
-    env = ApiEnv(api_template.site_path, data_dir, f"sqlite:///{data_dir / 'records.db'}",
-                 data_dir / "telemetry.db", api_template.end, dict(api_template.tokens), dict(api_template.ids))
-    store = EmbeddedStore(env.store_path, readonly=True)
-    engine = make_engine(env.records_url)
-    app = create_app(load_site(str(env.site_path)), engine, store)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -186,8 +178,26 @@ def served(api_template: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> It
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", env, store, engine)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(api_template: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The API on a real uvicorn (free port) over a private copy of the seeded data."""
+    from api.app import create_app
+    from telemetry.embedded import EmbeddedStore
+
+    data_dir = tmp_path_factory.mktemp("served") / "data"
+    shutil.copytree(api_template.data_dir, data_dir)
+    env = ApiEnv(api_template.site_path, data_dir, f"sqlite:///{data_dir / 'records.db'}",
+                 data_dir / "telemetry.db", api_template.end, dict(api_template.tokens), dict(api_template.ids))
+    store = EmbeddedStore(env.store_path, readonly=True)
+    engine = make_engine(env.records_url)
+    with serve(create_app(load_site(str(env.site_path)), engine, store)) as base:
+        yield Served(base, env, store, engine)
     store.close()
     engine.dispose()

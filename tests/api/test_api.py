@@ -4,8 +4,10 @@ scoped like dashboard users, refusals are 401/404/403/429 as documented, every r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from api.model import haystack_tags
@@ -257,3 +259,21 @@ def requests_get_json(url: str) -> dict:
     r = requests.get(url, timeout=30)
     r.raise_for_status()
     return r.json()
+
+
+def test_no_audit_log_no_data(tmp_path) -> None:  # noqa: ANN001
+    """Fail closed: a records database without the audit log serves nothing (503), it does not serve unlogged."""
+    from api.app import create_app
+    from api.tokens import create_token
+    from buildings.records.base import make_engine
+    from tests.api.conftest import serve
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    site = load_site(str(Path(__file__).resolve().parents[2] / "buildings" / "sites" / "yuzhong"))
+    app = create_app(site, engine, None)
+    _, token = create_token(engine, "t", "district", days=1)
+    with serve(app) as base:
+        r = requests.get(base + "/api/v1/buildings", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 503 and "audit log unavailable" in r.json()["detail"]
+    assert "jiefangbei" not in r.text
+    engine.dispose()
