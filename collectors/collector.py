@@ -35,7 +35,7 @@ class Collector:
                  mqtt_username: str | None = None, mqtt_password: str | None = None,
                  bacnet_local: str | None = None, data_dir: Path | None = None, status_interval_s: float = 5.0,
                  on_status: Callable[[DeviceStatus], None] | None = None, keep_poll_starts: int = 0,
-                 jitter: float = 0.02, offline_after: int = 2, cov: bool = True,
+                 jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
                  plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
         self.plans = plans if plans is not None else plan_site(site)
@@ -49,6 +49,7 @@ class Collector:
         self.keep_poll_starts = keep_poll_starts
         self.jitter = jitter
         self.offline_after = offline_after
+        self.backoff_max_s = backoff_max_s
         self.cov = cov
         self.pipeline: Pipeline | None = None
         self.pollers: dict[str, DevicePoller] = {}
@@ -90,7 +91,8 @@ class Collector:
                 continue
             driver = self._driver(plan, pool)
             poller = DevicePoller(plan, driver, pipeline.put, self._status_event, jitter=self.jitter,
-                                  offline_after=self.offline_after, keep_poll_starts=self.keep_poll_starts)
+                                  offline_after=self.offline_after, backoff_max_s=self.backoff_max_s,
+                                  keep_poll_starts=self.keep_poll_starts)
             self.pollers[key] = poller
             tasks.append(asyncio.create_task(poller.run(), name=f"poll-{key}"))
             if self.cov and isinstance(driver, BacnetDriver):

@@ -217,3 +217,37 @@ def test_units_behind_one_rtu_gateway_share_a_connection(tmp_path: Path) -> None
     last = {r.point: r for r in sink.readings}
     assert all(last[k].value == v and last[k].quality is Quality.GOOD for k, v in values.values.items())
     assert len(links[0]) == 1  # one connection for the three unit ids behind the gateway
+
+
+def test_backoff_has_a_ceiling_and_the_device_reconnects(tmp_path: Path) -> None:
+    """Nothing listens on the device's port at first: offline, polls back off (capped), then the device appears."""
+    interval, ceiling = 0.1, 0.4
+    site = write_site(tmp_path / "s", [building_doc("b1", [{"id": "m1", "protocol": "modbus", "port": free_port(),
+                                                             "unit_id": 1, "poll_interval_s": interval}],
+                                                    [point("t", {"device": "m1", "address": 0}, "modbus")])])
+
+    async def main() -> tuple[Collector, MemorySink, float]:
+        sink = MemorySink()
+        collector = Collector(site, [sink], jitter=0.0, backoff_max_s=ceiling, keep_poll_starts=1000)
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop))
+        await asyncio.sleep(2.5)
+        servers = await start_modbus(site, DictValues({"b1/t": 19.5}), refresh_s=0)
+        up = time.time()
+        await asyncio.sleep(1.2)
+        stop.set()
+        await task
+        for s in servers:
+            await s.stop()
+        return collector, sink, up
+
+    collector, sink, up = asyncio.run(main())
+    st = collector.pollers["b1/m1"].status
+    before = [t for t in st.poll_starts if t < up]
+    gaps = [b - a for a, b in zip(before, before[1:], strict=False)]
+    assert max(gaps) >= ceiling * 0.9, gaps  # it backed off...
+    assert max(gaps) <= ceiling + 0.15, gaps  # ...but never beyond the ceiling
+    assert len(gaps) < 2.5 / interval / 2  # far fewer attempts than one per interval
+    assert st.health is Health.OK
+    assert any(r.value == 19.5 and r.quality is Quality.GOOD and r.ts <= up + ceiling + 0.5 for r in sink.readings)
+    assert all(r.quality is Quality.COMM_FAILURE for r in sink.readings if r.ts < up)
