@@ -25,10 +25,12 @@ PAGES: list[tuple[str, str, str, frozenset[Role]]] = [
 
 
 def _client() -> str:
-    """The client's address for throttling (the proxy's forwarded-for header when there is one)."""
+    """The client's address for throttling. The dashboard listens on 127.0.0.1, so a remote client comes through
+    a reverse proxy: take the address that proxy appended (the last X-Forwarded-For entry; the first ones are
+    whatever the client claimed)."""
     try:
         fwd = st.context.headers.get("X-Forwarded-For")
-        return (fwd.split(",")[0].strip() if fwd else None) or st.context.ip_address or "unknown"
+        return (fwd.split(",")[-1].strip() if fwd else None) or st.context.ip_address or "unknown"
     except Exception:  # noqa: BLE001 - no request context (tests): one shared bucket
         return "unknown"
 

@@ -59,7 +59,7 @@ def _engine(url: str) -> Any:
     return engine
 
 
-@st.cache_resource(show_spinner=False, ttl=600)
+@st.cache_resource(show_spinner=False)
 def _store(key: str, _settings: Any) -> Store:
     """The configured store; a failure is not cached, so the next run tries again."""
     from telemetry import open_store
