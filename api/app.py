@@ -100,7 +100,8 @@ def principal(request: Request) -> TokenPrincipal:
 def scope(request: Request, tp: Annotated[TokenPrincipal, Depends(principal)]) -> Scope:
     """The dashboard's Scope for the token's principal: the one gate to the data."""
     ctx: ApiContext = request.app.state.ctx
-    return Scope(tp.principal, ctx.site, ctx.store, ctx.store_error, ctx.engine, alarm_book=ctx.alarm_book)
+    return Scope(principal=tp.principal, site=ctx.site, store=ctx.store, store_error=ctx.store_error,
+                 engine=ctx.engine, alarm_book=ctx.alarm_book)
 
 
 Who = Annotated[TokenPrincipal, Depends(principal)]
