@@ -338,6 +338,37 @@ def rules_alarms(
     console.print(t)
 
 
+@rules_app.command("maintain")
+def rules_maintain(
+    building: str = typer.Option(..., "--building", help="building id"),
+    start: str = typer.Option(..., "--from", help="start, e.g. 2026-03-10T08:00 (building local time)"),
+    end: str = typer.Option(..., "--to", help="end, e.g. 2026-03-10T18:00"),
+    equipment: str | None = typer.Option(None, "--equipment", help="only this equipment (default: the building)"),
+    reason: str = typer.Option("", "--reason", help="what the maintenance is"),
+    user: str = typer.Option("", "--user", help="who declares it"),
+) -> None:
+    """Declare a maintenance window: non-safety alarms raised in it are recorded but suppressed; safety alarms
+    are still raised and published, flagged as during maintenance.
+
+    Example: retrofit rules maintain --building jiefangbei-tower --equipment ahu-2 --from 2026-03-10T08:00
+    --to 2026-03-10T18:00 --reason "coil cleaning" --user li.na
+    """
+    from retrofit.cli import console, fail
+    from rules.alarms import AlarmBook, AlarmError
+
+    t0, t1 = _when(start), _when(end, end=True)
+    settings = _settings()
+    book = AlarmBook(settings.effective_records_url)
+    try:
+        w = book.suppress(building, t0, t1, equipment=equipment, reason=reason, user=user)
+    except AlarmError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        book.close()
+    console.print(f"maintenance window {w.id}: {building}{'/' + equipment if equipment else ''} "
+                  f"{_fmt_ts(t0)} to {_fmt_ts(t1)}")
+
+
 @rules_app.command("ack")
 def rules_ack(
     alarm_id: int = typer.Argument(..., help="the alarm id (see `retrofit rules alarms`)"),

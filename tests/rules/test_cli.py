@@ -129,6 +129,13 @@ def test_replay_over_the_embedded_store(env: Path, site_path: Path) -> None:
     assert res.exit_code == 0 and "acknowledged by zhang.wei" in res.output
     res = runner.invoke(app, ["rules", "alarms", "--state", "cleared", "--family", "safety"])
     assert res.exit_code == 0 and "1 alarms" in res.output and "漏水报警" in res.output
+    res = runner.invoke(app, ["rules", "maintain", "--building", "b1", "--from", "2026-03-02T09:00", "--to",
+                              "2026-03-02T12:00", "--reason", "riser work", "--user", "li.na"])
+    assert res.exit_code == 0 and "maintenance window 1" in res.output
+    book = AlarmBook(f"sqlite:///{env / 'records.db'}")
+    [w] = book.windows("b1")
+    book.close()
+    assert (w.start, w.end, w.reason) == (MONDAY + 9 * H, MONDAY + 12 * H, "riser work")
     res = runner.invoke(app, ["rules", "replay", "--site", str(site_path), "--from", "2026-04-02", "--to",
                               "2026-04-01"])
     assert res.exit_code == 1 and "--to must not be before --from" in res.output

@@ -89,6 +89,7 @@ def test_scenarios_precision_recall_and_delay(district: Site, library: list[Comp
         recall = sum(1 for g in faults_f if detected[g["id"]]) / len(faults_f)
         precision = tp[fam] / n_alarms[fam] if n_alarms[fam] else 0.0
         report.append((fam, precision, recall, [g["id"] for g in faults_f if not detected[g["id"]]]))
+    print("detection", report)
     assert all(p >= 0.95 and r >= 0.95 for _, p, r, _ in report), report
     for g in truth:
         if g["kind"] not in STEP_FAULTS:
