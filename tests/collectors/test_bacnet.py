@@ -147,3 +147,38 @@ def test_cov_updates_arrive_between_polls(tmp_path: Path) -> None:
     _, sink = run(site, values, 1.5, between=change)
     seen = [r.value for r in sink.readings if r.point == "b1/sat" and r.value is not None]
     assert 17.5 in seen, seen  # the poll interval is 60 s: only COV can have delivered it
+
+
+def test_cov_subscription_is_renewed_before_its_lifetime_ends(tmp_path: Path) -> None:
+    from collectors.drivers.bacnet import BacnetClient, BacnetDriver
+    from collectors.planner import BacnetPlanned
+
+    port = free_udp_port()
+    devices = [{"id": "ctl", "protocol": "bacnet", "port": port, "device_instance": 1401}]
+    pts = [point("sat", {"device": "ctl", "object_type": "analog-value", "instance": 1, "cov": True}, "bacnet")]
+    site = write_site(tmp_path / "s", [building_doc("b1", devices, pts)])
+    values = DictValues({"b1/sat": 10.0})
+    got: list[tuple[float, float | str | None]] = []
+
+    async def main() -> None:
+        servers = await start_bacnet(site, values, refresh_s=0.05)
+        client = BacnetClient()
+        drv = BacnetDriver("b1/ctl", site.devices["b1/ctl"][1], client)
+        await drv.open()
+        drv.subscribe_cov([BacnetPlanned("b1/sat", "analog-value", 1, "present-value", None)],
+                          lambda batch: got.extend((r.ts, r.value) for r in batch), lifetime_s=2)
+        try:
+            await asyncio.sleep(1.0)
+            values.values["b1/sat"] = 11.0
+            await asyncio.sleep(4.2)  # two lifetimes: without renewal the device would have dropped us
+            values.values["b1/sat"] = 12.0
+            await asyncio.sleep(1.0)
+        finally:
+            await drv.close()
+            client.close()
+            for s in servers:
+                await s.stop()
+
+    asyncio.run(main())
+    seen = [v for _, v in got]
+    assert 11.0 in seen and 12.0 in seen, seen
