@@ -200,7 +200,7 @@ def rules_replay(
     """
     from retrofit.cli import console, fail, load_site_or_exit
     from rules.engine import Engine
-    from rules.runner import history, replay
+    from rules.runner import history, replay, sample_interval
     from telemetry import open_store
     from telemetry.store import StoreError
 
@@ -220,7 +220,13 @@ def rules_replay(
         store = open_store(settings, readonly=True)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    eng = Engine(s, lib, step_s=step, buildings=only)
+    points_all = [k for k in s.points if only is None or k.split("/")[0] in only]
+    interval = sample_interval(store, points_all, t0, t1)
+    if interval and interval > step:  # e.g. 15-minute backfilled history: evaluate on its grid
+        console.print(f"history is sampled every {interval:g} s: evaluating every {interval:g} s "
+                      "(staleness and poll-based rules use that interval)")
+        step = interval
+    eng = Engine(s, lib, step_s=step, buildings=only, min_poll_s=interval or 0.0)
     book = None
     if save:
         from rules.alarms import AlarmBook
@@ -229,7 +235,7 @@ def rules_replay(
     points = [k for k in eng.keys if "/@" not in k]
     lang = settings.language
     try:
-        res = replay(eng, history(store, points, t0, t1), end=t1,
+        res = replay(eng, history(store, points, t0, t1),
                      on_events=(lambda ev: (None if quiet else _print_events(ev, lang),
                                             book.apply(ev) if book else None)))
     except StoreError as exc:

@@ -268,7 +268,10 @@ class Engine:
     """Evaluate a rule library over a site's readings, on event time. Not thread-safe: one feeder."""
 
     def __init__(self, site: Site, rules: list[CompiledRule], step_s: float = 60.0, lateness_s: float = 120.0,
-                 stale_factor: float = 3.0, buildings: set[str] | None = None, report: BindReport | None = None):
+                 stale_factor: float = 3.0, buildings: set[str] | None = None, report: BindReport | None = None,
+                 min_poll_s: float = 0.0):
+        """``min_poll_s``: the sampling interval of the data when it is coarser than the site's poll intervals
+        (e.g. 15-minute history): staleness and the rules' ``poll_s`` use the larger of the two."""
         self.site = site
         self.step = float(step_s)
         self.lateness = float(lateness_s)
@@ -284,14 +287,14 @@ class Engine:
                 dev_index[device_point_key(bf.building.id, d.id)] = len(keys)
                 keys.append(sys.intern(device_point_key(bf.building.id, d.id)))
                 ranges.append((NAN, NAN))
-                max_age.append(max(stale_factor * d.poll_interval_s, 2 * self.step))
+                max_age.append(max(stale_factor * max(d.poll_interval_s, min_poll_s), 2 * self.step))
                 dev_of.append(-1)
         for bf in files:
             for _eq, p in bf.points():
                 poll = p.poll_interval_s or bf.device_by_id[p.source.device].poll_interval_s
                 keys.append(sys.intern(point_key(bf.building.id, p.id)))
                 ranges.append(p.range or (NAN, NAN))
-                max_age.append(max(stale_factor * poll, 2 * self.step))
+                max_age.append(max(stale_factor * max(poll, min_poll_s), 2 * self.step))
                 dev_of.append(dev_index[device_point_key(bf.building.id, p.source.device)])
         self.keys = keys
         self.index = {k: i for i, k in enumerate(keys)}
@@ -315,6 +318,11 @@ class Engine:
         by_rule = self.report.by_rule()
         self.instances = [RuleInstance(r, by_rule[r.id], self.index, self._bidx, self.step)
                           for r in rules if r.id in by_rule]
+        if min_poll_s > 0:
+            for inst in self.instances:
+                if "poll_s" in inst.consts:
+                    inst.consts["poll_s"] = np.maximum(inst.consts["poll_s"], min_poll_s)
+                    inst.let_keys = inst._let_keys()
         self._pending: list[Reading] = []
         self._max_seen = -math.inf
         self._next_tick: float | None = None

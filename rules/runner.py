@@ -34,6 +34,17 @@ def history(store: Store, points: Sequence[str], start: float, end: float,
         t = t2
 
 
+def sample_interval(store: Store, points: Sequence[str], start: float, end: float, probe: int = 20) -> float | None:
+    """The typical spacing of stored readings (median over a few points' first day), or None without data."""
+    import statistics
+
+    gaps: list[float] = []
+    for p in points[:probe]:
+        rs = store.raw(p, start, min(end, start + 86400.0), limit=200)
+        gaps += [b.ts - a.ts for a, b in zip(rs, rs[1:], strict=False) if b.ts > a.ts]
+    return statistics.median(gaps) if gaps else None
+
+
 @dataclass
 class ReplayResult:
     events: list[AlarmEvent] = field(default_factory=list)
