@@ -74,9 +74,9 @@ def _cached_aggregate(store_id: str, keys: tuple[str, ...], start: float, end: f
 
 
 @st.cache_data(ttl=20, show_spinner=False, max_entries=500)
-def _cached_latest(store_id: str, building: str, _store: Store) -> dict:
+def _cached_latest(store_id: str, building: str, _store: Store, _keys: tuple[str, ...]) -> dict:
     """Live values: one query per building per 20 s however many people look (collectors poll every 60 s)."""
-    return _store.latest(building=building)
+    return _store.latest(points=list(_keys))
 
 
 def _site_mtime(path: str) -> float:

@@ -365,3 +365,26 @@ def test_retrofit_and_subsidy_pages_for_an_owner(dash_env) -> None:  # noqa: ANN
     assert conditions and all({"条件", "状态", "依据"} <= set(c.columns) for c in conditions)
     assert any(c["依据"].str.len().gt(0).all() for c in conditions)
     assert metrics(at)["已拨付"].startswith("¥")
+
+
+def test_dashboard_totals_agree_with_telemetry_queries(dash_env) -> None:  # noqa: ANN001
+    """The dashboard queries only the whole-building meters; the result is telemetry.queries' building total."""
+    import time as _time
+
+    from dashboard import energy
+    from dashboard.auth import Principal
+    from dashboard.scope import Scope
+    from telemetry import queries
+    from telemetry.embedded import EmbeddedStore
+
+    store = EmbeddedStore(dash_env.store_path, readonly=True)
+    site = load_site(str(dash_env.site))
+    sc = Scope(Principal("dora", Role.DISTRICT), site, store=store)
+    now = _time.time()
+    for bid in sc.building_ids:
+        ours = energy.energy(sc, bid, now - 3 * 86400, now, 86400)
+        theirs = queries.building_energy(store, site, bid, now - 3 * 86400, now, "day")
+        assert [round(v, 6) for v in ours.to_list()] == [round(v, 6) for _, v in theirs], bid
+        i = queries.energy_use_intensity(store, site, bid, now - 365 * 86400, now)
+        assert abs(energy.eui(sc, bid, now)[0] - i.kwh_per_m2_year) < 1e-6 * i.kwh_per_m2_year
+    store.close()
