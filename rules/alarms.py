@@ -171,6 +171,7 @@ class AlarmBook:
     """The alarm records: apply engine events, list, acknowledge, suppress. Safe to share across threads."""
 
     def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0):
+        self._own_engine = isinstance(engine, str)
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         Base.metadata.create_all(self.engine, tables=[Alarm.__table__, MaintenanceWindow.__table__])
         self.Session = session_factory(self.engine)
@@ -322,6 +323,8 @@ class AlarmBook:
             return list(s.scalars(q.order_by(MaintenanceWindow.start)))
 
     def close(self) -> None:
+        """Stop the publisher; dispose the engine only if this book created it (a shared one is the caller's)."""
         if self.publisher is not None:
             self.publisher.close()
-        self.engine.dispose()
+        if self._own_engine:
+            self.engine.dispose()
