@@ -46,8 +46,6 @@ def emit(bench: str, metric: str, value: float, unit: str, baseline: float | Non
 
 def make_site(directory: Path, protocol: str, devices: int, points: int) -> Site:
     """A generated building file: ``devices`` devices of ``points`` float32 / analog-input points each."""
-    from ruamel.yaml import YAML
-
     devs, pts = [], []
     used: set[int] = set()
 
@@ -74,9 +72,8 @@ def make_site(directory: Path, protocol: str, devices: int, points: int) -> Site
                         "owners": [{"owner": "o", "name": "o", "area_m2": 1}]},
            "devices": devs, "equipment": [{"id": "eq", "name": "eq", "kind": "meter", "points": pts}]}
     directory.mkdir(parents=True, exist_ok=True)
-    yaml = YAML(typ="safe", pure=True)
-    with open(directory / f"bench-{protocol}.yaml", "w") as fh:
-        yaml.dump(doc, fh)
+    # JSON is YAML (1.2): written in milliseconds, where dumping 20,000 points through ruamel takes ~20 s.
+    (directory / f"bench-{protocol}.yaml").write_text(json.dumps(doc, ensure_ascii=False, indent=0))
     return load_site(str(directory))
 
 
@@ -194,17 +191,24 @@ async def naive_modbus(site: Site, seconds: float) -> float:
     return rate
 
 
-def bench_modbus(quick: bool, tmp: Path) -> None:
+def bench_modbus(quick: bool, tmp: Path, memory: bool) -> None:
     site = make_site(tmp / "modbus", "modbus", 100, 200)
     sim = Simulator(tmp / "modbus", "modbus")
     try:
-        secs = 4.0 if quick else 15.0
-        naive = asyncio.run(naive_modbus(site, secs))
-        planned = asyncio.run(planned_collector(site, secs))
+        # Interleaved rounds, best of each (the machine is shared; see bench_bacnet).
+        secs, rounds = (2.0, 2) if quick else (8.0, 3)
+        naive = planned = 0.0
+        for _ in range(rounds):
+            naive = max(naive, asyncio.run(naive_modbus(site, secs)))
+            planned = max(planned, asyncio.run(planned_collector(site, secs)))
+        if memory:  # the same simulator serves the memory run's bench devices
+            rss_mb = memory_run(tmp / "modbus", 3.0 if quick else 10.0)
     finally:
         sim.stop()
     emit("collectors.modbus", "points_per_s_planned_vs_naive", planned, "points/s", naive, planned / naive)
     emit("collectors.modbus", "points_per_s_planned", planned, "points/s", 50_000, planned / 50_000)
+    if memory:
+        emit("collectors.memory", "collector_rss_sample_district_plus_100x200", rss_mb, "MB", 300, rss_mb / 300)
 
 
 # --- BACnet -------------------------------------------------------------------------------------------------
@@ -242,9 +246,13 @@ def bench_bacnet(quick: bool, tmp: Path) -> None:
     site = make_site(tmp / "bacnet", "bacnet", 10, 100)
     sim = Simulator(tmp / "bacnet", "bacnet")
     try:
-        secs = 4.0 if quick else 12.0
-        single = asyncio.run(bacnet_rate(site, secs, rpm=False))
-        planned = asyncio.run(bacnet_rate(site, secs, rpm=True))
+        # Interleaved rounds, best of each: the machine is shared, so a burst of someone else's load must not
+        # land on one side of the comparison only.
+        secs, rounds = (2.0, 3) if quick else (6.0, 3)
+        single = planned = 0.0
+        for _ in range(rounds):
+            single = max(single, asyncio.run(bacnet_rate(site, secs, rpm=False)))
+            planned = max(planned, asyncio.run(bacnet_rate(site, secs, rpm=True)))
     finally:
         sim.stop()
     emit("collectors.bacnet", "points_per_s_rpm_vs_readproperty", planned, "points/s", single, planned / single)
@@ -274,21 +282,13 @@ def memory_child(modbus_dir: str, seconds: float) -> None:
     print(json.dumps({"rss": asyncio.run(main()), "points": len(site.points)}), flush=True)
 
 
-def bench_memory(quick: bool, tmp: Path) -> None:
-    d = tmp / "modbus"
-    if not d.exists():
-        make_site(d, "modbus", 100, 200)
-    sim = Simulator(d, "modbus")
-    try:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(d), "3" if quick else "10"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=300)
-    finally:
-        sim.stop()
+def memory_run(modbus_dir: Path, seconds: float) -> float:
+    """RSS in MB of a separate collector process (sample district + bench devices) after ``seconds`` of polling."""
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(modbus_dir), str(seconds)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    mb = res["rss"] / 2**20
-    emit("collectors.memory", "collector_rss_sample_district_plus_100x200", mb, "MB", 300, mb / 300)
+    return json.loads(out.stdout.strip().splitlines()[-1])["rss"] / 2**20
 
 
 def main() -> None:
@@ -300,7 +300,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (under a minute)")
-    ap.add_argument("--only", choices=["modbus", "bacnet", "memory"], help="run one part")
+    ap.add_argument("--only", choices=["modbus", "bacnet"], help="run one part (memory runs with modbus)")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
     import logging
@@ -310,11 +310,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-collectors-") as t:
         tmp = Path(t)
         if args.only in (None, "modbus"):
-            bench_modbus(args.quick, tmp)
+            bench_modbus(args.quick, tmp, memory=True)
         if args.only in (None, "bacnet"):
             bench_bacnet(args.quick, tmp)
-        if args.only in (None, "memory"):
-            bench_memory(args.quick, tmp)
 
 
 if __name__ == "__main__":
