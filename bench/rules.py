@@ -104,7 +104,7 @@ def main() -> None:
 
     big = big_site(site, 100_000)
     npts = len(big.points)  # the site model itself is not rule state: built before measuring
-    ticks = 5 if args.quick else 240
+    ticks = 5 if args.quick else 30
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

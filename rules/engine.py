@@ -199,7 +199,9 @@ class RuleInstance:
             names[name] = v
         c = self.rule.when(f)
         sched = self.rule.rule.schedule
-        clear = self.rule.clear(f) if self.rule.clear is not None else None
+        clear = None
+        if self.rule.clear is not None and (self.n_active or self.rule.clear_stateful):
+            clear = self.rule.clear(f)  # only open alarms read it: skipped when none is open
         if sched != "always":
             inside = occupied if sched == "occupied" else 1.0 - occupied
             c = _and(c, inside)
@@ -208,7 +210,7 @@ class RuleInstance:
         if np.ndim(c) == 0:
             c = np.full(self.n, float(c))
         if clear is None:
-            clear = 1.0 - c
+            clear = 1.0 - c if self.rule.clear is None else np.zeros(self.n)
         return self._transitions(now, c, clear, names)
 
     def _transitions(self, now: float, c: np.ndarray, clear: Any, names: dict) -> list[AlarmEvent]:

@@ -188,6 +188,7 @@ class CompiledRule:
     message_fields: set[str] = field(default_factory=set)
     let_deps: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # name -> (tree dump, names)
     window_s: float = 0.0  # longest rolling window the rule reads (detection takes up to window + for)
+    clear_stateful: bool = False  # the clear condition keeps window state (so it must run every tick)
     point_args: set[str] = field(default_factory=set)  # point variables read by age/prev/raw/flagged
 
     @property
@@ -294,6 +295,7 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
     return CompiledRule(rule=rule, file=file, line=_line_of(tree, loc), lets=lets, when=_as_truth(w),
                         clear=_as_truth(cl) if cl else None, slot_factories=slots, names=names, message_fields=mfields,
                         let_deps=let_deps, window_s=max(windows),
+                        clear_stateful=bool(cl and cl.slot_factories),
                         point_args=point_args)
 
 
