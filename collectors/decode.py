@@ -30,38 +30,41 @@ def judge(value: float | str | None, rng: tuple[float, float] | None) -> Quality
 
 
 def decode_modbus(read: ModbusRead, block: Sequence[int] | Sequence[bool], ts: float) -> list[Reading]:
-    """One Reading per planned point of a block read; a short block marks the missing points BAD."""
+    """One Reading per planned point of a block read; a short block marks the missing points BAD.
+
+    Plain big-endian numbers (the Modbus default) come out of the block's bytes through the read's one
+    precompiled struct (``ModbusRead.block_struct``); every other point goes through its codec.
+    """
     out: list[Reading] = []
     append = out.append
     good = Quality.GOOD
     isfinite = math.isfinite
-    # Fast path: numbers in the wire's own order (big-endian bytes and words, the Modbus default) are unpacked
-    # straight from the block's bytes with the codec's own struct, instead of re-packing each point's registers.
-    raw = b""
-    if read.count > 1 and not read.points[0].source.is_bit_table:
+    fs = read.block_struct
+    slow = read.slow
+    if fs is not None:
         try:
             raw = struct.pack(f">{len(block)}H", *block)
+            values = fs.unpack_from(raw) if len(raw) >= fs.size else None
         except struct.error:
-            raw = b""
-    nbytes = len(raw)
-    for p in read.points:
+            values = None
+        if values is None:  # a short answer: decode what is there point by point
+            slow = read.points
+        else:
+            for (key, scale, offset, rng), v in zip(read.fast, values, strict=True):
+                v = v * scale + offset
+                if isfinite(v) and (rng is None or rng[0] <= v <= rng[1]):
+                    append(Reading(key, ts, v, good))
+                else:
+                    append(Reading(key, ts, v, judge(v, rng)))
+    for p in slow:
         codec = p.codec or codec_for(p.source)
         off = p.offset
         try:
-            if raw and codec.kind == "number" and not codec.swap_words and not codec.byte_little \
-                    and (off + codec.count) * 2 <= nbytes:
-                value: float | str | None = (codec.value_struct.unpack_from(raw, off * 2)[0]  # type: ignore[union-attr]
-                                             * codec.scale + codec.offset)
-            else:
-                value = codec.decode(block[off:off + codec.count])
+            value: float | str | None = codec.decode(block[off:off + codec.count])
         except (CodecError, IndexError, ValueError):  # short or truncated answer for this point
             append(Reading(p.key, ts, None, Quality.BAD))
             continue
-        rng = p.range
-        if type(value) is float and isfinite(value) and (rng is None or rng[0] <= value <= rng[1]):
-            append(Reading(p.key, ts, value, good))  # the common case, without the general judge()
-        else:
-            append(Reading(p.key, ts, value, judge(value, rng)))
+        append(Reading(p.key, ts, value, judge(value, p.range)))
     return out
 
 

@@ -10,6 +10,7 @@ schedule group, so a slow point never drags its neighbours' reads along.
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,30 @@ class ModbusRead:
     start: int
     count: int
     points: tuple[ModbusPlanned, ...]
+    # Compiled once: one struct that unpacks every plain big-endian number of the block in a single C call,
+    # the points it yields (key, scale, offset, range), and the points left for the codec one by one.
+    block_struct: struct.Struct | None = field(default=None, compare=False)
+    fast: tuple[tuple[str, float, float, tuple[float, float] | None], ...] = field(default=(), compare=False)
+    slow: tuple[ModbusPlanned, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.block_struct is not None or self.function in (ModbusFunction.COIL, ModbusFunction.DISCRETE_INPUT):
+            object.__setattr__(self, "slow", self.points)
+            return
+        fmt, cursor, fast, slow = ">", 0, [], []
+        for p in sorted(self.points, key=lambda q: q.offset):
+            c = p.codec
+            if (c is not None and c.kind == "number" and not c.swap_words and not c.byte_little
+                    and p.offset >= cursor and c.value_struct is not None):
+                gap = (p.offset - cursor) * 2
+                fmt += (f"{gap}x" if gap else "") + c.value_struct.format[-1]
+                cursor = p.offset + c.count
+                fast.append((p.key, c.scale, c.offset, p.range))
+            else:
+                slow.append(p)
+        object.__setattr__(self, "block_struct", struct.Struct(fmt) if fast else None)
+        object.__setattr__(self, "fast", tuple(fast))
+        object.__setattr__(self, "slow", tuple(slow))
 
     def describe(self) -> str:
         return (f"unit {self.unit} {self.function.value} {self.start}-{self.start + self.count - 1} "

@@ -158,6 +158,9 @@ class DevicePoller:
         except DeviceError as exc:
             errors.append(str(exc))
             aborted = True
+        except Exception as exc:  # noqa: BLE001 - e.g. our BACnet port is taken: report it, retry with backoff
+            errors.append(f"cannot open {st.device}: {type(exc).__name__}: {exc}")
+            aborted = True
         for req in group.reads:
             if aborted:
                 readings.extend(failed([p.key for p in req.points], start_wall))
@@ -176,6 +179,12 @@ class DevicePoller:
                 readings.extend(failed([p.key for p in req.points], start_wall, Quality.BAD))
             except DeviceError as exc:
                 errors.append(str(exc))
+                readings.extend(failed([p.key for p in req.points], start_wall))
+            except Exception as exc:  # noqa: BLE001 - a driver or library bug must not end this device's loop
+                log.exception("device %s: unexpected error reading %s", st.device, req.describe())
+                errors.append(f"unexpected {type(exc).__name__}: {exc}")
+                self._opened = False
+                aborted = True
                 readings.extend(failed([p.key for p in req.points], start_wall))
         latency = time.perf_counter() - t0
         st.last_latency_s = latency
