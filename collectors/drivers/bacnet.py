@@ -93,6 +93,11 @@ class BacnetDriver:
         self.address = f"{device.host}:{device.port or device.default_port}"
         self.use_rpm = device.rpm
         self.rpm_limit: int | None = None  # learned when the device aborts an answer too big for one APDU
+        self._addr = Address(self.address)
+        self._vendor_info: Any = None
+        # typed RPM parameters per request, built once: bacpypes3 would otherwise re-parse every
+        # "analog-input,1" / "present-value" string (with a vendor lookup) on every poll
+        self._params: dict[tuple[BacnetPlanned, ...], list[Any]] = {}
         self._cov_tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -149,10 +154,19 @@ class BacnetDriver:
         return await self._read_each(app, request.points)
 
     async def _read_rpm(self, app: Application, request: BacnetRead) -> list[Reading]:
-        params: list[Any] = []
-        for p in request.points:
-            params.extend([p.object_id, [p.property]])
-        result = await self._bounded(app.read_property_multiple(Address(self.address), params),
+        params = self._params.get(request.points)
+        if params is None:
+            from bacpypes3.basetypes import PropertyIdentifier
+            from bacpypes3.primitivedata import ObjectIdentifier
+
+            params = []
+            for p in request.points:
+                params.extend([ObjectIdentifier(p.object_id), [PropertyIdentifier(p.property)]])
+            self._params[request.points] = params
+        if self._vendor_info is None:
+            self._vendor_info = await self._bounded(app.get_vendor_info(device_address=self._addr), "vendor lookup")
+        # read_property_multiple consumes the list it is given: hand it a copy
+        result = await self._bounded(app.read_property_multiple(self._addr, list(params), self._vendor_info),
                                      f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
