@@ -191,9 +191,10 @@ class DevicePoller:
         st.latency_sum_s += latency
         st.max_latency_s = max(st.max_latency_s, latency)
         st.readings += len(readings)
-        st.bad_readings += sum(1 for r in readings if r.quality is not Quality.GOOD)
+        not_good = [r.quality for r in readings if r.quality is not Quality.GOOD]
+        st.bad_readings += len(not_good)
         # Out-of-range is the sensor's problem, not the link's: only BAD / COMM_FAILURE degrade the device.
-        bad = sum(1 for r in readings if r.quality in (Quality.BAD, Quality.COMM_FAILURE))
+        bad = sum(1 for q in not_good if q is Quality.BAD or q is Quality.COMM_FAILURE)
         all_failed = bool(errors) and (aborted or len(errors) >= len(group.reads))
         self._update_health(errors, all_failed, bad)
         if readings:

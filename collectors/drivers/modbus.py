@@ -66,7 +66,8 @@ class ModbusLink:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pause_s: float = 0.0
     rx: bytearray = field(default_factory=bytearray)  # what arrived for the request in flight
-    bad_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    bad_frame: bool = False  # a malformed answer arrived for the request in flight
+    inflight: asyncio.Future[object] | None = None
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         d = self.device
@@ -82,11 +83,13 @@ class ModbusLink:
         (which raises inside asyncio's data_received and leaves the request to time out)."""
         if sending:
             self.rx.clear()
-            self.bad_frame.clear()
+            self.bad_frame = False
             return data
         self.rx[:] = data  # pymodbus passes its whole receive buffer
         if self.device.protocol == Protocol.MODBUS and malformed_mbap(data):
-            self.bad_frame.set()
+            self.bad_frame = True
+            if self.inflight is not None and not self.inflight.done():
+                self.inflight.cancel()  # fail now rather than at the timeout
             return b""
         return data
 
@@ -121,10 +124,10 @@ class ModbusLink:
             assert self.client is not None
             fn = getattr(self.client, method)
             task = asyncio.ensure_future(fn(address, count=count, device_id=unit))
-            garbage = asyncio.ensure_future(self.bad_frame.wait())
+            self.inflight = task
             try:
-                await asyncio.wait([task, garbage], timeout=timeout_s + 0.5, return_when=asyncio.FIRST_COMPLETED)
-                if not task.done():
+                await asyncio.wait((task,), timeout=timeout_s + 0.5)
+                if not task.done() or task.cancelled():
                     task.cancel()
                     raise TimeoutError
                 return task.result()
@@ -144,7 +147,7 @@ class ModbusLink:
                 self.reset()
                 raise DeviceProtocolError(f"{label}: undecodable answer ({exc})") from None
             finally:
-                garbage.cancel()
+                self.inflight = None
                 if pause_s > 0:
                     await asyncio.sleep(pause_s)
 
