@@ -108,7 +108,13 @@ def collect(
     _logging(log_level)
     settings = _settings(data_dir, mqtt_url)
     sinks: list[Any] = [store_sink(settings)]
-    rs = rules_sink(site, settings) if rules else None
+    rs = None
+    if rules:
+        try:
+            rs = rules_sink(site, settings)
+        except Exception as exc:  # noqa: BLE001 - a broken rule library must not stop data collection
+            log.error("rules engine not started (%s: %s); collecting without live rules, fix the library and "
+                      "restart (`retrofit rules check`)", type(exc).__name__, exc)
     if rs is not None:
         sinks.append(rs)
     if publish:

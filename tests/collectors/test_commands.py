@@ -185,3 +185,40 @@ def test_discovery_drafts_pass_site_check(tmp_path: Path) -> None:
         (tmp_path / name / "draft.yaml").write_text(to_yaml(doc, "draft"))
         check = CliRunner().invoke(app, ["site", "check", str(tmp_path / name)])
         assert check.exit_code == 0, check.output
+
+
+def test_discover_modbus_command_prints_a_draft(tmp_path: Path) -> None:
+    import threading
+
+    port = free_port()
+    devices = [{"id": "m1", "protocol": "modbus", "port": port, "unit_id": 2}]
+    pts = [point(f"r{i}", {"device": "m1", "address": 20 + i, "type": "uint16"}, "modbus", brick="Point", unit="")
+           for i in range(3)]
+    site = write_site(tmp_path / "s", [building_doc("b1", devices, pts)])
+    values = DictValues({f"b1/r{i}": float(7 + i) for i in range(3)})
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    servers: list = []
+
+    def serve() -> None:  # the simulator on its own loop: the command runs asyncio.run() on this thread's side
+        asyncio.set_event_loop(loop)
+        servers.extend(loop.run_until_complete(start_modbus(site, values, refresh_s=0)))
+        started.set()
+        loop.run_forever()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert started.wait(10)
+    try:
+        out = CliRunner().invoke(app, ["discover", "modbus", "--port", str(port), "--unit", "2", "--range", "0-40"])
+    finally:
+        for s in servers:
+            asyncio.run_coroutine_threadsafe(s.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+    assert out.exit_code == 0, out.output
+    (tmp_path / "draft").mkdir()
+    (tmp_path / "draft" / "draft.yaml").write_text(out.stdout)
+    draft = load_site(str(tmp_path / "draft"))
+    assert [(r.point.modbus.address, r.point.name) for r in draft.points.values()] == [  # type: ignore[union-attr]
+        (20, "TODO name (raw 7)"), (21, "TODO name (raw 8)"), (22, "TODO name (raw 9)")]
