@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from buildings.site import Site, load_site
@@ -23,7 +24,6 @@ from retrofit.cli import app
 from retrofit.devservers import ServerProcess, free_port, free_udp_port
 from simulators.servers.bacnet import start_bacnet
 from simulators.servers.modbus import ModbusEndpointServer, start_modbus
-from telemetry.embedded import EmbeddedStore
 from telemetry.reading import Quality
 from tests.collectors.conftest import DictValues, building_doc, point, write_site
 
@@ -43,13 +43,18 @@ def dump_site(site: Site, path: Path) -> Path:
     return path
 
 
-def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_path: Path,
-                                                  mosquitto: ServerProcess) -> None:
+@pytest.mark.parametrize("store", ["embedded", "influxdb"])
+def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_path: Path, store: str,
+                                                  mosquitto: ServerProcess, request: pytest.FixtureRequest) -> None:
     site = load_site(str(sample_site_path)).with_free_ports()
     site_dir = dump_site(site, tmp_path / "site")
     mqtt = f"mqtt://127.0.0.1:{mosquitto.port}"
     env = {**os.environ, "RETROFIT_DATA_DIR": str(tmp_path / "data"), "RETROFIT_MQTT_URL": mqtt,
            "RETROFIT_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("RETROFIT_INFLUX_URL", None)
+    if store == "influxdb":
+        influxd = request.getfixturevalue("influxd")
+        env.update(RETROFIT_INFLUX_URL=f"http://127.0.0.1:{influxd.port}", RETROFIT_INFLUX_DATABASE="collectors_e2e")
     (tmp_path / "none.toml").write_text("")
     sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(site_dir), "--speed", "60", "--json",
                             "--mqtt-url", mqtt], cwd=ROOT, env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
@@ -71,12 +76,17 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
     finally:
         sim.terminate()
         sim.wait(20)
-    store = EmbeddedStore(tmp_path / "data" / "telemetry.db", readonly=True)
+    from retrofit.settings import Settings
+    from telemetry import open_store
+
+    settings = Settings(data_dir=tmp_path / "data", influx_url=env.get("RETROFIT_INFLUX_URL"),
+                        influx_database=env.get("RETROFIT_INFLUX_DATABASE", "retrofit"))
+    db = open_store(settings, readonly=True)
     try:
-        stored = store.series()
-        latest = store.latest(stored)
+        stored = db.series()
+        latest = db.latest(stored)
     finally:
-        store.close()
+        db.close()
     by_protocol: dict[str, int] = {"modbus": 0, "bacnet": 0, "mqtt": 0}
     for key in stored:
         if latest[key].quality is Quality.GOOD:
