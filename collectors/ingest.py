@@ -43,6 +43,7 @@ class Ingest:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # SUBACK received
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
@@ -50,6 +51,7 @@ class Ingest:
         self.client.reconnect_delay_set(0.5, 10)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_disconnect = lambda *a: self.connected.clear()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,

@@ -174,6 +174,7 @@ class MqttSensors:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acknowledged our subscriptions (SUBACK)
         self.connects = 0
         self.last_error: str | None = None
         self._last_log = 0.0
@@ -181,6 +182,7 @@ class MqttSensors:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     @property
     def rejected_total(self) -> int:
@@ -201,14 +203,26 @@ class MqttSensors:
             log.error("%s", self.last_error)
             return
         self.connects += 1
+        self.subscribed.clear()
         if self.subs:
             client.subscribe([(t, 1) for t in self.subs])
+        else:
+            self.subscribed.set()
         self.connected.set()
         log.info("mqtt sensors: connected to %s:%d, %d topics", self.host, self.port, len(self.subs))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            self.last_error = f"broker refused {len(failed)} of {len(reason_codes)} subscriptions: {failed[0]}"
+            log.error("mqtt sensors: %s (check the broker's ACL for these topics)", self.last_error)
+        self.subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if reason_code != 0:
             self.last_error = f"lost broker {self.host}:{self.port}: {reason_code}"
             log.warning("mqtt sensors: %s; reconnecting", self.last_error)
