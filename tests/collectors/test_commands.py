@@ -46,14 +46,15 @@ def dump_site(site: Site, path: Path) -> Path:
 @pytest.mark.parametrize("store", ["embedded", "influxdb"])
 def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_path: Path, store: str,
                                                   mosquitto: ServerProcess, request: pytest.FixtureRequest) -> None:
+    # Start InfluxDB before choosing the site's free ports, or it may take one of them.
+    influxd = request.getfixturevalue("influxd") if store == "influxdb" else None
     site = load_site(str(sample_site_path)).with_free_ports()
     site_dir = dump_site(site, tmp_path / "site")
     mqtt = f"mqtt://127.0.0.1:{mosquitto.port}"
     env = {**os.environ, "RETROFIT_DATA_DIR": str(tmp_path / "data"), "RETROFIT_MQTT_URL": mqtt,
            "RETROFIT_CONFIG": str(tmp_path / "none.toml")}
     env.pop("RETROFIT_INFLUX_URL", None)
-    if store == "influxdb":
-        influxd = request.getfixturevalue("influxd")
+    if influxd is not None:
         env.update(RETROFIT_INFLUX_URL=f"http://127.0.0.1:{influxd.port}", RETROFIT_INFLUX_DATABASE="collectors_e2e")
     (tmp_path / "none.toml").write_text("")
     sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(site_dir), "--speed", "60", "--json",
