@@ -46,10 +46,8 @@ def dump_site(site: Site, path: Path) -> Path:
 @pytest.mark.parametrize("store", ["embedded", "influxdb"])
 def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_path: Path, store: str,
                                                   mosquitto: ServerProcess, request: pytest.FixtureRequest) -> None:
-    # Start InfluxDB before choosing the site's free ports, or it may take one of them.
     influxd = request.getfixturevalue("influxd") if store == "influxdb" else None
-    site = load_site(str(sample_site_path)).with_free_ports()
-    site_dir = dump_site(site, tmp_path / "site")
+    sample = load_site(str(sample_site_path))
     mqtt = f"mqtt://127.0.0.1:{mosquitto.port}"
     env = {**os.environ, "RETROFIT_DATA_DIR": str(tmp_path / "data"), "RETROFIT_MQTT_URL": mqtt,
            "RETROFIT_CONFIG": str(tmp_path / "none.toml")}
@@ -57,18 +55,29 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
     if influxd is not None:
         env.update(RETROFIT_INFLUX_URL=f"http://127.0.0.1:{influxd.port}", RETROFIT_INFLUX_DATABASE="collectors_e2e")
     (tmp_path / "none.toml").write_text("")
-    sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(site_dir), "--speed", "60", "--json",
-                            "--mqtt-url", mqtt], cwd=ROOT, env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
+    # The simulator binds its own free ports (no window for another process to take them) and prints them;
+    # the collector gets the same site moved to those ports.
+    sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(sample_site_path), "--free-ports", "--speed", "60",
+                            "--json", "--mqtt-url", mqtt], cwd=ROOT,
+                           env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         ready = False
+        moved: dict[tuple[str, int], int] = {}
         while time.monotonic() < deadline and not ready:
             line = sim.stdout.readline()  # type: ignore[union-attr]
             if not line:
                 break
             ready = "ready" in line
+            if line.startswith("{") and '"protocol"' in line:
+                ep = json.loads(line)
+                if ep["protocol"] in ("modbus", "bacnet"):
+                    _, dev = sample.devices[f"{ep['building']}/{ep['device']}"]
+                    moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
         assert ready, f"simulator did not start: {sim.stderr.read() if sim.poll() is not None else ''}"  # type: ignore[union-attr]
+        site = sample.with_ports(moved)
+        site_dir = dump_site(site, tmp_path / "site")
         out = subprocess.run([*RETROFIT, "collect", "--site", str(site_dir), "--duration", "6"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=90)
         assert out.returncode == 0, out.stderr[-3000:]
