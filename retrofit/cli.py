@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from buildings import SAMPLE_SITE, shown_path
 from retrofit.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -33,7 +34,7 @@ config_app = typer.Typer(help="Show effective settings.  Example: retrofit confi
 app.add_typer(site_app, name="site")
 app.add_typer(config_app, name="config")
 
-DEFAULT_SITE = "buildings/sites/yuzhong"
+DEFAULT_SITE = shown_path(SAMPLE_SITE)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import typer
 
+from buildings import SAMPLE_PROGRAMME, shown_path
+
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import sessionmaker
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from buildings.site import Site
     from telemetry.store import Store
 
-DEFAULT_PROGRAMME = "buildings/program/yuzhong.yaml"
+DEFAULT_PROGRAMME = shown_path(SAMPLE_PROGRAMME)
 
 program_app = typer.Typer(help="The retrofit programme: import/export, status, milestones, priority ranking.  "
                                "Example: retrofit program status --building jiefangbei-tower", no_args_is_help=True)
