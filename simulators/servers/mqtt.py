@@ -23,7 +23,7 @@ import math
 import random
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -34,6 +34,7 @@ from simulators.servers import Endpoint
 from simulators.values import DeviceMode, ValueSource
 
 log = logging.getLogger(__name__)
+EVENT_CHECK_S = 1.0  # how often a state sensor looks for a change to report at once
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Sensor:
     rssi_path: str | None = None
     seed: int = 0
     started: float | None = None  # simulation time of the first message
+    event_keys: list[str] = field(default_factory=list)  # state points (leak, smoke): uplink at once on change
 
     def simulated_battery(self, now: float) -> float:
         """A seeded start level draining about 1 % per 10 days of simulation time."""
@@ -103,6 +105,8 @@ def mqtt_sensors(site: Site) -> list[Sensor]:
             s.interval_s = min(s.interval_s, interval)
             key = point_key(bf.building.id, p.id)
             s.points.append((key, p.mqtt.value_path))
+            if p.unit == "bool":
+                s.event_keys.append(key)
             if p.mqtt.time_path:
                 s.time_path = p.mqtt.time_path
             if _is(p, "Battery", "battery"):
@@ -193,13 +197,24 @@ class MqttSensorPublisher:
         return out
 
     async def _run(self, s: Sensor, index: int) -> None:
+        """Publish at the sensor's interval; a state sensor (leak, smoke) also sends at once when its state
+        changes, as real LoRaWAN/Zigbee alarm sensors send an event uplink instead of waiting for the heartbeat."""
         await asyncio.sleep((index % 50) * 0.01)  # spread the join burst a little
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 self.publish_once(s)
             except Exception:  # noqa: BLE001 - one sensor's bad value must not stop the others
                 log.exception("MQTT sensor %s failed to publish", s.topic)
-            await asyncio.sleep(s.interval_s / self.speed)
+            due = loop.time() + s.interval_s / self.speed
+            if not s.event_keys:
+                await asyncio.sleep(due - loop.time())
+                continue
+            state = [self.values.value(k) for k in s.event_keys]
+            while loop.time() < due:
+                await asyncio.sleep(min(EVENT_CHECK_S, max(0.0, due - loop.time())))
+                if [self.values.value(k) for k in s.event_keys] != state:
+                    break
 
     def payload(self, s: Sensor) -> bytes | None:
         """The sensor's message now, as the gateway's device mode shapes it (None: publish nothing)."""
@@ -231,7 +246,10 @@ class MqttSensorPublisher:
         data = self.payload(s)
         if data is None:
             return False
-        self.client.publish(s.topic, data, qos=self.qos)
+        # Retained, like a gateway that keeps each sensor's last state on the broker: a collector that (re)connects
+        # gets every sensor's latest reading at once instead of waiting up to a heartbeat interval. Stores key
+        # readings by (point, time), so receiving the same retained message twice changes nothing.
+        self.client.publish(s.topic, data, qos=self.qos, retain=True)
         self.published += 1
         return True
 

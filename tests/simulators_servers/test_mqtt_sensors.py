@@ -36,10 +36,11 @@ def sensor_site(dir_: Path, topic_root: str) -> Path:
     return write_site(dir_, devices, pts)
 
 
-def sub(port: int, topic: str, count: int, wait_s: int = 10) -> list[tuple[str, bytes]]:
-    """Run Debian's mosquitto_sub and return (topic, payload) pairs."""
+def sub(port: int, topic: str, count: int, wait_s: int = 10, fresh: bool = False) -> list[tuple[str, bytes]]:
+    """Run Debian's mosquitto_sub and return (topic, payload) pairs (fresh: skip retained messages)."""
     out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-C", str(count),
-                          "-W", str(wait_s), "-F", "%t\t%p"], capture_output=True, timeout=wait_s + 5)
+                          "-W", str(wait_s), "-F", "%t\t%p", *(["-R"] if fresh else [])],
+                         capture_output=True, timeout=wait_s + 5)
     lines = [ln for ln in out.stdout.split(b"\n") if ln]
     return [(t.decode(), p) for t, _, p in (ln.partition(b"\t") for ln in lines)]
 
@@ -71,18 +72,18 @@ async def test_gateway_modes(mosquitto: ServerProcess, tmp_path: Path) -> None:
     vals.modes["b1/gw"] = DeviceMode.GARBAGE
     await pub.start()
     try:
-        garbage = await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 2)
+        garbage = await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 2, 10, True)
         assert garbage
         for _t, payload in garbage:
             with pytest.raises(ValueError):
                 json.loads(payload)
         vals.modes["b1/gw"] = DeviceMode.ERRORS
         await asyncio.sleep(0.4)
-        errors = [json.loads(p) for _t, p in await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 2)]
+        errors = [json.loads(p) for _t, p in await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 2, 10, True)]
         assert all(e["error"] == "sensor fault" and "temp" not in e and "water_leak" not in e for e in errors)
         vals.modes["b1/gw"] = DeviceMode.OFFLINE
         await asyncio.sleep(0.4)
-        assert await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 1, 2) == []
+        assert await asyncio.to_thread(sub, mosquitto.port, "t2/b1/#", 1, 2, True) == []
     finally:
         await pub.stop()
 
@@ -104,5 +105,23 @@ async def test_publisher_reconnects_after_broker_restart(mosquitto_private: Serv
         vals.values["b1/iaq-1-temp"] = 25.0
         got = await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/iaq-1", 1, 15)
         assert got and json.loads(got[0][1])["temp"] == 25.0
+    finally:
+        await pub.stop()
+
+
+async def test_state_change_is_sent_at_once_and_retained(mosquitto: ServerProcess, tmp_path: Path) -> None:
+    """A leak sensor reports a change without waiting for its heartbeat, and a late subscriber gets the last state."""
+    path = sensor_site(tmp_path, "t4/b1")
+    path.write_text(path.read_text().replace("0.3", "600"))  # heartbeat every 10 minutes
+    site = load_site(str(path))
+    assert min(s.interval_s for s in mqtt_sensors(site)) == 600
+    vals = DictValues({"b1/iaq-1-temp": 21.0, "b1/leak-1": 0.0})
+    pub = await MqttSensorPublisher(mqtt_sensors(site), vals, f"mqtt://127.0.0.1:{mosquitto.port}").start()
+    try:
+        first = await asyncio.to_thread(sub, mosquitto.port, "t4/b1/leak-1", 1)  # the retained heartbeat
+        assert first and json.loads(first[0][1])["water_leak"] == 0
+        vals.values["b1/leak-1"] = 1.0
+        got = await asyncio.to_thread(sub, mosquitto.port, "t4/b1/leak-1", 1, 5, True)
+        assert got and json.loads(got[0][1])["water_leak"] == 1
     finally:
         await pub.stop()
