@@ -22,8 +22,14 @@ import numpy as np
 
 from buildings.site import Site, SiteError
 from simulators.faults import DEVICE_KINDS, KINDS, Fault, FaultKind, FaultSpec, Scenario, check_targets
+from simulators.physics import STEP
 from simulators.points import Q_COMM, SitePhysics
 from simulators.values import DeviceMode
+
+
+def _step_floor(t: float) -> float:
+    """The start of the physics step (15-minute grid) that contains t."""
+    return math.floor(t / STEP) * STEP
 
 
 class SiteSimulation:
@@ -126,31 +132,38 @@ class SiteSimulation:
 
     def inject(self, kind: str | FaultKind, target: str, duration_s: float | None = None,
                params: dict[str, float] | None = None, start: float | None = None) -> Fault:
-        """Start a fault now (or at ``start``); checked against the site like a scenario file's fault."""
+        """Start a fault now (or at ``start``); checked against the site like a scenario file's fault.
+
+        "Now" is the start of the current physics step (15 minutes): the physics resolves faults on its grid, so a
+        fault dated between two grid points would only show at the next one. Starting it at the step already
+        under way makes it visible on the wire at once, which is what a technician injecting it expects.
+        """
         spec = FaultSpec(kind=FaultKind(kind), target=target, start="+0s", params=params or {})
         problems = check_targets(Scenario(name="live", faults=[spec]), self.site)
         if problems:
             _, msg, hint = problems[0]
             raise SiteError([_problem(msg, hint)])
-        t0 = self.now() if start is None else start
+        begin = self.now() if start is None else start
+        t0 = _step_floor(begin) if start is None else start
+        end = begin + duration_s if duration_s else math.inf  # the duration counts from the real moment
         with self._lock:
             self._seq += 1
-            f = Fault(kind=spec.kind, target=target.strip("/"), start=t0,
-                      end=t0 + duration_s if duration_s else math.inf, params=dict(params or {}),
+            f = Fault(kind=spec.kind, target=target.strip("/"), start=t0, end=end, params=dict(params or {}),
                       id=f"live-{self._seq}")
             self.physics.set_faults([*self.physics.faults, f])
             self._snap_t = -math.inf
         return f
 
     def clear(self, fault_id: str | None = None, target: str | None = None, kind: str | None = None) -> list[Fault]:
-        """End matching active faults now; returns what was cleared."""
+        """End matching active faults now (at the current physics step, see inject); returns what was cleared."""
         t = self.now()
+        end = _step_floor(t)
         cleared, keep = [], []
         for f in self.physics.faults:
             match = f.active(t) and (fault_id is None or f.id == fault_id) and (
                 target is None or f.target == target.strip("/")) and (kind is None or f.kind.value == kind)
             if match and (fault_id or target or kind):
-                f = Fault(kind=f.kind, target=f.target, start=f.start, end=t, params=f.params, id=f.id)
+                f = Fault(kind=f.kind, target=f.target, start=f.start, end=max(end, f.start), params=f.params, id=f.id)
                 cleared.append(f)
             keep.append(f)
         if cleared:
