@@ -7,6 +7,7 @@ package, started with a config that binds only 127.0.0.1, waited for until it an
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -183,10 +184,14 @@ def start_mosquitto(workdir: Path | None = None, port: int | None = None,
     """Start a real Mosquitto 2 broker on a free loopback port (anonymous, loopback only)."""
     binary = mosquitto_binary() or "/usr/sbin/mosquitto"
     workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-mqtt-"))
-    os.chmod(workdir, 0o777)  # started as root it drops to user mosquitto, which must write here
+    workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = workdir / "mosquitto.conf"
+    # Started as root, Mosquitto drops to user `mosquitto`, which cannot enter a 0700 temp dir (pytest's), and
+    # then silently loses its persistence. A throwaway test broker keeps the user that started it instead.
+    user = pwd.getpwuid(os.geteuid()).pw_name
     conf.write_text(
+        f"user {user}\n"
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         f"persistence {'true' if persistence else 'false'}\n"
