@@ -731,6 +731,8 @@ def _checked_round_trip(path: str) -> tuple[BuildingFile, Any]:
     except UnicodeDecodeError as exc:
         raise SiteError([Problem(file=path, line=None, field="(file)", message=f"not UTF-8 text (byte {exc.start})",
                                  hint="save the file as UTF-8")]) from None
+    except ValueError as exc:  # a scalar YAML resolves but cannot build, e.g. the date 2025-13-01
+        raise SiteError([_bad_scalar(path, exc)]) from None
     if not isinstance(tree, dict):
         raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with building:, "
                                  "devices: and equipment:", hint="see buildings/sites/yuzhong for examples")])
@@ -752,6 +754,41 @@ def _checked_round_trip(path: str) -> tuple[BuildingFile, Any]:
         raise SiteError([Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
                          for loc, m, h in issues])
     return bf, tree
+
+
+def _bad_scalar(path: str, exc: ValueError) -> Problem:
+    """Where ruamel failed to build a value (it raises a bare ValueError without a mark): compose the file
+    again, without building values, and try each scalar until the failing one names its line and field."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    yaml = YAML(typ="rt")
+    found: list[tuple[Loc, int]] = []
+
+    def walk(node: Any, loc: Loc) -> None:
+        if found:
+            return
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                walk(v, (*loc, str(k.value)))
+        elif isinstance(node, SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, (*loc, i))
+        elif isinstance(node, ScalarNode):
+            try:
+                yaml.constructor.construct_object(node, deep=True)
+            except ValueError:
+                found.append((loc, node.start_mark.line + 1))
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            walk(yaml.compose(fh), ())
+    except Exception:  # noqa: BLE001 - the file was readable a moment ago; report without a line then
+        found.clear()
+    loc, line = found[0] if found else ((), None)
+    hint = "a date is YYYY-MM-DD with a real month and day" if "must be in" in str(exc) or "day" in str(exc) else ""
+    return Problem(file=path, line=line, field=_field_name(loc) if loc else "(yaml)", message=f"bad value: {exc}",
+                   hint=hint or "check the value on this line")
 
 
 def _known_keys() -> list[str]:
