@@ -47,11 +47,11 @@ class RulesFeed:
     """The rules engine fed in-process by the pipeline; alarms go to the records DB (and MQTT when configured)."""
 
     def __init__(self, site: Any, settings: Any, rules_dir: str | None = None) -> None:
-        from retrofit.cmd_rules import _rules
+        from retrofit.cmd_rules import load_rules_or_exit
         from rules.alarms import AlarmBook, AlarmPublisher
         from rules.engine import Engine
 
-        self.engine = Engine(site, _rules(rules_dir))
+        self.engine = Engine(site, load_rules_or_exit(rules_dir))
         pub = None
         if settings.mqtt_url:
             pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None

@@ -26,7 +26,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(rules_app, name="rules")
 
 
-def _rules(path: str | None) -> list[Any]:
+def load_rules_or_exit(path: str | None) -> list[Any]:
+    """The rule library at path (default: the built-in one); every problem printed and exit 2 when it is broken.
+
+    Public: `retrofit collect` loads its live rules through it too.
+    """
     from retrofit.cli import err
     from rules.model import LIBRARY_DIR, RuleError, load_rules
 
@@ -83,7 +87,7 @@ def rules_list(rules: str | None = RULES_OPT,
 
     from retrofit.cli import console
 
-    lib = _rules(rules)
+    lib = load_rules_or_exit(rules)
     if as_json:
         for r in lib:
             print(json.dumps({"id": r.id, "family": r.rule.family.value, "severity": r.rule.severity.value,
@@ -118,7 +122,7 @@ def rules_check(
     from retrofit.cli import console, err, load_site_or_exit
     from rules.binding import bind
 
-    lib = _rules(rules)
+    lib = load_rules_or_exit(rules)
     s = load_site_or_exit(site)
     rep = bind(s, lib)
     by_rule = rep.by_rule()
@@ -207,7 +211,7 @@ def rules_replay(
     t0, t1 = _when(start), _when(end, end=True)
     if t1 <= t0:
         raise fail("--to must not be before --from")
-    lib = _rules(rules)
+    lib = load_rules_or_exit(rules)
     s = load_site_or_exit(site)
     only = set(buildings.split(",")) if buildings else None
     if only:
@@ -273,7 +277,7 @@ def rules_run(
     from rules.engine import Engine
     from rules.runner import MqttReadings
 
-    lib = _rules(rules)
+    lib = load_rules_or_exit(rules)
     s = load_site_or_exit(site)
     owned = [b.strip() for b in buildings.split(",") if b.strip()]
     unknown = set(owned) - {b.id for b in s.buildings}
