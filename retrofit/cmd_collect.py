@@ -43,6 +43,21 @@ def store_sink(settings: Any) -> Any:
     return StoreSink(open_buffer(settings))  # the buffer opens the store and closes it when it is closed
 
 
+def downsampling_for(store: Any, every_s: float = 3600.0) -> Any:
+    """telemetry's DownsampleJob, started, when the store is an InfluxDB without continuous queries (2.x/3.x behind
+    the v1 API): nothing else would make the hourly rollups the dashboard and the exports read. None otherwise
+    (InfluxDB 1.x rolls up with its own CQ; the embedded store aggregates on query)."""
+    from telemetry.influx import DownsampleJob, InfluxStore
+
+    if not isinstance(store, InfluxStore) or store.continuous_queries:
+        return None
+    job = DownsampleJob(store, every_s=every_s)
+    job.start()
+    log.info("InfluxDB %s has no continuous queries: rolling up hourly aggregates every %g s ourselves",
+             store.server_version, every_s)
+    return job
+
+
 class RulesFeed:
     """The rules engine fed in-process by the pipeline; alarms go to the records DB (and MQTT when configured)."""
 
@@ -107,7 +122,9 @@ def collect(
         return
     _logging(log_level)
     settings = _settings(data_dir, mqtt_url)
-    sinks: list[Any] = [store_sink(settings)]
+    store = store_sink(settings)  # owns the store it opens: closed with the buffer when the collector stops
+    sinks: list[Any] = [store]
+    rollups = downsampling_for(store.target.store)
     rs = None
     if rules:
         try:
@@ -133,14 +150,25 @@ def collect(
 
     async def main() -> None:
         stop = asyncio.Event()
+
+        def halt() -> None:
+            stop.set()
+            if rollups is not None:
+                rollups.stop()  # before the store closes with the buffer
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, halt)
         if duration > 0:
-            loop.call_later(duration, stop.set)
+            loop.call_later(duration, halt)
         await collector.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if rollups is not None:
+            rollups.stop()
+            rollups.join(timeout=10)
     print(json.dumps(collector.summary()))
 
 
