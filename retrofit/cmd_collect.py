@@ -92,12 +92,28 @@ def rules_sink(site: Any, settings: Any) -> Any:
     return CallbackSink(RulesFeed(site, settings), name="rules")
 
 
+def publisher_client_id(site: Any) -> str:
+    """The MQTT session name of an edge collector's publisher, stable across restarts and unique per building set.
+
+    Every collector used to publish as ``retrofit-collector``: two edge collectors on one broker then took the
+    same persistent session from each other (the broker disconnects the older one) over and over.
+    """
+    import hashlib
+
+    ids = "_".join(sorted(b.id for b in site.buildings))
+    if len(ids) > 64:  # many buildings behind one gateway: a short stable digest instead
+        ids = hashlib.sha1(ids.encode()).hexdigest()[:16]
+    return f"retrofit-collect-{ids}"
+
+
 def collect(
     site_path: str = typer.Option("buildings/sites/yuzhong", "--site", help="site file or folder"),
     plan: bool = typer.Option(False, "--plan", help="print the read plan (requests per device) and exit"),
     mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="broker of the MQTT sensors and of --publish "
                                         "(default: RETROFIT_MQTT_URL)"),
     publish: bool = typer.Option(False, "--publish", help="also publish every reading to MQTT (QoS 1)"),
+    client_id: str | None = typer.Option(None, "--client-id", help="MQTT session name of --publish (default: "
+                                         "retrofit-collect-<building ids>, one per edge collector)"),
     rules: bool = typer.Option(True, "--rules/--no-rules", help="evaluate the fault rules live on every reading"),
     bacnet_local: str | None = typer.Option(None, "--bacnet-local", help="our BACnet address, e.g. "
                                             "192.168.1.20/24 (default: a free port on 127.0.0.1/8)"),
@@ -142,8 +158,9 @@ def collect(
         from collectors.mqtt_publish import MqttPublisher
 
         pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        sinks.append(MqttPublisher(settings.mqtt_url, root=settings.mqtt_topic_root, username=settings.mqtt_username,
-                                   password=pw))
+        sinks.append(MqttPublisher(settings.mqtt_url, root=settings.mqtt_topic_root,
+                                   client_id=client_id or publisher_client_id(site),
+                                   username=settings.mqtt_username, password=pw))
     pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     collector = Collector(site, sinks, mqtt_url=settings.mqtt_url, mqtt_username=settings.mqtt_username,
                           mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir)

@@ -265,9 +265,14 @@ def rules_run(
     step: float = typer.Option(60.0, "--step", help="evaluation step in seconds of event time"),
     lateness: float = typer.Option(120.0, "--lateness", help="how late (s) a reading may arrive and still count"),
     duration: float = typer.Option(0.0, "--duration", help="stop after this many seconds (0 = until Ctrl-C)"),
+    as_json: bool = typer.Option(False, "--json", help="end with one JSON line: bindings, readings received and "
+                                 "evaluated, alarm events, malformed and foreign payloads"),
 ) -> None:
     """Evaluate the rules on readings that edge collectors publish on MQTT, for the buildings this worker owns;
     alarms go to the records database and, when RETROFIT_MQTT_URL is set, out on MQTT.
+
+    Give every building to exactly one worker: its rule state (windows, open alarms) lives in that worker only.
+    On SIGTERM/Ctrl-C/--duration the readings still held for lateness are evaluated before it stops.
 
     Example: retrofit rules run --from mqtt://127.0.0.1:1883 --buildings jiefangbei-tower,huaxin-building
     """
@@ -294,17 +299,21 @@ def rules_run(
     pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     sub = MqttReadings(source, owned, decode_reading, root=settings.mqtt_topic_root,
                        username=settings.mqtt_username, password=pw)
+    # say "reading" only once the broker confirmed the subscription (SUBACK): a supervisor or a test may wait for it
+    state = "reading" if sub.subscribed.wait(5.0) else "waiting for the broker to subscribe to"
     console.print(f"rules: {len(eng.report.bindings)} bindings on {', '.join(owned)}; "
-                  f"reading {', '.join(sub.topics)} from {sub.host}:{sub.port}")
+                  f"{state} {', '.join(sub.topics)} from {sub.host}:{sub.port}")
     stop = {"now": False}
     try:
         signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     except ValueError:  # not the main thread (embedded use): Ctrl-C / --duration still stop it
         pass
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
+    received = 0
     try:
         while not stop["now"] and time.monotonic() < deadline:
             batch = sub.batch(max_wait_s=min(1.0, max(0.05, deadline - time.monotonic())))
+            received += len(batch)
             events = eng.feed(batch) if batch else []
             if events:
                 _print_events(events, settings.language)
@@ -313,9 +322,19 @@ def rules_run(
         pass
     finally:
         sub.close()
+        rest = sub.drain()  # what arrived after the last batch, then everything held back for lateness
+        received += len(rest)
+        events = eng.feed(rest) + eng.flush()
+        if events:
+            _print_events(events, settings.language)
+            book.apply(events)
         book.close()
     console.print(f"rules: stopped; {eng.stats.readings} readings, {eng.stats.events} alarm events, "
                   f"{sub.bad} malformed payloads")
+    if as_json:
+        print(json.dumps({"buildings": owned, "bindings": len(eng.report.bindings), "received": received,
+                          "evaluated": eng.stats.readings, "late": eng.stats.late, "events": eng.stats.events,
+                          "by_kind": eng.stats.by_kind, "malformed": sub.bad, "foreign": sub.foreign}))
 
 
 @rules_app.command("alarms")

@@ -138,6 +138,15 @@ class MqttReadings:
                 break
         return out
 
+    def drain(self) -> list[Reading]:
+        """Everything received and not yet handed over (after ``close``, the rest of the session's readings)."""
+        out: list[Reading] = []
+        while True:
+            try:
+                out.append(self.q.get_nowait())
+            except queue.Empty:
+                return out
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
