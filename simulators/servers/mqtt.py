@@ -3,9 +3,10 @@
 A payload looks like what Zigbee2MQTT or a LoRaWAN network server forwards:
 ``{"temp": 23.4, "co2": 612, "battery": 87, "rssi": -71, "linkquality": 112, "ts": 1764130000.0}``.
 Each point on the topic puts its value at its own ``value_path`` (dotted paths make nested objects); the
-timestamp goes to the points' ``time_path`` (default ``ts``), as epoch seconds of the simulation clock. Battery %
-and RSSI dBm are always present: taken from the ValueSource when the site declares them as points, otherwise
-simulated per sensor (battery draining slowly from a seeded level, RSSI wandering around a seeded mean).
+timestamp goes to the points' ``time_path`` (default ``ts``), as wall-clock epoch seconds (when it is sent, as a
+real gateway stamps it; the simulation clock runs ahead at --speed > 1). Battery % and RSSI dBm are always
+present: taken from the ValueSource when the site declares them as points, otherwise simulated per
+sensor (battery draining slowly from a seeded level, RSSI wandering around a seeded mean).
 
 The interval is the smallest ``poll_interval_s`` of the topic's points (else the gateway device's), divided by
 ``speed``; every sensor also publishes once right after start, like a sensor joining. Device modes of the
@@ -22,6 +23,7 @@ import logging
 import math
 import random
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,7 +238,10 @@ class MqttSensorPublisher:
             doc["rssi"] = s.simulated_rssi(self._rng)
         elif _get(doc, s.rssi_path) is None and mode != DeviceMode.ERRORS:
             _set(doc, s.rssi_path, s.simulated_rssi(self._rng))
-        _set(doc, s.time_path, round(now, 3))
+        # Stamped with the wall clock, as a real gateway stamps its uplink, not with the simulation clock: at
+        # --speed 10 that clock runs ahead, and mixed with the collector-stamped Modbus/BACnet readings it pulled
+        # the rules' event time minutes into the future (every polled device then looked stale).
+        _set(doc, s.time_path, round(time.time(), 3))
         data = json.dumps(doc, separators=(",", ":")).encode()
         if mode == DeviceMode.GARBAGE:
             return data[: max(1, len(data) // 2)] + b"\xff"
