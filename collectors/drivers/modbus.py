@@ -116,6 +116,13 @@ class ModbusLink:
                 pass
         self.client = None
 
+    async def open(self, timeout_s: float) -> None:
+        """Connect if needed, under the link's lock: every unit id behind the gateway shares this connection, and
+        one unit replacing it while another unit's request is connecting or in flight left that request on a
+        client that was never connected (pymodbus then raises ConnectionException before sending)."""
+        async with self.lock:
+            await self.ensure_open(timeout_s)
+
     async def call(self, method: str, address: int, count: int, unit: int, timeout_s: float,
                    pause_s: float, label: str) -> object:
         """One request on the shared connection, bounded by our own timeout, then the gateway pause."""
@@ -123,9 +130,10 @@ class ModbusLink:
             await self.ensure_open(timeout_s)
             assert self.client is not None
             fn = getattr(self.client, method)
-            task = asyncio.ensure_future(fn(address, count=count, device_id=unit))
-            self.inflight = task
             try:
+                # pymodbus raises ConnectionException right here, not in the task, when the client is not connected
+                task = asyncio.ensure_future(fn(address, count=count, device_id=unit))
+                self.inflight = task
                 await asyncio.wait((task,), timeout=timeout_s + 0.5)
                 if not task.done() or task.cancelled():
                     task.cancel()
@@ -202,7 +210,7 @@ class ModbusDriver:
     async def open(self) -> None:
         if self.link is None:
             self.link = self.pool.acquire(self.device)
-        await self.link.ensure_open(self.device.timeout_s)
+        await self.link.open(self.device.timeout_s)
 
     async def close(self) -> None:
         if self.link is not None:
