@@ -3,8 +3,8 @@
 Every request: the bearer token is checked (api.tokens; missing, malformed, unknown, revoked or expired -> 401,
 one message for all), its per-token rate is enforced (token bucket, 429 with Retry-After), and the request is
 appended to the hash-chained audit log (path, method, status, token id: never the token or personal data).
-Data is read through the dashboard's Scope (dashboard.scope), the one gate that knows what a role may see: a
-building outside the token's scope is 404 with the same body as a building that does not exist.
+Data is read through the Scope the dashboard also uses (rules.scope), the one gate that knows what a role may
+see: a building outside the token's scope is 404 with the same body as a building that does not exist.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from api import catalogue as cat
 from api import exports, model, pii
 from api.evidence import append_audit
 from api.tokens import TokenPrincipal, authenticate
+from buildings.access import Can, ScopeDenied, Unavailable
 from buildings.site import Site
-from dashboard.scope import Can, Scope, ScopeDenied, Unavailable
+from rules.scope import Scope
 from telemetry.store import Agg, Store, StoreError
 
 log = logging.getLogger("api")
@@ -98,7 +99,7 @@ def principal(request: Request) -> TokenPrincipal:
 
 
 def scope(request: Request, tp: Annotated[TokenPrincipal, Depends(principal)]) -> Scope:
-    """The dashboard's Scope for the token's principal: the one gate to the data."""
+    """The shared Scope (rules.scope) for the token's principal: the one gate to the data."""
     ctx: ApiContext = request.app.state.ctx
     return Scope(principal=tp.principal, site=ctx.site, store=ctx.store, store_error=ctx.store_error,
                  engine=ctx.engine, alarm_book=ctx.alarm_book)

@@ -230,8 +230,8 @@ def load_private_key(key_file: Path | None) -> Ed25519PrivateKey:
 
 
 def _require_user(engine: Engine, username: str) -> str:
-    from dashboard.auth import User
-    from dashboard.auth import create_tables as user_tables
+    from buildings.access import User
+    from buildings.access import create_tables as user_tables
 
     user_tables(engine)
     with session_factory(engine)() as s:

@@ -1,4 +1,5 @@
-"""API tokens: scoped like dashboard users (dashboard.auth.Role), stored as a SHA-256 digest, revocable, expiring.
+"""API tokens: scoped like dashboard users (buildings.access.Role), stored as a SHA-256 digest, revocable,
+expiring.
 
 A token reads ``rft_<id>_<secret>``: the id is public (it names the token in lists, the audit log and revocation),
 the secret is 32 random bytes shown once at creation. Only SHA-256(secret) is stored: the secret has 256 bits of
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, DateTime, Engine, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from buildings.access import Principal, Role
 from buildings.records.base import Base, session_factory
-from dashboard.auth import Principal, Role
 
 TOKEN_RE = re.compile(r"^rft_([a-z0-9]{10})_([A-Za-z0-9_\-]{43})$")
 DEFAULT_RATE_PER_MIN = 120

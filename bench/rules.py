@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from buildings.site import Site, load_site  # noqa: E402
+from retrofit.history import generate  # noqa: E402
 from rules.engine import Engine, RuleInstance  # noqa: E402
 from rules.model import load_rules  # noqa: E402
-from simulators.history import generate  # noqa: E402
 from telemetry.reading import Reading  # noqa: E402
 
 SITE = Path(__file__).resolve().parent.parent / "buildings" / "sites" / "yuzhong"

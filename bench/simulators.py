@@ -227,7 +227,7 @@ def _live_path_rate(site: Any, start: float, steps: int) -> float:
     t0 = time.perf_counter()
     n = 0
     for i in range(steps):
-        n += len(sim.readings(start + 900.0 * (i + 1)))
+        n += len(sim.rows(start + 900.0 * (i + 1)))
     return n / (time.perf_counter() - t0)
 
 
@@ -241,7 +241,8 @@ def bench_backfill(quick: bool) -> None:
     import tempfile
 
     from buildings.site import load_site
-    from simulators.history import backfill, generate
+    from retrofit.history import generate
+    from simulators.history import backfill
     from telemetry.embedded import EmbeddedStore
 
     site = load_site(SAMPLE_SITE)

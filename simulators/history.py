@@ -1,11 +1,12 @@
 """The history generator: months of simulated readings for a site, fast, straight into a store.
 
-``generate`` yields batches of telemetry Readings for [start, end) at a fixed step (15 minutes by default),
-computed with the same physics, faults and retrofit as the live simulator; the rules engine can replay it in
-memory without a store. ``backfill`` writes it into any telemetry Store in large batches.
+``generate_rows`` yields batches of (point, ts, value, quality) rows for [start, end) at a fixed step (15 minutes
+by default), computed with the same physics, faults and retrofit as the live simulator. ``backfill`` writes them
+into the store it is given through the store's ``write_rows``. Rows, not telemetry Readings: a simulator imports
+buildings only (DESIGN.md); ``retrofit.history.generate`` turns them into Readings for in-memory replays.
 
-Speed: the physics is vectorised over days (simulators/physics.py), so the cost is dominated by building
-Reading objects and by the store; see bench/simulators.py.
+Speed: the physics is vectorised over days (simulators/physics.py), so the cost is dominated by the store; see
+bench/simulators.py.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from buildings.site import Site
 from simulators.faults import Fault, load_scenario
 from simulators.physics import STEP
-from simulators.points import Q_COMM, SitePhysics
+from simulators.points import Q_BAD, Q_COMM, SitePhysics
 from simulators.weather import DAY
-from telemetry.reading import Quality, Reading
+
+if TYPE_CHECKING:  # a type hint only: the store is passed in, simulators never import telemetry
+    from telemetry.store import Store
 
 
 @dataclass
@@ -53,11 +57,23 @@ Row = tuple[str, float, "float | str | None", str]  # (point, ts, value, quality
 
 def generate_rows(site: Site, start: float, end: float, step_s: float = STEP, seed: int = 0,
                   faults: list[Fault] | None = None, chunk_days: int = 7, buildings: list[str] | None = None,
-                  retrofit: bool = True, physics: SitePhysics | None = None) -> Iterator[list[Row]]:
-    """Like ``generate`` but yields (point, ts, value, quality) tuples: the stores' fast path, no objects."""
+                  retrofit: bool = True, physics: SitePhysics | None = None,
+                  sort: bool = False) -> Iterator[list[Row]]:
+    """Batches of (point, ts, value, quality) rows for [start, end) every ``step_s`` seconds (epoch-aligned).
+
+    One batch per chunk of ``chunk_days`` days per building; ``sort=True`` yields one batch per chunk of all
+    buildings, ordered by time (for replaying through a rules engine in event-time order).
+    """
     ph = physics or SitePhysics(site, seed=seed, faults=faults, retrofit=retrofit)
-    for bid, sel in _chunks(site, start, end, step_s, chunk_days, buildings):
-        yield _rows(ph, bid, sel)
+    n_b = len(buildings or site.files)
+    chunk: list[Row] = []
+    for i, (bid, sel) in enumerate(_chunks(site, start, end, step_s, chunk_days, buildings)):
+        chunk.extend(_rows(ph, bid, sel))
+        if not sort or (i + 1) % n_b == 0:
+            if sort:
+                chunk.sort(key=lambda r: r[1])
+            yield chunk
+            chunk = []
 
 
 def _chunks(site: Site, start: float, end: float, step_s: float, chunk_days: int,
@@ -78,28 +94,7 @@ def _chunks(site: Site, start: float, end: float, step_s: float, chunk_days: int
                 yield bid, sel
 
 
-def generate(site: Site, start: float, end: float, step_s: float = STEP, seed: int = 0,
-             faults: list[Fault] | None = None, chunk_days: int = 7, buildings: list[str] | None = None,
-             sort: bool = False, retrofit: bool = True,
-             physics: SitePhysics | None = None) -> Iterator[list[Reading]]:
-    """Batches of Readings for [start, end) every ``step_s`` seconds (aligned to the epoch).
-
-    One batch per chunk of ``chunk_days`` days per building; ``sort=True`` yields one batch per chunk of all
-    buildings, ordered by time (for replaying through a rules engine in event-time order).
-    """
-    ph = physics or SitePhysics(site, seed=seed, faults=faults, retrofit=retrofit)
-    n_b = len(buildings or site.files)
-    chunk: list[Reading] = []
-    for i, (bid, sel) in enumerate(_chunks(site, start, end, step_s, chunk_days, buildings)):
-        chunk.extend(_readings(ph, bid, sel))
-        if not sort or (i + 1) % n_b == 0:
-            if sort:
-                chunk.sort(key=lambda r: r.ts)
-            yield chunk
-            chunk = []
-
-
-_QUALITY = {Q_COMM: Quality.COMM_FAILURE, 2: Quality.BAD}
+QUALITY = {Q_COMM: "comm-failure", Q_BAD: "bad"}  # telemetry Quality values, by simulator code
 
 
 def _rows(ph: SitePhysics, bid: str, t: np.ndarray) -> list[Row]:
@@ -113,34 +108,29 @@ def _rows(ph: SitePhysics, bid: str, t: np.ndarray) -> list[Row]:
         if q is None:
             extend(zip(repeat(key), ts, vals, repeat("good")))
         else:
-            extend((key, a, b, "good") if c == 0 else (key, a, None, _QUALITY[c].value)
+            extend((key, a, b, "good") if c == 0 else (key, a, None, QUALITY[c])
                    for a, b, c in zip(ts, vals, q.tolist(), strict=True))
     return out
 
 
-def _readings(ph: SitePhysics, bid: str, t: np.ndarray) -> list[Reading]:
-    return [Reading(p, ts, v, Quality(q)) for p, ts, v, q in _rows(ph, bid, t)]
-
-
-def backfill(site: Site, store, start: float, end: float, step_s: float = STEP, seed: int = 0,  # noqa: ANN001
+def backfill(site: Site, store: Store, start: float, end: float, step_s: float = STEP, seed: int = 0,
              faults: list[Fault] | None = None, batch: int | None = None,
              progress: Callable[[int, float], None] | None = None,
              buildings: list[str] | None = None) -> BackfillStats:
     """Write the simulated history of [start, end) into ``store`` (a telemetry Store) in large batches.
 
-    Uses the store's ``write_rows`` fast path (tuples, no Reading objects) when it has one, in batches of the
+    Uses the store's ``write_rows`` (tuples, no Reading objects; both telemetry stores have it), in batches of the
     store's ``preferred_batch`` (50,000 for the embedded store, 5,000 for InfluxDB) unless ``batch`` is given.
     ``progress(n_written, sim_time_reached)`` is called after every store write.
     """
     t0 = time.perf_counter()
-    fast = callable(getattr(store, "write_rows", None))
+    if not callable(getattr(store, "write_rows", None)):
+        raise TypeError(f"backfill writes through the store's write_rows; {type(store).__name__} has none "
+                        "(use telemetry's EmbeddedStore or InfluxStore)")
     batch = batch or int(getattr(store, "preferred_batch", 50_000))
 
     def write(rows: list[Row]) -> None:
-        if fast:
-            store.write_rows(rows)
-        else:
-            store.write([Reading(p, ts, v, Quality(q)) for p, ts, v, q in rows])
+        store.write_rows(rows)
 
     n = 0
     pending: list[Row] = []

@@ -23,7 +23,7 @@ import numpy as np
 from buildings.site import Site, SiteError
 from simulators.faults import DEVICE_KINDS, KINDS, Fault, FaultKind, FaultSpec, Scenario, check_targets
 from simulators.physics import STEP
-from simulators.points import Q_COMM, SitePhysics
+from simulators.points import SitePhysics
 from simulators.values import DeviceMode
 
 
@@ -104,21 +104,22 @@ class SiteSimulation:
                 out[k] = None if q is not None and q[0] else (x if isinstance(x, str) else float(x))
         return out
 
-    def readings(self, t: float | None = None) -> list:
-        """The snapshot as telemetry Readings (quality from device faults)."""
-        from telemetry.reading import Quality, Reading
+    def rows(self, t: float | None = None) -> list[tuple[str, float, float | str | None, str]]:
+        """The snapshot as (point, ts, value, quality) rows, the stores' write_rows form (quality from device
+        faults; the telemetry Quality values, so a simulator need not import telemetry)."""
+        from simulators.history import QUALITY
 
         t = self.now() if t is None else t
-        out = []
+        out: list[tuple[str, float, float | str | None, str]] = []
         for bid in self.physics.models:
             values, quality = self.physics.evaluate(bid, np.array([t]), cache=True)
             for k, v in values.items():
                 q = quality.get(k)
                 if q is not None and q[0]:
-                    out.append(Reading(k, t, None, Quality.COMM_FAILURE if q[0] == Q_COMM else Quality.BAD))
+                    out.append((k, t, None, QUALITY.get(int(q[0]), "bad")))
                 else:
                     x = v[0]
-                    out.append(Reading(k, t, x if isinstance(x, str) else float(x)))
+                    out.append((k, t, x if isinstance(x, str) else float(x), "good"))
         return out
 
     # --- faults at run time ---------------------------------------------------------------------------

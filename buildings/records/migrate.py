@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 from buildings.records.base import make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-RECORD_MODULES = ["buildings.records.models", "dashboard.auth", "rules.alarms", "api.tokens", "api.pii", "api.evidence"]
+RECORD_MODULES = ["buildings.records.models", "buildings.access", "rules.alarms", "api.tokens", "api.pii",
+                  "api.evidence"]
 
 
 def alembic_config(url: str, engine: Engine | None = None) -> Config:

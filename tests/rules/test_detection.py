@@ -1,7 +1,7 @@
 """Detection quality against the simulators' fault scenarios (ground truth) and a fault-free simulated month.
 
-Everything runs in memory: simulators/history.generate -> rules Engine, no store. The history is on the
-simulator's 15-minute grid, so "a poll interval" here is 15 minutes.
+Everything runs in memory: retrofit.history.generate (simulated rows as Readings) -> rules Engine, no store. The
+history is on the simulator's 15-minute grid, so "a poll interval" here is 15 minutes.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from buildings.site import Site, load_site
+from retrofit.history import generate
 from rules.engine import AlarmEvent, Engine
 from rules.model import CompiledRule
 from simulators.faults import KINDS, ground_truth
-from simulators.history import generate, scenario_faults
+from simulators.history import scenario_faults
 from simulators.points import SitePhysics
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ import pytest
 
 from buildings.site import Site
 from retrofit.devservers import ServerProcess
-from simulators.history import generate
+from retrofit.history import generate
 from simulators.points import SitePhysics
 from tests.simulators_physics.conftest import SAMPLE, epoch
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from buildings.site import Site, SiteError
+from retrofit.history import generate
 from simulators.faults import KINDS, FaultKind, ground_truth, load_scenario
-from simulators.history import generate
 from simulators.points import SitePhysics
 from simulators.site_sim import SiteSimulation
 from simulators.values import DeviceMode
