@@ -103,7 +103,8 @@ async def test_publisher_reconnects_after_broker_restart(mosquitto_private: Serv
         assert await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/#", 1)
         await asyncio.to_thread(mosquitto_private.restart)
         vals.values["b1/iaq-1-temp"] = 25.0
-        got = await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/iaq-1", 1, 15)
+        # fresh: the restarted broker also restores the retained pre-restart message (persistence works)
+        got = await asyncio.to_thread(sub, mosquitto_private.port, "t3/b1/iaq-1", 1, 15, True)
         assert got and json.loads(got[0][1])["temp"] == 25.0
     finally:
         await pub.stop()
