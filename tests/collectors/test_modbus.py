@@ -116,7 +116,9 @@ def _three_devices(tmp_path: Path, interval: float) -> Site:
 
 
 def test_dead_device_goes_offline_and_others_stay_on_time(tmp_path: Path) -> None:
-    interval = 0.5
+    # 1.5 s: the 10 % allowance (150 ms) stays meaningful on a loaded 2-core machine, where a 0.5 s interval's 50 ms
+    # is within the event loop's own scheduling noise.
+    interval = 1.5
     site = _three_devices(tmp_path, interval)
     values = DictValues(default=20.0)
     events: list[tuple[float, str, Health]] = []
@@ -129,7 +131,7 @@ def test_dead_device_goes_offline_and_others_stay_on_time(tmp_path: Path) -> Non
                               on_status=lambda st: events.append((time.time(), st.device, st.health)))
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(2.0)
         values.modes["b1/m0"] = DeviceMode.OFFLINE
         killed_at.append(time.time())
         await asyncio.sleep(3 * interval + 0.6)
@@ -150,7 +152,7 @@ def test_dead_device_goes_offline_and_others_stay_on_time(tmp_path: Path) -> Non
     for dev in ("b1/m1", "b1/m2"):
         starts = collector.pollers[dev].status.poll_starts
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-        assert len(gaps) >= 6
+        assert len(gaps) >= 4
         assert max(gaps) <= interval * 1.1, (dev, gaps)
         assert collector.pollers[dev].status.health is Health.OK
 
