@@ -35,12 +35,15 @@ def _logging(level: str) -> None:
     logging.getLogger("bacpypes3").setLevel(logging.CRITICAL)
 
 
-def store_sink(settings: Any) -> Any:
-    """The store sink: the configured store (InfluxDB or embedded) behind the durable buffer."""
+def store_sink(settings: Any, site: Any = None) -> Any:
+    """The store sink: the configured store (InfluxDB or embedded) behind the durable buffer. With the site, InfluxDB
+    readings also carry the equipment, brick and subitem tags."""
     from collectors.pipeline import StoreSink
+    from telemetry import open_store
     from telemetry.buffer import open_buffer
 
-    return StoreSink(open_buffer(settings))  # the buffer opens the store and closes it when it is closed
+    # owns_store: the buffer closes the store when it is closed
+    return StoreSink(open_buffer(settings, open_store(settings, site=site), owns_store=True))
 
 
 def downsampling_for(store: Any, every_s: float = 3600.0) -> Any:
@@ -138,7 +141,7 @@ def collect(
         return
     _logging(log_level)
     settings = _settings(data_dir, mqtt_url)
-    store = store_sink(settings)  # owns the store it opens: closed with the buffer when the collector stops
+    store = store_sink(settings, site)  # owns the store it opens: closed with the buffer when the collector stops
     sinks: list[Any] = [store]
     rollups = downsampling_for(store.target.store)
     rs = None
