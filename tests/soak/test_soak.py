@@ -337,6 +337,10 @@ def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
         assert any(f"{a['building']}/{a['subject']}" == target and a["family"] == "safety" for a in alarms), (
             f"no safety alarm for the injected fault on {target}: {[(a['rule'], a['subject']) for a in alarms]}")
 
+    if offline_s >= 240:  # sv-comm needs 3 min of failed polls: only the long version holds the device that long
+        assert any(f"{a['building']}/{a['subject']}" == OFFLINE_DEVICE and a["rule"] == "sv-comm" for a in alarms), (
+            f"no sv-comm alarm for {OFFLINE_DEVICE}: {[(a['rule'], a['subject']) for a in alarms]}")
+
     # 3. memory flat: after a warm-up, the collector's RSS does not keep growing
     after = [mb for t, mb in mem if t >= 20]
     assert len(after) >= 10, mem
