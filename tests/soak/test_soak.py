@@ -361,6 +361,7 @@ def test_soak_restarts_kill_and_faults(stack: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_soak_long(stack: dict) -> None:
     """The long version (--run-slow): a minute between disturbances, the device offline for five minutes."""
     run_soak(stack, phase_s=60, offline_s=300)
