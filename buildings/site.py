@@ -10,6 +10,7 @@ file, line and field so a technician can fix it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from enum import StrEnum
@@ -412,6 +413,18 @@ class Site(BaseModel):
                     for d in f.devices]
             files.append(f.model_copy(update={"devices": devs}))
         return Site(files=files, paths=self.paths)
+
+    def write_yaml(self, folder: str | os.PathLike) -> str:
+        """Write the site back as one YAML file per building (e.g. after with_free_ports, so that other processes
+        can load the same addresses); returns the folder."""
+        import yaml
+
+        os.makedirs(folder, exist_ok=True)
+        for f in self.files:
+            data = f.model_dump(mode="json", exclude_none=True)
+            with open(os.path.join(folder, f"{f.building.id}.yaml"), "w", encoding="utf-8") as fh:
+                yaml.safe_dump(data, fh, allow_unicode=True, sort_keys=False)
+        return str(folder)
 
     def with_free_ports(self) -> Site:
         """A copy of the site with every Modbus/BACnet endpoint moved to a currently free loopback port."""

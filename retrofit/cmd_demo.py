@@ -75,15 +75,7 @@ def prepare_site(site_path: Path, data_dir: Path) -> Path:
             and not _port_free(d.port, udp=d.protocol == Protocol.BACNET)]
     if not busy:
         return site_path
-    import yaml
-
-    moved = site.with_free_ports()
-    out = data_dir / "site"
-    out.mkdir(parents=True, exist_ok=True)
-    for f, src in zip(moved.files, moved.paths, strict=True):
-        data = f.model_dump(mode="json", exclude_defaults=True)
-        (out / Path(src).name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
-    return out
+    return Path(site.with_free_ports().write_yaml(data_dir / "site"))
 
 
 def history_window(site: Any, now: float, days: int,
@@ -111,21 +103,15 @@ def ensure_records(settings: Any, site_path: Path, console: Any) -> list[tuple[s
     """Load the sample district into the records DB and create one user per role; returns new sign-ins."""
     from sqlalchemy import select
 
-    from buildings.records import make_engine, session_factory
-    from buildings.records.migrate import upgrade
-    from buildings.records.program import import_all
+    from buildings.records import session_factory
+    from buildings.records.program import import_sample
     from buildings.site import load_site
-    from buildings.subsidy.policy import POLICY_DIR, load_policies
     from dashboard.auth import User, add_user, create_tables
-    from retrofit.cmd_program import DEFAULT_PROGRAMME
 
     url = settings.effective_records_url
-    engine = make_engine(url)
-    upgrade(url, engine=engine)
     site = load_site(str(site_path))
+    engine = import_sample(url, site, "demo")
     sf = session_factory(engine)
-    with sf.begin() as s:
-        import_all(s, site, DEFAULT_PROGRAMME, load_policies(str(POLICY_DIR)), "demo", str(POLICY_DIR))
     create_tables(engine)
     owners: list[tuple[str, str]] = []
     for b in site.buildings:  # the biggest owner of each single- or few-owner building gets a sign-in

@@ -430,6 +430,21 @@ def _with_default_docs(pj: ProjectIn) -> ProjectIn:
     return pj.model_copy(update={"milestones": ms})
 
 
+def import_sample(url: str, site: Site, actor: str, program_path: str | os.PathLike | None = None) -> Any:
+    """Migrate the records database at ``url`` and import the site, the shipped policies and a programme file
+    (default: the sample programme) in one transaction; returns the engine. Used by `retrofit demo` and tests."""
+    from buildings import SAMPLE_PROGRAMME
+    from buildings.records.base import make_engine, session_factory
+    from buildings.records.migrate import upgrade
+    from buildings.subsidy.policy import POLICY_DIR, load_policies
+
+    engine = make_engine(url)
+    upgrade(url, engine=engine)
+    with session_factory(engine).begin() as s:
+        import_all(s, site, program_path or SAMPLE_PROGRAMME, load_policies(str(POLICY_DIR)), actor, str(POLICY_DIR))
+    return engine
+
+
 def import_all(s: Session, site: Site, program_path: str | os.PathLike | None, policies: dict[str, Policy],
                actor: str, policy_folder: str = "") -> None:
     """Site portfolio + policies + programme file, in the caller's transaction."""

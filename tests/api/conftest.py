@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from buildings.records.base import make_engine, session_factory
+from buildings.records.base import make_engine
 from buildings.site import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMME = ROOT / "buildings" / "program" / "yuzhong.yaml"
 HISTORY_DAYS = 2
 CONTACTS = ("owner_id,contact_name,id_number,phone\n"
             "f03-individuals,王小明,500103198001011234,13812345678\n"
@@ -45,15 +44,9 @@ class ApiEnv:
 
 def seed_records(url: str, site_path: Path) -> None:
     """Migrate the records database and import the sample programme, as `retrofit program import` does."""
-    from buildings.records.migrate import upgrade
-    from buildings.records.program import import_all
-    from buildings.subsidy.policy import POLICY_DIR, load_policies
+    from buildings.records.program import import_sample
 
-    engine = make_engine(url)
-    upgrade(url, engine=engine)
-    with session_factory(engine).begin() as s:
-        import_all(s, load_site(str(site_path)), PROGRAMME, load_policies(POLICY_DIR), "tests", str(POLICY_DIR))
-    engine.dispose()
+    import_sample(url, load_site(str(site_path)), "tests").dispose()
 
 
 def seed_alarms(url: str, end: float) -> None:

@@ -31,16 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RETROFIT = [sys.executable, "-m", "retrofit.cli"]
 
 
-def dump_site(site: Site, path: Path) -> Path:
-    """Write a (port-moved) site back to YAML files, to hand to subprocesses."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    path.mkdir(parents=True, exist_ok=True)
-    for bf in site.files:
-        with open(path / f"{bf.building.id}.yaml", "w", encoding="utf-8") as fh:
-            yaml.dump(bf.model_dump(mode="json", exclude_none=True), fh)
-    return path
 
 
 @pytest.mark.parametrize("store", ["embedded", "influxdb"])
@@ -77,7 +67,7 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
                     moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
         assert ready, f"simulator did not start: {sim.stderr.read() if sim.poll() is not None else ''}"  # type: ignore[union-attr]
         site = sample.with_ports(moved)
-        site_dir = dump_site(site, tmp_path / "site")
+        site_dir = Path(site.write_yaml(tmp_path / "site"))
         out = subprocess.run([*RETROFIT, "collect", "--site", str(site_dir), "--duration", "6"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=90)
         assert out.returncode == 0, out.stderr[-3000:]

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from buildings.records.base import make_engine, session_factory
+from buildings.records.base import make_engine
 from buildings.site import load_site
 from dashboard.auth import add_user
 
 PASSWORD = "correct-horse-battery"
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMME = ROOT / "buildings" / "program" / "yuzhong.yaml"
 HISTORY_DAYS = 4
 
 
@@ -35,15 +34,9 @@ class DashEnv:
 
 def seed_records(url: str, site_path: Path) -> None:
     """Migrate the records database and import the sample programme, as `retrofit program import` does."""
-    from buildings.records.migrate import upgrade
-    from buildings.records.program import import_all
-    from buildings.subsidy.policy import POLICY_DIR, load_policies
+    from buildings.records.program import import_sample
 
-    engine = make_engine(url)
-    upgrade(url, engine=engine)
-    with session_factory(engine).begin() as s:
-        import_all(s, load_site(str(site_path)), PROGRAMME, load_policies(POLICY_DIR), "tests", str(POLICY_DIR))
-    engine.dispose()
+    import_sample(url, load_site(str(site_path)), "tests").dispose()
 
 
 def alarm_event(kind: str, rule: str, building: str, subject: str, ts: float, family: str = "energy",

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from typer.testing import CliRunner
 
-from buildings.site import Site, load_site
+from buildings.site import load_site
 from collectors.mqtt_publish import decode_reading
 from retrofit.cli import app
 from retrofit.devservers import ServerProcess
@@ -128,16 +128,6 @@ class Tap:
         self.client.loop_stop()
 
 
-def dump_site(site: Site, path: Path) -> Path:
-    """The port-moved site as one YAML file per building, for the edge collectors."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    path.mkdir(parents=True, exist_ok=True)
-    for bf in site.files:
-        with open(path / f"{bf.building.id}.yaml", "w", encoding="utf-8") as fh:
-            yaml.dump(bf.model_dump(mode="json", exclude_none=True), fh)
-    return path
 
 
 @pytest.fixture()
@@ -176,7 +166,7 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
         if ep["protocol"] in ("modbus", "bacnet"):
             _, dev = sample.devices[f"{ep['building']}/{ep['device']}"]
             moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
-    site_dir = dump_site(sample.with_ports(moved), tmp_path / "site")
+    site_dir = Path(sample.with_ports(moved).write_yaml(tmp_path / "site"))
 
     tap = Tap(mosquitto_private.port)
     try:

@@ -106,16 +106,6 @@ class BufferTap:
 # --- processes --------------------------------------------------------------------------------------------------
 
 
-def dump_site(site: Site, path: Path) -> Path:
-    """Write a (port-moved) site back to YAML files, to hand to the collector process."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    path.mkdir(parents=True, exist_ok=True)
-    for bf in site.files:
-        with open(path / f"{bf.building.id}.yaml", "w", encoding="utf-8") as fh:
-            yaml.dump(bf.model_dump(mode="json", exclude_none=True), fh)
-    return path
 
 
 def start_simulator(sample: Site, sample_path: Path, env: dict[str, str], mqtt: str, control: Path,
@@ -241,7 +231,7 @@ def stack(tmp_path: Path, influxd_private: ServerProcess, mosquitto_private: Ser
     procs: list[subprocess.Popen] = [sim]
     try:
         yield {"tmp": tmp_path, "data": data, "env": env, "control": control, "site": site,
-               "site_dir": dump_site(site, tmp_path / "site"), "procs": procs, "influxd": influxd_private,
+               "site_dir": Path(site.write_yaml(tmp_path / "site")), "procs": procs, "influxd": influxd_private,
                "mosquitto": mosquitto_private}
     finally:
         for p in reversed(procs):  # collectors first, the simulator last
