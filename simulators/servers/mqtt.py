@@ -12,7 +12,10 @@ The interval is the smallest ``poll_interval_s`` of the topic's points (else the
 ``speed``; every sensor also publishes once right after start, like a sensor joining. Device modes of the
 gateway: *offline* publishes nothing; *errors* publishes ``{"error": "sensor fault", ...}`` without values;
 *garbage* publishes truncated, unparseable JSON. paho-mqtt 2 (CallbackAPIVersion.VERSION2) runs its own network
-thread and reconnects with backoff; publishes while disconnected are queued by paho (QoS 1) up to a bound.
+thread and reconnects with backoff. paho drops a QoS 0 publish made while disconnected (it queues only QoS 1
+and 2), so a state sensor's change uplink (leak, smoke) goes out at QoS 1, as alarm sensors send a confirmed
+uplink: a change that happens while the broker is away is delivered when it comes back, not an hour later with
+the next heartbeat. After every reconnect, state sensors also re-send their current state at once.
 """
 
 from __future__ import annotations
@@ -157,11 +160,15 @@ class MqttSensorPublisher:
         self.published = 0
         self._rng = random.Random(1)
         self._tasks: list[asyncio.Task] = []
+        self._connects = 0  # counted by paho's thread; a state sensor re-sends when it changes (a reconnect)
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
         if reason_code.is_failure:
             log.warning("MQTT broker %s:%s refused the simulator: %s", self.host, self.port, reason_code)
             return
+        self._connects += 1
+        if self._connects > 1:
+            log.warning("MQTT broker %s:%s reconnected; state sensors re-send their state", self.host, self.port)
         self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
@@ -203,19 +210,23 @@ class MqttSensorPublisher:
         changes, as real LoRaWAN/Zigbee alarm sensors send an event uplink instead of waiting for the heartbeat."""
         await asyncio.sleep((index % 50) * 0.01)  # spread the join burst a little
         loop = asyncio.get_running_loop()
+        event = False
+        seen_connects = self._connects
         while True:
             try:
-                self.publish_once(s)
+                self.publish_once(s, confirmed=event)
             except Exception:  # noqa: BLE001 - one sensor's bad value must not stop the others
                 log.exception("MQTT sensor %s failed to publish", s.topic)
             due = loop.time() + s.interval_s / self.speed
+            event = False
             if not s.event_keys:
                 await asyncio.sleep(due - loop.time())
                 continue
             state = [self.values.value(k) for k in s.event_keys]
             while loop.time() < due:
                 await asyncio.sleep(min(EVENT_CHECK_S, max(0.0, due - loop.time())))
-                if [self.values.value(k) for k in s.event_keys] != state:
+                if [self.values.value(k) for k in s.event_keys] != state or self._connects != seen_connects:
+                    event, seen_connects = True, self._connects
                     break
 
     def payload(self, s: Sensor) -> bytes | None:
@@ -247,14 +258,16 @@ class MqttSensorPublisher:
             return data[: max(1, len(data) // 2)] + b"\xff"
         return data
 
-    def publish_once(self, s: Sensor) -> bool:
+    def publish_once(self, s: Sensor, confirmed: bool = False) -> bool:
+        """Publish the sensor's message now; `confirmed` (a state change) uses QoS >= 1 so paho keeps it while
+        the broker is away."""
         data = self.payload(s)
         if data is None:
             return False
         # Retained, like a gateway that keeps each sensor's last state on the broker: a collector that (re)connects
         # gets every sensor's latest reading at once instead of waiting up to a heartbeat interval. Stores key
         # readings by (point, time), so receiving the same retained message twice changes nothing.
-        self.client.publish(s.topic, data, qos=self.qos, retain=True)
+        self.client.publish(s.topic, data, qos=max(self.qos, 1) if confirmed else self.qos, retain=True)
         self.published += 1
         return True
 

@@ -325,7 +325,8 @@ def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
             f"alarm not caused by an injected fault: {a['rule']} on {subject}: {a['message_en']}")
     for _, target in FAST_FAULTS:
         assert any(f"{a['building']}/{a['subject']}" == target and a["family"] == "safety" for a in alarms), (
-            f"no safety alarm for the injected fault on {target}: {[(a['rule'], a['subject']) for a in alarms]}")
+            f"no safety alarm for the injected fault on {target}: {[(a['rule'], a['subject']) for a in alarms]}\n"
+            f"collect.log:\n{_tail(tmp / 'collect.log')}\nsimulate.log:\n{_tail(tmp / 'simulate.log')}")
 
     if offline_s >= 240:  # sv-comm needs 3 min of failed polls: only the long version holds the device that long
         assert any(f"{a['building']}/{a['subject']}" == OFFLINE_DEVICE and a["rule"] == "sv-comm" for a in alarms), (
@@ -337,6 +338,14 @@ def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
     head = sorted(after[: len(after) // 3])[len(after) // 6]
     tail = max(after[-len(after) // 3:])
     assert tail - head < max(15.0, 0.1 * head), f"collector RSS grew from {head:.1f} to {tail:.1f} MB: {mem}"
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    """The end of a log, for a failure message (CI keeps no temp dirs)."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError as e:
+        return f"({e})"
 
 
 def _point_of(site: Site, subject: str, allowed: set[str]) -> bool:
