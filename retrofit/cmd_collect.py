@@ -61,6 +61,9 @@ def downsampling_for(store: Any, every_s: float = 3600.0) -> Any:
     return job
 
 
+LIVE_LATENESS_S = 15.0  # how long the collector's rules wait for out-of-order readings before evaluating
+
+
 class RulesFeed:
     """The rules engine fed in-process by the pipeline; alarms go to the records DB (and MQTT when configured)."""
 
@@ -69,7 +72,10 @@ class RulesFeed:
         from rules.alarms import AlarmBook, AlarmPublisher
         from rules.engine import Engine
 
-        self.engine = Engine(site, load_rules_or_exit(rules_dir))
+        # Live, in-process: the pipeline hands over readings seconds after the collector stamped them, so a short
+        # lateness is enough; the engine's replay default (120 s) held a leak alarm back two minutes and more. A
+        # reading later than this (an MQTT sensor's queued uplink) still counts: it applies at the next tick.
+        self.engine = Engine(site, load_rules_or_exit(rules_dir), lateness_s=LIVE_LATENESS_S)
         pub = None
         if settings.mqtt_url:
             pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None

@@ -157,3 +157,30 @@ def test_no_alarm_on_a_healthy_day(site, library) -> None:  # noqa: ANN001
                  "b1/leak-1": lambda t: 0.0})
     ev = feed_all(eng, readings(vals, MONDAY + 4 * H, MONDAY + 20 * H, step=step))
     assert ev == []
+
+
+def test_live_lateness_raises_a_leak_within_a_tick_and_late_uplinks_still_count(site, library) -> None:  # noqa: ANN001
+    """The collector's in-process engine (LIVE_LATENESS_S): readings arrive in real time, a leak raises at the
+    first tick the watermark passes (not two minutes later), and an uplink that arrives after the watermark
+    passed its timestamp (queued during a broker outage) still raises, at the next tick."""
+    from retrofit.cmd_collect import LIVE_LATENESS_S
+
+    eng = Engine(site, only(library, "s-water-leak"), lateness_s=LIVE_LATENESS_S)
+    t0, wet = MONDAY + 10 * H, MONDAY + 10 * H + 600
+    events = []
+    for t in range(int(t0), int(t0 + 1200), 5):  # a meter polled every 5 s drives event time, as live
+        events += eng.feed([Reading("b1/co2-1", float(t), 500.0, Quality.GOOD),
+                            Reading("b1/leak-1", float(t), 1.0 if t >= wet else 0.0, Quality.GOOD)])
+        if events:
+            break
+    assert [e.kind for e in events] == ["raise"]
+    assert events[0].ts <= wet + 60 and t <= wet + 60 + LIVE_LATENESS_S + 5
+
+    eng = Engine(site, only(library, "s-water-leak"), lateness_s=LIVE_LATENESS_S)
+    ev = eng.feed([Reading("b1/leak-1", t0, 0.0, Quality.GOOD)])
+    for t in range(int(t0), int(t0 + 900), 5):
+        ev += eng.feed([Reading("b1/co2-1", float(t), 500.0, Quality.GOOD)])
+    assert ev == []
+    late = eng.feed([Reading("b1/leak-1", t0 + 840, 1.0, Quality.GOOD)])  # behind the watermark (t0 + 880)
+    late += eng.feed([Reading("b1/co2-1", t0 + 900 + 60, 500.0, Quality.GOOD)])
+    assert [e.kind for e in late] == ["raise"] and eng.stats.late == 0
