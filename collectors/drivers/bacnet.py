@@ -20,6 +20,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bacpypes3.apdu import AbortPDU, ErrorRejectAbortNack, RejectPDU
@@ -28,6 +29,7 @@ from bacpypes3.argparse import SimpleArgumentParser
 from bacpypes3.basetypes import ErrorType
 from bacpypes3.pdu import Address
 
+from buildings.bacpypes_speedup import install as _install_speedup
 from buildings.site import Device
 from collectors.decode import bacnet_value, judge
 from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
@@ -35,6 +37,7 @@ from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
 
 log = logging.getLogger("collectors.bacnet")
+_install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
 
 RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService")
 TOO_BIG = ("segmentation-not-supported", "segmentationNotSupported", "buffer-overflow", "bufferOverflow",
@@ -95,9 +98,8 @@ class BacnetDriver:
         self.rpm_limit: int | None = None  # learned when the device aborts an answer too big for one APDU
         self._addr = Address(self.address)
         self._vendor_info: Any = None
-        # typed RPM parameters per request, built once: bacpypes3 would otherwise re-parse every
-        # "analog-input,1" / "present-value" string (with a vendor lookup) on every poll
-        self._params: dict[tuple[BacnetPlanned, ...], list[Any]] = {}
+        self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
+        self._types: dict[tuple[Any, Any], Any] = {}
         self._cov_tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -153,33 +155,77 @@ class BacnetDriver:
                             "this probe)", exc)
         return await self._read_each(app, request.points)
 
-    async def _read_rpm(self, app: Application, request: BacnetRead) -> list[Reading]:
-        params = self._params.get(request.points)
-        if params is None:
-            from bacpypes3.basetypes import PropertyIdentifier
+    def _rpm_template(self, points: tuple[BacnetPlanned, ...]) -> _RpmTemplate:
+        """The request encoded once per planned RPM (the plan does not change between polls), and how to find
+        each point in the answer. bacpypes3 would rebuild and re-encode ~3 objects per property every poll."""
+        tpl = self._templates.get(points)
+        if tpl is None:
+            from bacpypes3.apdu import ReadAccessSpecification, ReadPropertyMultipleRequest
+            from bacpypes3.basetypes import PropertyIdentifier, PropertyReference
+            from bacpypes3.constructeddata import SequenceOf
             from bacpypes3.primitivedata import ObjectIdentifier
 
-            params = []
-            for p in request.points:
-                params.extend([ObjectIdentifier(p.object_id), [PropertyIdentifier(p.property)]])
-            self._params[request.points] = params
+            specs: dict[tuple[str, int], ReadAccessSpecification] = {}
+            for p in points:
+                spec = specs.get((p.object_type, p.instance))
+                if spec is None:
+                    spec = specs[(p.object_type, p.instance)] = ReadAccessSpecification(
+                        objectIdentifier=ObjectIdentifier(p.object_id), listOfPropertyReferences=[])
+                spec.listOfPropertyReferences.append(
+                    PropertyReference(propertyIdentifier=PropertyIdentifier(p.property)))
+            encoded = ReadPropertyMultipleRequest(
+                listOfReadAccessSpecs=SequenceOf(ReadAccessSpecification)(list(specs.values()))).encode()
+            where = {(p.object_type, p.instance, p.property): i for i, p in enumerate(points)}
+            tpl = self._templates[points] = _RpmTemplate(encoded, where)
+        return tpl
+
+    def _property_type(self, object_type: Any, prop: Any) -> Any:
+        """The datatype of a property (from the device's vendor info), cached: how an Any value is cast out."""
+        key = (object_type, prop)
+        kind = self._types.get(key, _MISSING)
+        if kind is _MISSING:
+            cls = self._vendor_info.get_object_class(object_type)
+            kind = self._types[key] = cls.get_property_type(prop) if cls is not None else None
+        return kind
+
+    async def _read_rpm(self, app: Application, request: BacnetRead) -> list[Reading]:
+        """One planned ReadPropertyMultiple: the pre-encoded request goes through bacpypes3's own transaction
+        machinery (invoke ids, segmentation, retries), the decoded ACK is mapped straight onto the plan."""
+        from bacpypes3.apdu import ConfirmedRequestPDU, ReadPropertyMultipleACK
+
         if self._vendor_info is None:
             self._vendor_info = await self._bounded(app.get_vendor_info(device_address=self._addr), "vendor lookup")
-        # read_property_multiple consumes the list it is given: hand it a copy
-        result = await self._bounded(app.read_property_multiple(self._addr, list(params), self._vendor_info),
-                                     f"ReadPropertyMultiple of {len(request.points)} properties")
+        tpl = self._rpm_template(request.points)
+        pdu = ConfirmedRequestPDU()
+        pdu.update(tpl.encoded)
+        pdu.put_data(tpl.encoded.pduData)
+        pdu.pduDestination = self._addr
+        pdu.apduInvokeID = None  # Application.request assigns a free one
+        result = await self._bounded(app.request(pdu), f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
             raise BacnetReply(result, f"{self._label()}: ReadPropertyMultiple: {describe_error(result)}")
-        if result is None:
-            raise DeviceProtocolError(f"{self._label()}: ReadPropertyMultiple got an unexpected answer")
-        by_ref: dict[tuple[str, int, str], Any] = {}
-        for objid, prop, _index, value in result:
-            by_ref[(str(objid[0]), int(objid[1]), str(prop))] = value
+        if not isinstance(result, ReadPropertyMultipleACK):
+            raise DeviceProtocolError(f"{self._label()}: ReadPropertyMultiple got an unexpected answer "
+                                      f"({type(result).__name__})")
+        points = request.points
+        values: list[Any] = [_MISSING] * len(points)
+        for access in result.listOfReadAccessResults:
+            otype, inst = access.objectIdentifier
+            for element in access.listOfResults or ():
+                prop = element.propertyIdentifier
+                i = tpl.where.get((str(otype), int(inst), str(prop)))
+                if i is None or element.propertyArrayIndex is not None:
+                    continue  # not something we asked for
+                rr = element.readResult
+                if rr.propertyAccessError is not None:
+                    values[i] = rr.propertyAccessError
+                    continue
+                kind = self._property_type(otype, prop)
+                values[i] = rr.propertyValue.cast_out(kind) if kind is not None else None
         out: list[Reading] = []
         errors = 0
-        for p in request.points:
-            value = by_ref.get((p.object_type, p.instance, p.property), _MISSING)
+        for p, value in zip(points, values, strict=True):
             if value is _MISSING or isinstance(value, ErrorType):
                 errors += 1
                 out.append(Reading(p.key, ts, None, Quality.BAD))
@@ -258,6 +304,14 @@ async def _maybe_await(x: Any) -> None:
 
 class _Missing:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _RpmTemplate:
+    """A planned RPM encoded once, and where each (object type, instance, property) goes in the plan."""
+
+    encoded: Any  # a ConfirmedRequestPDU without destination or invoke id
+    where: dict[tuple[str, int, str], int]
 
 
 _MISSING = _Missing()

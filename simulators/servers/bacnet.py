@@ -33,12 +33,15 @@ from typing import Any
 from bacpypes3.apdu import (
     ConfirmedRequestPDU,
     Error,
+    ReadAccessResult,
+    ReadPropertyMultipleACK,
     ReadPropertyMultipleRequest,
     RejectPDU,
     RejectReason,
 )
 from bacpypes3.app import Application
-from bacpypes3.basetypes import EngineeringUnits, Reliability, Segmentation, StatusFlags
+from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier, Reliability, Segmentation, StatusFlags
+from bacpypes3.errors import ObjectError
 from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObject
 from bacpypes3.local.device import DeviceObject
@@ -47,12 +50,15 @@ from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.local.object import Object as _LocalObject
 from bacpypes3.object import AccumulatorObject as _AccumulatorObject
 from bacpypes3.pdu import PDU
+from bacpypes3.service.object import read_property_to_result_element
 
+from buildings.bacpypes_speedup import install as _install_speedup
 from buildings.site import Device, Point, Protocol, Site, point_key
 from simulators.servers import Endpoint
 from simulators.values import DeviceMode, ValueSource
 
 log = logging.getLogger(__name__)
+_install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
 
 
 class AccumulatorObject(_LocalObject, _AccumulatorObject):
@@ -112,6 +118,9 @@ def make_object(kind: str, instance: int, p: Point) -> Any:
     return cls(**kw)
 
 
+_SPECIAL_PROPERTIES = (PropertyIdentifier.all, PropertyIdentifier.required, PropertyIdentifier.optional)
+
+
 class SimApplication(Application):
     """A bacpypes3 Application whose wire behaviour follows the device mode and the site's rpm flag."""
 
@@ -132,6 +141,27 @@ class SimApplication(Application):
                 return
             sim.refresh_if_stale()
         await super().indication(apdu)
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:  # noqa: N802
+        """RPM of named properties (what every collector sends) answered directly; bacpypes3's own handler
+        recomputes each object's required-property set for every property reference, which made the simulator,
+        not the collector, the bottleneck of RPM polling. 'all' / 'required' / 'optional' and the wildcard device
+        go to bacpypes3's handler, so the answers are the same."""
+        specs = apdu.listOfReadAccessSpecs
+        for spec in specs:
+            if spec.objectIdentifier[1] == 4194303 or any(
+                    ref.propertyIdentifier in _SPECIAL_PROPERTIES for ref in spec.listOfPropertyReferences):
+                await super().do_ReadPropertyMultipleRequest(apdu)
+                return
+        objects = [self.get_object_id(spec.objectIdentifier) for spec in specs]
+        if not any(objects):
+            raise ObjectError("unknown-object")
+        results = []
+        for spec, obj in zip(specs, objects, strict=True):
+            elements = [await read_property_to_result_element(obj, ref.propertyIdentifier, ref.propertyArrayIndex)
+                        for ref in spec.listOfPropertyReferences]
+            results.append(ReadAccessResult(objectIdentifier=spec.objectIdentifier, listOfResults=elements))
+        await self.response(ReadPropertyMultipleACK(listOfReadAccessResults=results, context=apdu))
 
     def get_services_supported(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
         services = super().get_services_supported()

@@ -182,3 +182,54 @@ def test_cov_subscription_is_renewed_before_its_lifetime_ends(tmp_path: Path) ->
     asyncio.run(main())
     seen = [v for _, v in got]
     assert 11.0 in seen and 12.0 in seen, seen
+
+
+def test_cached_getattr_static_answers_as_inspect_does() -> None:
+    asyncio.run(_check_cached_getattr_static())  # bacpypes3's local objects need a running loop
+
+
+async def _check_cached_getattr_static() -> None:
+    """buildings/bacpypes_speedup.py: the cached lookup gives inspect.getattr_static's answer for bacpypes3's own
+    sequences and local objects (properties, instance values, class values, missing with and without default),
+    also after the cache is warm and after an instance value changes."""
+    import inspect
+
+    from bacpypes3.apdu import ReadPropertyRequest
+    from bacpypes3.basetypes import ReadAccessResultElement
+    from bacpypes3.local.analog import AnalogInputObject
+    from bacpypes3.local.device import DeviceObject
+
+    from buildings.bacpypes_speedup import CachedGetattrStatic
+
+    class WithProperty:
+        kind = "class value"
+
+        @property
+        def present(self) -> int:
+            return 1
+
+    cached = CachedGetattrStatic()
+    shadow = WithProperty()
+    shadow.__dict__["present"] = "instance value under a property"  # the property (data descriptor) still wins
+    shadow.kind = "instance value"
+    objects = [ReadPropertyRequest(objectIdentifier="analog-input,1", propertyIdentifier="present-value"),
+               ReadAccessResultElement(propertyIdentifier="present-value"),
+               AnalogInputObject(objectIdentifier=("analog-input", 1), objectName="x", presentValue=21.5),
+               DeviceObject(objectIdentifier=("device", 9), objectName="d"),
+               WithProperty(), shadow, ReadPropertyRequest, WithProperty]
+    names = ["objectIdentifier", "propertyArrayIndex", "presentValue", "statusFlags", "objectName", "present",
+             "kind", "no_such_attribute", "__init__", "_elements", "encode"]
+    missing = object()
+    for _warm in range(2):
+        for obj in objects:
+            for name in names:
+                assert cached(obj, name, missing) is inspect.getattr_static(obj, name, missing), (obj, name)
+                try:
+                    want = inspect.getattr_static(obj, name)
+                except AttributeError:
+                    with pytest.raises(AttributeError):
+                        cached(obj, name)
+                else:
+                    assert cached(obj, name) is want
+    shadow.kind = "changed"
+    assert cached(shadow, "kind") == "changed"

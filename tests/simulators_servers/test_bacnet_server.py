@@ -100,6 +100,39 @@ async def test_read_property_multiple_present_value_units_flags(bacnet: Any) -> 
     vals.values["b1/t0"] = 20.0
 
 
+async def test_rpm_fast_path_answers_as_bacpypes3_does(bacnet: Any) -> None:
+    """The simulator answers named-property RPMs itself (SimApplication.do_ReadPropertyMultipleRequest): the same
+    answer as bacpypes3's handler, which still serves 'all' and the wildcard device, and the same errors."""
+    from bacpypes3.basetypes import ErrorType
+    from bacpypes3.service.object import ReadWritePropertyMultipleServices
+
+    client, servers, vals = bacnet
+    request = ["analog-input,100", ["present-value", "units", "description"],
+               "analog-input,99999", ["present-value"], "binary-input,1", ["present-value", "event-state"],
+               "analog-value,4", ["status-flags", "reliability"], "binary-input,1", ["polarity", "priority-array"]]
+
+    async def read() -> list[tuple[str, str, str]]:
+        res = await asyncio.wait_for(client.read_property_multiple(addr(servers[0]), list(request)), 5)
+        return [(f"{o[0]},{o[1]}", str(p), f"error {v.errorClass}: {v.errorCode}" if isinstance(v, ErrorType)
+                 else str(v)) for o, p, _i, v in res]
+
+    fast = await read()
+    assert ("analog-input,99999", "present-value", "error object: unknown-object") in fast
+    assert ("binary-input,1", "priority-array", "error property: unknown-property") in fast
+    assert ("analog-input,100", "present-value", "20.0") in fast and len(fast) == 10
+    # the same request through bacpypes3's own handler
+    sim_app = servers[0].app
+    own = ReadWritePropertyMultipleServices.do_ReadPropertyMultipleRequest
+    sim_app.do_ReadPropertyMultipleRequest = lambda apdu: own(sim_app, apdu)  # type: ignore[method-assign]
+    try:
+        assert await read() == fast
+    finally:
+        del sim_app.do_ReadPropertyMultipleRequest
+    # 'all' goes to bacpypes3's handler and still works
+    res = await asyncio.wait_for(client.read_property_multiple(addr(servers[0]), ["analog-input,100", ["all"]]), 5)
+    assert {"present-value", "object-name", "units"} <= {str(p) for _o, p, _i, _v in res}
+
+
 async def test_segmented_rpm_object_list_and_who_is(bacnet: Any) -> None:
     client, servers, vals = bacnet
     spec: list[Any] = []
