@@ -207,7 +207,7 @@ def bench_modbus(quick: bool, tmp: Path, memory: bool) -> None:
     sim = Simulator(tmp / "modbus", "modbus")
     try:
         # Interleaved rounds, best of each (the machine is shared; see bench_bacnet).
-        secs, rounds = (2.0, 2) if quick else (8.0, 3)
+        secs, rounds = (1.5, 2) if quick else (8.0, 3)
         naive = naive_conc = planned = 0.0
         for _ in range(rounds):
             naive = max(naive, asyncio.run(naive_modbus(site, secs)))
@@ -264,7 +264,7 @@ def bench_bacnet(quick: bool, tmp: Path) -> None:
     try:
         # Interleaved rounds, best of each: the machine is shared, so a burst of someone else's load must not
         # land on one side of the comparison only.
-        secs, rounds = (2.0, 4) if quick else (6.0, 3)
+        secs, rounds = (1.5, 4) if quick else (6.0, 3)
         single = planned = 0.0
         cpu_single = cpu_planned = float("inf")
         for _ in range(rounds):
