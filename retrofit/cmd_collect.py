@@ -101,18 +101,25 @@ def rules_sink(site: Any, settings: Any) -> Any:
     return CallbackSink(RulesFeed(site, settings), name="rules")
 
 
+def session_client_id(prefix: str, building_ids: Any) -> str:
+    """An MQTT session name, stable across restarts and unique per building set: ``<prefix>-<building ids>``
+    (a short digest when there are many). Persistent sessions are keyed by it, so a restarted process gets what
+    the broker queued for it, and two processes never take each other's session."""
+    import hashlib
+
+    ids = "_".join(sorted(building_ids))
+    if len(ids) > 64:  # many buildings behind one gateway: a short stable digest instead
+        ids = hashlib.sha1(ids.encode()).hexdigest()[:16]
+    return f"{prefix}-{ids}"
+
+
 def publisher_client_id(site: Any) -> str:
-    """The MQTT session name of an edge collector's publisher, stable across restarts and unique per building set.
+    """The MQTT session name of an edge collector's publisher.
 
     Every collector used to publish as ``retrofit-collector``: two edge collectors on one broker then took the
     same persistent session from each other (the broker disconnects the older one) over and over.
     """
-    import hashlib
-
-    ids = "_".join(sorted(b.id for b in site.buildings))
-    if len(ids) > 64:  # many buildings behind one gateway: a short stable digest instead
-        ids = hashlib.sha1(ids.encode()).hexdigest()[:16]
-    return f"retrofit-collect-{ids}"
+    return session_client_id("retrofit-collect", (b.id for b in site.buildings))
 
 
 def collect(

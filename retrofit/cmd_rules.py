@@ -265,6 +265,8 @@ def rules_run(
     step: float = typer.Option(60.0, "--step", help="evaluation step in seconds of event time"),
     lateness: float = typer.Option(120.0, "--lateness", help="how late (s) a reading may arrive and still count"),
     duration: float = typer.Option(0.0, "--duration", help="stop after this many seconds (0 = until Ctrl-C)"),
+    client_id: str | None = typer.Option(None, "--client-id", help="MQTT session name (default: retrofit-rules-"
+                                         "<building ids>); the broker keeps readings for it while it restarts"),
     as_json: bool = typer.Option(False, "--json", help="end with one JSON line: bindings, readings received and "
                                  "evaluated, alarm events, malformed and foreign payloads"),
 ) -> None:
@@ -272,12 +274,15 @@ def rules_run(
     alarms go to the records database and, when RETROFIT_MQTT_URL is set, out on MQTT.
 
     Give every building to exactly one worker: its rule state (windows, open alarms) lives in that worker only.
-    On SIGTERM/Ctrl-C/--duration the readings still held for lateness are evaluated before it stops.
+    On SIGTERM/Ctrl-C/--duration the readings still held for lateness are evaluated before it stops. The MQTT
+    session is persistent and named after the buildings, so readings published while the worker restarts are
+    delivered when it is back.
 
     Example: retrofit rules run --from mqtt://127.0.0.1:1883 --buildings jiefangbei-tower,huaxin-building
     """
     from collectors.mqtt_publish import decode_reading
     from retrofit.cli import console, fail, load_site_or_exit
+    from retrofit.cmd_collect import session_client_id
     from rules.alarms import AlarmBook, AlarmPublisher
     from rules.engine import Engine
     from rules.runner import MqttReadings
@@ -298,7 +303,8 @@ def rules_run(
     book = AlarmBook(settings.effective_records_url, publisher=pub)
     pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     sub = MqttReadings(source, owned, decode_reading, root=settings.mqtt_topic_root,
-                       username=settings.mqtt_username, password=pw)
+                       username=settings.mqtt_username, password=pw,
+                       client_id=client_id or session_client_id("retrofit-rules", owned))
     # say "reading" only once the broker confirmed the subscription (SUBACK): a supervisor or a test may wait for it
     state = "reading" if sub.subscribed.wait(5.0) else "waiting for the broker to subscribe to"
     console.print(f"rules: {len(eng.report.bindings)} bindings on {', '.join(owned)}; "

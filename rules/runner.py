@@ -80,6 +80,10 @@ class MqttReadings:
 
     Topic ``<root>/readings/<building>/#`` per building (the collectors' format, decoded by ``decode``); a
     payload that does not decode is counted and logged with its topic, never fed to the engine.
+
+    With a ``client_id`` the session is persistent (clean_session false, QoS 1 subscriptions): while the worker is
+    stopped or restarting the broker keeps the QoS 1 readings published for its buildings and delivers them when
+    it is back, so a leak reported during a restart still raises its alarm. Without one the session is clean.
     """
 
     def __init__(self, url: str, buildings: Sequence[str], decode: Callable[[bytes], Reading], root: str = "retrofit",
@@ -97,7 +101,9 @@ class MqttReadings:
         self.bad = 0
         self.foreign = 0
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  clean_session=not client_id, protocol=mqtt.MQTTv311)
+        self.client.reconnect_delay_set(0.5, 10)
         if username or parts.username:
             self.client.username_pw_set(username or parts.username, password or parts.password)
         self.client.on_connect = self._on_connect

@@ -3,6 +3,7 @@ run on MQTT readings from a real broker, alarms and ack."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -175,6 +176,33 @@ def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path
     book.close()
     assert [(a.rule, a.building, a.subject, a.raised_at) for a in rows] == [
         ("s-water-leak", "b1", "leak-1", MONDAY + 10 * H)]
+
+
+def test_run_gets_readings_published_while_it_was_stopped(env: Path, site_path: Path, mosquitto) -> None:  # noqa: ANN001
+    """The worker's MQTT session is persistent and named after its buildings: readings published while it is
+    down (a restart) are queued by the broker and evaluated when it is back, so the leak still raises."""
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
+    args = ["rules", "run", "--from", url, "--buildings", "b1", "--site", str(site_path), "--lateness", "0"]
+    first = runner.invoke(app, [*args, "--duration", "2"])  # creates the session and subscribes, then stops
+    assert first.exit_code == 0 and "reading retrofit/readings/b1/#" in first.output, first.output
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    infos = [pub.publish(reading_topic("retrofit", "b1/leak-1"),
+                         encode_reading(Reading("b1/leak-1", MONDAY + 11 * H + k * 60, 1.0)), qos=1)
+             for k in range(10)]
+    for i in infos:
+        i.wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+    second = runner.invoke(app, [*args, "--duration", "4", "--json"])
+    assert second.exit_code == 0, second.output
+    summary = json.loads(second.output.strip().splitlines()[-1])
+    assert summary["received"] == 10, summary
+    book = AlarmBook(f"sqlite:///{env / 'records.db'}")
+    rows = book.list(family="safety")
+    book.close()
+    assert [(a.rule, a.subject, a.raised_at) for a in rows] == [("s-water-leak", "leak-1", MONDAY + 11 * H)]
 
 
 def test_replay_of_backfilled_15_minute_history_finds_the_scenario_fault(env: Path, sample_site_path: Path) -> None:
