@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from simulators.servers.bacnet import start_bacnet
 from simulators.servers.modbus import ModbusEndpointServer, start_modbus
 from telemetry.reading import Quality
 from tests.collectors.conftest import DictValues, building_doc, point, write_site
+from tests.simsupport import start_simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 RETROFIT = [sys.executable, "-m", "retrofit.cli"]
@@ -47,26 +47,10 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
     (tmp_path / "none.toml").write_text("")
     # The simulator binds its own free ports (no window for another process to take them) and prints them;
     # the collector gets the same site moved to those ports.
-    sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(sample_site_path), "--free-ports", "--speed", "60",
-                            "--json", "--mqtt-url", mqtt], cwd=ROOT,
-                           env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sim = start_simulate(sample_site_path, site=sample, env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
+                         log=tmp_path / "simulate.log", timeout=60, extra_args=["--speed", "60", "--mqtt-url", mqtt])
+    site = sim.site
     try:
-        deadline = time.monotonic() + 60
-        ready = False
-        moved: dict[tuple[str, int], int] = {}
-        while time.monotonic() < deadline and not ready:
-            line = sim.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            ready = "ready" in line
-            if line.startswith("{") and '"protocol"' in line:
-                ep = json.loads(line)
-                if ep["protocol"] in ("modbus", "bacnet"):
-                    _, dev = sample.devices[f"{ep['building']}/{ep['device']}"]
-                    moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
-        assert ready, f"simulator did not start: {sim.stderr.read() if sim.poll() is not None else ''}"  # type: ignore[union-attr]
-        site = sample.with_ports(moved)
         site_dir = Path(site.write_yaml(tmp_path / "site"))
         out = subprocess.run([*RETROFIT, "collect", "--site", str(site_dir), "--duration", "6"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=90)
@@ -74,8 +58,7 @@ def test_collect_sample_district_against_simulate(tmp_path: Path, sample_site_pa
         summary = json.loads(out.stdout.strip().splitlines()[-1])
         assert summary["devices"] == 44 and summary["errors"] == 0, (summary, out.stderr[-3000:])
     finally:
-        sim.terminate()
-        sim.wait(20)
+        sim.stop(20)
     from retrofit.settings import Settings
     from telemetry import open_store
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from collectors.mqtt_publish import decode_reading
 from retrofit.cli import app
 from retrofit.devservers import ServerProcess
 from telemetry.reading import Quality, Reading
+from tests.simsupport import RunningSimulator, start_simulate, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "retrofit.cli"]
@@ -77,16 +77,10 @@ class Proc:
         assert text in read(), f"{self.name} exited {self.p.returncode}:\n{self.out()[-2000:]}\n{self.err()[-3000:]}"
 
     def stop(self, timeout: float = 30) -> int:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(10)
+        code = terminate(self.p, timeout)
         self._out.close()
         self._err.close()
-        return self.p.returncode
+        return code
 
     def last_json(self) -> dict[str, Any]:
         lines = [x for x in self.out().splitlines() if x.startswith("{")]
@@ -131,8 +125,8 @@ class Tap:
 
 
 @pytest.fixture()
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
+def procs() -> Iterator[list[Proc | RunningSimulator]]:
+    started: list[Proc | RunningSimulator] = []
     yield started
     for p in reversed(started):
         p.stop(20)
@@ -140,7 +134,8 @@ def procs() -> Iterator[list[Proc]]:
 
 def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, sample_site_path: Path,
                                                              mosquitto_private: ServerProcess,
-                                                             influxd: ServerProcess, procs: list[Proc]) -> None:
+                                                             influxd: ServerProcess,
+                                                             procs: list[Proc | RunningSimulator]) -> None:
     sample = load_site(str(sample_site_path))
     assert sorted(WORKERS["a"] + WORKERS["b"]) == sorted(b.id for b in sample.buildings)
     url = f"mqtt://127.0.0.1:{mosquitto_private.port}"
@@ -158,15 +153,11 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
 
     # the simulated district, on free ports it picks itself and prints
     ctl = tmp_path / "sim-control.json"
-    sim = start("simulate", ["simulate", "--site", str(sample_site_path), "--free-ports", "--json", "--mqtt-url",
-                             url, "--control-file", str(ctl)], RETROFIT_DATA_DIR=str(tmp_path / "sim"))
-    sim.wait_text('"ready"', 60)
-    moved: dict[tuple[str, int], int] = {}
-    for ep in (json.loads(x) for x in sim.out().splitlines() if '"protocol"' in x):
-        if ep["protocol"] in ("modbus", "bacnet"):
-            _, dev = sample.devices[f"{ep['building']}/{ep['device']}"]
-            moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
-    site_dir = Path(sample.with_ports(moved).write_yaml(tmp_path / "site"))
+    sim = start_simulate(sample_site_path, site=sample, env={**base, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
+                         log=logs / "simulate.err", timeout=60,
+                         extra_args=["--mqtt-url", url, "--control-file", str(ctl)])
+    procs.append(sim)
+    site_dir = Path(sim.site.write_yaml(tmp_path / "site"))
 
     tap = Tap(mosquitto_private.port)
     try:

@@ -23,6 +23,7 @@ import pytest
 from buildings.site import Site, load_site
 from retrofit.devservers import ServerProcess, free_udp_port
 from simulators.serve import control_request
+from tests.simsupport import start_simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = "2026-07-15T15:00"  # a hot weekday afternoon: plant running, values far from defaults
@@ -45,8 +46,8 @@ def physics(site: Site) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def simulator(sample_site_path: Path, mosquitto: ServerProcess, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[dict[str, Any]]:
+def simulator(sample_site_path: Path, site: Site, mosquitto: ServerProcess,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("simulate")
     # subscribe first: each sensor publishes once at start, then every 120 s
     sub_out = open(work / "sub.txt", "wb")  # noqa: SIM115 - closed below
@@ -54,34 +55,20 @@ def simulator(sample_site_path: Path, mosquitto: ServerProcess, tmp_path_factory
                             "-v", "-W", "120"], stdout=sub_out, stderr=subprocess.STDOUT)
     time.sleep(0.3)
     ctl = work / "ctl.json"
-    proc = subprocess.Popen([*CLI, "simulate", "--site", str(sample_site_path), "--free-ports", "--json",
-                             "--start", T0, "--speed", "1e-6", "--refresh", "0.2",
-                             "--mqtt-url", f"mqtt://127.0.0.1:{mosquitto.port}", "--control-file", str(ctl)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    endpoints: list[dict[str, Any]] = []
-    ready: dict[str, Any] | None = None
-    deadline = time.monotonic() + 90
-    assert proc.stdout is not None
-    while ready is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        doc = json.loads(line)
-        if doc.get("ready"):
-            ready = doc
-        else:
-            endpoints.append(doc)
-    if ready is None:
-        proc.kill()
-        pytest.fail(f"simulator did not start: {proc.stderr.read() if proc.stderr else ''}")
-    info = {"proc": proc, "endpoints": endpoints, "ctl": ctl, "sub": sub, "sub_file": work / "sub.txt"}
-    yield info
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
-    sub.terminate()
-    sub.wait(10)
-    sub_out.close()
+    try:
+        sim = start_simulate(sample_site_path, site=site, log=work / "simulate.log", timeout=90,
+                             extra_args=["--start", T0, "--speed", "1e-6", "--refresh", "0.2", "--mqtt-url",
+                                         f"mqtt://127.0.0.1:{mosquitto.port}", "--control-file", str(ctl)])
+        try:
+            # with --json, stdout is nothing but JSON lines: one per endpoint, then the ready line
+            assert [json.loads(x) for x in sim.lines] == [*sim.endpoints, sim.ready], sim.lines
+            yield {"proc": sim.proc, "endpoints": sim.endpoints, "ctl": ctl, "sub": sub, "sub_file": work / "sub.txt"}
+        finally:
+            sim.stop(10)
+    finally:
+        sub.terminate()
+        sub.wait(10)
+        sub_out.close()
 
 
 def endpoint(sim: dict[str, Any], device: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import requests
 from buildings.site import Site, load_site
 from retrofit.devservers import ServerProcess
 from telemetry.buffer import HEADER, MAGIC
+from tests.simsupport import log_tail, start_simulate, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 RETROFIT = [sys.executable, "-m", "retrofit.cli"]
@@ -106,32 +107,6 @@ class BufferTap:
 # --- processes --------------------------------------------------------------------------------------------------
 
 
-
-
-def start_simulator(sample: Site, sample_path: Path, env: dict[str, str], mqtt: str, control: Path,
-                    log: Path) -> tuple[subprocess.Popen, Site]:
-    """`retrofit simulate` on its own free ports; returns it and the sample site moved to those ports."""
-    sim = subprocess.Popen([*RETROFIT, "simulate", "--site", str(sample_path), "--free-ports", "--speed", "10",
-                            "--json", "--mqtt-url", mqtt, "--control-file", str(control)], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)  # noqa: SIM115
-    moved: dict[tuple[str, int], int] = {}
-    deadline = time.monotonic() + 90
-    ready = False
-    while time.monotonic() < deadline and not ready:
-        line = sim.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        ready = '"ready"' in line
-        if line.startswith("{") and '"protocol"' in line:
-            ep = json.loads(line)
-            if ep["protocol"] in ("modbus", "bacnet"):
-                _, dev = sample.devices[f"{ep['building']}/{ep['device']}"]
-                moved[(dev.host, dev.port or dev.default_port)] = ep["port"]
-    if not ready:
-        sim.kill()
-        raise AssertionError(f"simulator did not start: {log.read_text()[-3000:]}")
-    threading.Thread(target=lambda: sim.stdout.read(), daemon=True).start()  # type: ignore[union-attr]
-    return sim, sample.with_ports(moved)
 
 
 def start_collector(site_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -226,22 +201,18 @@ def stack(tmp_path: Path, influxd_private: ServerProcess, mosquitto_private: Ser
         env.pop(k, None)
     sample = load_site(str(sample_site_path))
     control = tmp_path / "control.json"
-    sim, site = start_simulator(sample, sample_site_path, {**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")}, mqtt,
-                                control, tmp_path / "simulate.log")
-    procs: list[subprocess.Popen] = [sim]
+    sim = start_simulate(sample_site_path, site=sample, env={**env, "RETROFIT_DATA_DIR": str(tmp_path / "sim")},
+                         log=tmp_path / "simulate.log",
+                         extra_args=["--speed", "10", "--mqtt-url", mqtt, "--control-file", str(control)])
+    site = sim.site
+    procs: list[subprocess.Popen] = [sim.proc]
     try:
         yield {"tmp": tmp_path, "data": data, "env": env, "control": control, "site": site,
                "site_dir": Path(site.write_yaml(tmp_path / "site")), "procs": procs, "influxd": influxd_private,
                "mosquitto": mosquitto_private}
     finally:
         for p in reversed(procs):  # collectors first, the simulator last
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(10)
+            terminate(p, 30)
 
 
 def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
@@ -326,7 +297,7 @@ def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
     for _, target in FAST_FAULTS:
         assert any(f"{a['building']}/{a['subject']}" == target and a["family"] == "safety" for a in alarms), (
             f"no safety alarm for the injected fault on {target}: {[(a['rule'], a['subject']) for a in alarms]}\n"
-            f"collect.log:\n{_tail(tmp / 'collect.log')}\nsimulate.log:\n{_tail(tmp / 'simulate.log')}")
+            f"collect.log:\n{log_tail(tmp / 'collect.log')}\nsimulate.log:\n{log_tail(tmp / 'simulate.log')}")
 
     if offline_s >= 240:  # sv-comm needs 3 min of failed polls: only the long version holds the device that long
         assert any(f"{a['building']}/{a['subject']}" == OFFLINE_DEVICE and a["rule"] == "sv-comm" for a in alarms), (
@@ -338,14 +309,6 @@ def run_soak(stack: dict, phase_s: float, offline_s: float) -> None:
     head = sorted(after[: len(after) // 3])[len(after) // 6]
     tail = max(after[-len(after) // 3:])
     assert tail - head < max(15.0, 0.1 * head), f"collector RSS grew from {head:.1f} to {tail:.1f} MB: {mem}"
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    """The end of a log, for a failure message (CI keeps no temp dirs)."""
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError as e:
-        return f"({e})"
 
 
 def _point_of(site: Site, subject: str, allowed: set[str]) -> bool:
