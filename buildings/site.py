@@ -21,6 +21,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNIT_LIMITS, UNITS, suggest
+from buildings.yamlfile import (
+    Loc,
+    Problem,
+    bad_scalar,
+    field_name,
+    line_of,
+    located,
+    plain,
+    read_tree,
+    validation_problems,
+)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
@@ -472,24 +483,6 @@ class Site(BaseModel):
 
 # --- semantic checks --------------------------------------------------------------------------------
 
-Loc = tuple[str | int, ...]
-
-
-class Problem(BaseModel):
-    """One thing wrong in a site file, with where it is and what to do."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        hint = f" Hint: {self.hint}" if self.hint else ""
-        return f"{where}: {self.field}: {self.message}.{hint}"
-
-
 def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
     """Checks pydantic cannot express: unique ids, references, protocols, units, overlaps, shares."""
     out: list[tuple[Loc, str, str]] = []
@@ -627,34 +620,6 @@ class SiteError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def _line_of(node: Any, loc: Loc) -> int | None:
-    """Walk a ruamel round-trip tree along a pydantic loc and return the deepest 1-based line known."""
-    line: int | None = None
-    cur = node
-    for part in loc:
-        try:
-            if isinstance(part, int) and isinstance(cur, list):
-                line = cur.lc.item(part)[0] + 1
-                cur = cur[part]
-            elif isinstance(cur, dict) and part in cur:
-                line = cur.lc.key(part)[0] + 1
-                cur = cur[part]
-            else:
-                break
-        except (AttributeError, KeyError, IndexError, TypeError):
-            break
-    if line is None and hasattr(node, "lc"):
-        line = node.lc.line + 1
-    return line
-
-
-def _field_name(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(file)"
-
-
 def load_building_file(path: str) -> BuildingFile:
     """Load and fully check one building file; raise SiteError naming file, line and field."""
     return _load_building_file(path)[0]
@@ -741,81 +706,24 @@ def _fast_loader() -> type:
 def _checked_round_trip(path: str) -> tuple[BuildingFile, Any]:
     """Read with ruamel's round-trip loader and check; every problem carries its line."""
     from pydantic import ValidationError
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
 
-    yaml = YAML(typ="rt")
+    tree = read_tree(path, SiteError, bad_value=bad_scalar, mapping="expected a mapping with building:, devices: and "
+                     "equipment:", mapping_hint="see buildings/sites/yuzhong for examples")
     try:
-        with open(path, encoding="utf-8") as fh:
-            tree = yaml.load(fh)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise SiteError([Problem(file=path, line=line, field="(yaml)", message=str(getattr(exc, "problem", exc)),
-                                 hint="check indentation and quotes around this line")]) from None
-    except OSError as exc:
-        raise SiteError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
-    except UnicodeDecodeError as exc:
-        raise SiteError([Problem(file=path, line=None, field="(file)", message=f"not UTF-8 text (byte {exc.start})",
-                                 hint="save the file as UTF-8")]) from None
-    except ValueError as exc:  # a scalar YAML resolves but cannot build, e.g. the date 2025-13-01
-        raise SiteError([_bad_scalar(path, exc)]) from None
-    if not isinstance(tree, dict):
-        raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with building:, "
-                                 "devices: and equipment:", hint="see buildings/sites/yuzhong for examples")])
-    try:
-        bf = BuildingFile.model_validate(_plain(tree))
+        bf = BuildingFile.model_validate(plain(tree))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
-            msg = err["msg"].removeprefix("Value error, ")
-            hint = ""
-            if err["type"] == "extra_forbidden":
-                hint = f"remove or rename the key{suggest(str(loc[-1]), _known_keys())}"
-            problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg,
-                                    hint=hint))
-        raise SiteError(problems) from None
+        raise SiteError(validation_problems(exc, path, tree, hint=_key_hint)) from None
     issues = check_building(bf)
     if issues:
-        raise SiteError([Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
-                         for loc, m, h in issues])
+        raise SiteError(located(path, tree, issues))
     return bf, tree
 
 
-def _bad_scalar(path: str, exc: ValueError) -> Problem:
-    """Where ruamel failed to build a value (it raises a bare ValueError without a mark): compose the file
-    again, without building values, and try each scalar until the failing one names its line and field."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
-    yaml = YAML(typ="rt")
-    found: list[tuple[Loc, int]] = []
-
-    def walk(node: Any, loc: Loc) -> None:
-        if found:
-            return
-        if isinstance(node, MappingNode):
-            for k, v in node.value:
-                walk(v, (*loc, str(k.value)))
-        elif isinstance(node, SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, (*loc, i))
-        elif isinstance(node, ScalarNode):
-            try:
-                yaml.constructor.construct_object(node, deep=True)
-            except ValueError:
-                found.append((loc, node.start_mark.line + 1))
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            walk(yaml.compose(fh), ())
-    except Exception:  # noqa: BLE001 - the file was readable a moment ago; report without a line then
-        found.clear()
-    loc, line = found[0] if found else ((), None)
-    hint = "a date is YYYY-MM-DD with a real month and day" if "must be in" in str(exc) or "day" in str(exc) else ""
-    return Problem(file=path, line=line, field=_field_name(loc) if loc else "(yaml)", message=f"bad value: {exc}",
-                   hint=hint or "check the value on this line")
+def _key_hint(err: Any, loc: Loc) -> str:
+    """A misspelt key: name the key it probably is."""
+    if err["type"] == "extra_forbidden":
+        return f"remove or rename the key{suggest(str(loc[-1]), _known_keys())}"
+    return ""
 
 
 def _known_keys() -> list[str]:
@@ -823,15 +731,6 @@ def _known_keys() -> list[str]:
     models = (BuildingFile, Building, Names, OwnerShare, Schedule, Device, Equipment, Point, ModbusSource,
               BacnetSource, MqttSource)
     return sorted({name for m in models for name in m.model_fields})
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's commented containers to plain dicts and lists (pydantic wants plain types)."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def site_files(path: str) -> list[str]:
@@ -860,7 +759,7 @@ def load_site(path: str) -> Site:
     for f, bf, tree in loaded:
         if bf.building.id in ids:
             loc: Loc = ("building", "id")
-            problems.append(Problem(file=f, line=_line_in(f, tree, loc), field=_field_name(loc),
+            problems.append(Problem(file=f, line=_line_in(f, tree, loc), field=field_name(loc),
                                     message=f"building id {bf.building.id!r} is also used by {ids[bf.building.id]}",
                                     hint="building ids are unique in a site"))
         ids[bf.building.id] = f
@@ -876,19 +775,14 @@ _TREES: dict[tuple[str, int, int], Any] = {}
 def _line_in(path: str, tree: Any, loc: Loc) -> int | None:
     """The line of loc in a file that loaded fine (read again with ruamel when the fast path read it)."""
     if tree is None:
-        import os
-
-        from ruamel.yaml import YAML
-
         st = os.stat(path)
         key = (path, st.st_mtime_ns, st.st_size)
         if key not in _TREES:
             if len(_TREES) > 16:
                 _TREES.clear()
-            with open(path, encoding="utf-8") as fh:
-                _TREES[key] = YAML(typ="rt").load(fh)
+            _TREES[key] = read_tree(path, SiteError)
         tree = _TREES[key]
-    return _line_of(tree, loc)
+    return line_of(tree, loc)
 
 
 def _shared_endpoints(loaded: list[tuple[str, BuildingFile, Any]]) -> list[Problem]:
@@ -913,7 +807,7 @@ def _shared_endpoints(loaded: list[tuple[str, BuildingFile, Any]]) -> list[Probl
             for key, loc, what in keys:
                 other = seen.get(key)
                 if other and other[0] != f:
-                    out.append(Problem(file=f, line=_line_in(f, tree, loc), field=_field_name(loc),
+                    out.append(Problem(file=f, line=_line_in(f, tree, loc), field=field_name(loc),
                                        message=f"device {d.id!r} has the same {what} as device {other[1]!r} in "
                                        f"{other[0]}", hint="give each device its own port, unit_id or instance"))
                 elif key not in mine:

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS, suggest
-from buildings.site import Problem, _field_name, _line_of, _plain
+from buildings.site import Problem
+from buildings.yamlfile import Loc, field_name, line_of, plain, read_tree, validation_problems
 from rules.expr import Compiled, ExprError, Fn, compile_expr, parse, parse_duration, truth
 
 LIBRARY_DIR = os.path.join(os.path.dirname(__file__), "library")
@@ -212,7 +213,7 @@ def _expr_line(node: Any, loc: tuple[str | int, ...], key: str) -> int | None:
     """The 1-based file line of the first line of an expression field."""
     from ruamel.yaml.scalarstring import LiteralScalarString
 
-    line = _line_of(node, (*loc, key))
+    line = line_of(node, (*loc, key))
     try:
         value = node
         for part in loc:
@@ -252,9 +253,9 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
         try:
             c = compile_expr(text, known, points, slot_base=len(slots))
         except ExprError as exc:
-            base = _expr_line(tree, loc, key) if key in ("when", "clear_when") else _line_of(tree, (*loc, *field_loc))
+            base = _expr_line(tree, loc, key) if key in ("when", "clear_when") else line_of(tree, (*loc, *field_loc))
             line = (base + exc.line - 1) if base is not None else None
-            problems.append(Problem(file=file, line=line, field=_field_name((*loc, *field_loc)),
+            problems.append(Problem(file=file, line=line, field=field_name((*loc, *field_loc)),
                                     message=f"rule {rule.id}: {exc.reason} (column {exc.col})",
                                     hint="see docs/rules.md for the condition language"))
             return None
@@ -279,24 +280,28 @@ def compile_rule(rule: Rule, file: str, tree: Any, loc: tuple[str | int, ...]) -
         try:
             fs = message_fields(getattr(rule.message, lang))
         except ValueError as exc:
-            problems.append(Problem(file=file, line=_line_of(tree, (*loc, "message", lang)),
-                                    field=_field_name((*loc, "message", lang)), message=f"rule {rule.id}: {exc}"))
+            problems.append(Problem(file=file, line=line_of(tree, (*loc, "message", lang)),
+                                    field=field_name((*loc, "message", lang)), message=f"rule {rule.id}: {exc}"))
             continue
         unknown = fs - known - {"building", "equipment", "subject", "point"}
         if unknown:
-            problems.append(Problem(file=file, line=_line_of(tree, (*loc, "message", lang)),
-                                    field=_field_name((*loc, "message", lang)),
+            problems.append(Problem(file=file, line=line_of(tree, (*loc, "message", lang)),
+                                    field=field_name((*loc, "message", lang)),
                                     message=f"rule {rule.id}: unknown message field(s) {', '.join(sorted(unknown))}",
                                     hint="use a point, let or param name of this rule"))
         mfields |= fs
     if problems:
         raise RuleError(problems)
     assert w is not None
-    return CompiledRule(rule=rule, file=file, line=_line_of(tree, loc), lets=lets, when=_as_truth(w),
+    return CompiledRule(rule=rule, file=file, line=line_of(tree, loc), lets=lets, when=_as_truth(w),
                         clear=_as_truth(cl) if cl else None, slot_factories=slots, names=names, message_fields=mfields,
                         let_deps=let_deps, window_s=max(windows),
                         clear_stateful=bool(cl and cl.slot_factories),
                         point_args=point_args)
+
+
+def _key_hint(err: Any, loc: Loc) -> str:
+    return "remove or rename the key" if err["type"] == "extra_forbidden" else ""
 
 
 def _as_truth(c: Compiled) -> Fn:
@@ -315,9 +320,6 @@ def library_files(path: str) -> list[str]:
 
 def load_rules(path: str = LIBRARY_DIR) -> list[CompiledRule]:
     """Load, validate and compile every rule in a file or folder; RuleError lists every problem found."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     files = library_files(path)
     if not files:
         raise RuleError([Problem(file=path, line=None, field="(folder)", message="no .yaml rule files here")])
@@ -326,16 +328,9 @@ def load_rules(path: str = LIBRARY_DIR) -> list[CompiledRule]:
     seen: dict[str, str] = {}
     for f in files:
         try:
-            with open(f, encoding="utf-8") as fh:
-                tree = YAML(typ="rt").load(fh)
-        except YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problems.append(Problem(file=f, line=mark.line + 1 if mark else None, field="(yaml)",
-                                    message=str(getattr(exc, "problem", exc)),
-                                    hint="check indentation and quotes around this line"))
-            continue
-        except OSError as exc:
-            problems.append(Problem(file=f, line=None, field="(file)", message=exc.strerror or str(exc)))
+            tree = read_tree(f, RuleError)
+        except RuleError as exc:
+            problems.extend(exc.problems)
             continue
         if not isinstance(tree, dict) or not isinstance(tree.get("rules"), list):
             problems.append(Problem(file=f, line=1, field="rules", message="expected a mapping with rules: [..]"))
@@ -343,18 +338,14 @@ def load_rules(path: str = LIBRARY_DIR) -> list[CompiledRule]:
         for i, node in enumerate(tree["rules"]):
             loc: tuple[str | int, ...] = ("rules", i)
             try:
-                rule = Rule.model_validate(_plain(node))
+                rule = Rule.model_validate(plain(node))
             except ValidationError as exc:
-                for e in exc.errors():
-                    eloc = loc + tuple(p for p in e["loc"] if not (isinstance(p, str) and "function-" in p))
-                    rid = node.get("id", f"#{i + 1}") if isinstance(node, dict) else f"#{i + 1}"
-                    hint = "remove or rename the key" if e["type"] == "extra_forbidden" else ""
-                    problems.append(Problem(file=f, line=_line_of(tree, eloc), field=_field_name(eloc),
-                                            message=f"rule {rid}: {e['msg'].removeprefix('Value error, ')}",
-                                            hint=hint))
+                rid = node.get("id", f"#{i + 1}") if isinstance(node, dict) else f"#{i + 1}"
+                problems += [p.model_copy(update={"message": f"rule {rid}: {p.message}"})
+                             for p in validation_problems(exc, f, tree, loc, _key_hint)]
                 continue
             if rule.id in seen:
-                problems.append(Problem(file=f, line=_line_of(tree, (*loc, "id")), field=_field_name((*loc, "id")),
+                problems.append(Problem(file=f, line=line_of(tree, (*loc, "id")), field=field_name((*loc, "id")),
                                         message=f"rule id {rule.id!r} is also defined in {seen[rule.id]}"))
                 continue
             seen[rule.id] = f

@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from buildings.site import Problem, Site, SiteError, _field_name, _line_of, _plain, split_key
+from buildings.site import Site, SiteError, split_key
+from buildings.yamlfile import Loc, located, plain, read_tree, validation_problems
 
 
 class FaultKind(StrEnum):
@@ -239,51 +240,26 @@ def _epoch(v: dt.datetime | dt.date | str, anchor: float, tz: str) -> float:
 def load_scenario(path: str, site: Site | None = None) -> Scenario:
     """Load a scenario file; with a site, also check every target. Raises SiteError naming file/line/field."""
     from pydantic import ValidationError
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
 
+    tree = read_tree(path, SiteError, mapping="expected a mapping with name: and faults:",
+                     mapping_hint="see simulators/scenarios/*.yaml")
     try:
-        with open(path, encoding="utf-8") as fh:
-            tree = YAML(typ="rt").load(fh)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SiteError([Problem(file=path, line=mark.line + 1 if mark else None, field="(yaml)",
-                                 message=str(getattr(exc, "problem", exc)),
-                                 hint="check indentation and quotes around this line")]) from None
-    except OSError as exc:
-        raise SiteError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
-    if not isinstance(tree, dict):
-        raise SiteError([Problem(file=path, line=1, field="(file)", message="expected a mapping with name: and "
-                                 "faults:", hint="see simulators/scenarios/*.yaml")])
-    try:
-        sc = Scenario.model_validate(_plain(tree))
+        sc = Scenario.model_validate(plain(tree))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
-            # union members add their type name to the loc; drop those so the line lookup works
-            loc = tuple(p for p in loc if not (isinstance(p, str) and p in ("datetime", "date", "str")))
-            msg = err["msg"].removeprefix("Value error, ")
-            hint = ("remove or rename the key" if err["type"] == "extra_forbidden" else
-                    f"known kinds: {', '.join(k.value for k in FaultKind)}" if loc[-1:] == ("kind",) else "")
-            problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg,
-                                    hint=hint))
-        raise SiteError(_dedupe(problems)) from None
+        # start/end are datetime | date | str: a bad one fails each member at one place; report it once
+        raise SiteError(validation_problems(exc, path, tree, hint=_hint, members=("datetime", "date", "str"),
+                                            one_per_field=True)) from None
     if site is not None:
-        problems = [Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=m, hint=h)
-                    for loc, m, h in check_targets(sc, site)]
+        problems = located(path, tree, check_targets(sc, site))
         if problems:
             raise SiteError(problems)
     return sc
 
 
-def _dedupe(problems: list[Problem]) -> list[Problem]:
-    seen, out = set(), []
-    for p in problems:
-        if (p.line, p.field) not in seen:
-            seen.add((p.line, p.field))
-            out.append(p)
-    return out
+def _hint(err: Any, loc: Loc) -> str:
+    if err["type"] == "extra_forbidden":
+        return "remove or rename the key"
+    return f"known kinds: {', '.join(k.value for k in FaultKind)}" if loc[-1:] == ("kind",) else ""
 
 
 def target_kinds(site: Site, target: str) -> list[str]:

@@ -39,8 +39,9 @@ from buildings.records.models import (
     SubsidyPolicyRecord,
 )
 from buildings.retrofit import DOC_TYPES, MEASURE_CATEGORIES, STAGE_DOCS, MilestoneError, Stage, check_completion
-from buildings.site import Problem, Site, _field_name, _line_of, _plain
+from buildings.site import Problem, Site
 from buildings.subsidy.policy import Policy
+from buildings.yamlfile import line_of, plain, read_tree, validation_problems
 
 PROGRAM_DIR = Path(__file__).resolve().parent.parent / "program"
 
@@ -199,28 +200,12 @@ class ProgramFile(Strict):
 
 def load_program_file(path: str | os.PathLike) -> tuple[ProgramFile, Any]:
     """Parse and validate a programme YAML; ProgramError names file, line and field."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     path = str(path)
+    tree = read_tree(path, lambda ps: ProgramError("", ps), yaml_hint="") or {}
     try:
-        with open(path, encoding="utf-8") as fh:
-            tree = YAML(typ="rt").load(fh) or {}
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProgramError("", [Problem(file=path, line=mark.line + 1 if mark else None, field="(yaml)",
-                                        message=str(getattr(exc, "problem", exc)))]) from None
-    except OSError as exc:
-        raise ProgramError("", [Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) \
-            from None
-    except ValueError as exc:  # ruamel raises it for impossible values such as 2025-13-01
-        raise ProgramError("", [Problem(file=path, line=None, field="(yaml)", message=f"invalid value: {exc}",
-                                        hint="check dates (YYYY-MM-DD) and numbers")]) from None
-    try:
-        return ProgramFile.model_validate(_plain(tree)), tree
+        return ProgramFile.model_validate(plain(tree)), tree
     except ValidationError as exc:
-        raise ProgramError("", [Problem(file=path, line=_line_of(tree, tuple(e["loc"])), field=_field_name(
-            tuple(e["loc"])), message=e["msg"].removeprefix("Value error, ")) for e in exc.errors()]) from None
+        raise ProgramError("", validation_problems(exc, path, tree)) from None
 
 
 # --- audit ------------------------------------------------------------------------------------------
@@ -338,7 +323,7 @@ def load_projects(s: Session, prog: ProgramFile, actor: str, tree: Any = None, p
                   policies: dict[str, Policy] | None = None) -> None:
     """Projects with their measures, milestones (checked in order), documents, votes, applications, payments."""
     for pi, pj in enumerate(prog.projects):
-        where = f"{path}:{_line_of(tree, ('projects', pi)) if tree is not None else ''} project {pj.id}"
+        where = f"{path}:{line_of(tree, ('projects', pi)) if tree is not None else ''} project {pj.id}"
         if s.get(Building, pj.building) is None:
             raise ProgramError(f"{where}: unknown building {pj.building!r}; load the site first")
         if pj.applicant and s.get(Owner, pj.applicant) is None:

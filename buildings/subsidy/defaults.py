@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from buildings.ownership import ConcentrationThresholds
-from buildings.site import Problem, _field_name, _line_of, _plain
 from buildings.subsidy.policy import POLICY_DIR, PolicyError, Provenance
+from buildings.yamlfile import Problem, line_of, plain, read_tree, validation_problems
 
 
 class _Strict(BaseModel):
@@ -59,17 +59,13 @@ class Defaults(_Strict):
 
 @lru_cache(maxsize=8)
 def load_defaults(path: str = str(POLICY_DIR / "_defaults.yaml")) -> Defaults:
-    from ruamel.yaml import YAML
-
-    with open(path, encoding="utf-8") as fh:
-        tree = YAML(typ="rt").load(fh)
+    tree = read_tree(path, PolicyError, yaml_hint="")
     try:
-        d = Defaults.model_validate(_plain(tree))
+        d = Defaults.model_validate(plain(tree))
     except ValidationError as exc:
-        raise PolicyError([Problem(file=path, line=_line_of(tree, tuple(e["loc"])), field=_field_name(tuple(e["loc"])),
-                                   message=e["msg"]) for e in exc.errors()]) from None
+        raise PolicyError(validation_problems(exc, path, tree)) from None
     if abs(sum(d.ranking.weights.values()) - 1) > 1e-6:
-        raise PolicyError([Problem(file=path, line=_line_of(tree, ("ranking", "weights")), field="ranking.weights",
+        raise PolicyError([Problem(file=path, line=line_of(tree, ("ranking", "weights")), field="ranking.weights",
                                    message=f"weights add up to {sum(d.ranking.weights.values()):g}, not 1")])
     return d
 

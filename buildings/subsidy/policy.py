@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from buildings.retrofit import DOC_TYPES, Stage
-from buildings.site import Problem, _field_name, _line_of, _plain
+from buildings.site import Problem
+from buildings.yamlfile import plain, read_tree, validation_problems
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
@@ -377,43 +378,15 @@ class PolicyError(ValueError):
 
 def load_policy(path: str | os.PathLike) -> Policy:
     """Load and validate one policy YAML file; PolicyError names file, line and field."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     path = str(path)
+    tree = read_tree(path, PolicyError, yaml_hint="", mapping="expected a mapping (a policy)")
     try:
-        with open(path, encoding="utf-8") as fh:
-            tree = YAML(typ="rt").load(fh)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PolicyError([Problem(file=path, line=mark.line + 1 if mark else None, field="(yaml)",
-                                   message=str(getattr(exc, "problem", exc)))]) from None
-    except OSError as exc:
-        raise PolicyError([Problem(file=path, line=None, field="(file)", message=exc.strerror or str(exc))]) from None
-    except ValueError as exc:  # ruamel raises it for impossible values such as 2025-13-01
-        raise PolicyError([Problem(file=path, line=None, field="(yaml)", message=f"invalid value: {exc}",
-                                   hint="check dates (YYYY-MM-DD) and numbers")]) from None
-    if not isinstance(tree, dict):
-        raise PolicyError([Problem(file=path, line=1, field="(file)", message="expected a mapping (a policy)")])
-    try:
-        return Policy.model_validate(_plain(tree))
+        return Policy.model_validate(plain(tree))
     except ValidationError as exc:
-        problems = []
-        seen: set[tuple] = set()
-        for err in exc.errors():
-            loc = _clean_loc(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if (loc, msg) in seen:
-                continue
-            seen.add((loc, msg))
-            problems.append(Problem(file=path, line=_line_of(tree, loc), field=_field_name(loc), message=msg))
-        raise PolicyError(_most_specific(problems)) from None
+        raise PolicyError(_most_specific(validation_problems(exc, path, tree, members=RULE_MEMBERS))) from None
 
 
-def _clean_loc(loc: tuple) -> tuple:
-    """Drop pydantic's union-branch names (Condition, All, ...) from a location."""
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in ("Condition", "All", "AnyOf", "Not")
-                                                                or p.startswith("function-"))))
+RULE_MEMBERS = ("Condition", "All", "AnyOf", "Not")  # pydantic names the union branch of a Rule in its locs
 
 
 def _most_specific(problems: list[Problem]) -> list[Problem]:
