@@ -439,19 +439,25 @@ class Site(BaseModel):
         return str(folder)
 
     def with_free_ports(self) -> Site:
-        """A copy of the site with every Modbus/BACnet endpoint moved to a currently free loopback port."""
+        """A copy of the site with every Modbus/BACnet endpoint moved to a currently free loopback port.
+
+        Every probe socket stays open until all ports are chosen: a port released after its probe could be handed
+        out again to the next one, and two devices would then share a port (seen in CI: one Modbus device of the
+        sample site went missing from the simulator)."""
         import socket
+        from contextlib import ExitStack
 
         ports: dict[tuple[str, int], int] = {}
-        for f in self.files:
-            for d in f.devices:
-                if d.protocol == Protocol.MQTT or d.serial_port:
-                    continue
-                key = (d.host, d.port or d.default_port)
-                if key in ports:
-                    continue
-                kind = socket.SOCK_DGRAM if d.protocol == Protocol.BACNET else socket.SOCK_STREAM
-                with socket.socket(socket.AF_INET, kind) as sock:
+        with ExitStack() as held:
+            for f in self.files:
+                for d in f.devices:
+                    if d.protocol == Protocol.MQTT or d.serial_port:
+                        continue
+                    key = (d.host, d.port or d.default_port)
+                    if key in ports:
+                        continue
+                    kind = socket.SOCK_DGRAM if d.protocol == Protocol.BACNET else socket.SOCK_STREAM
+                    sock = held.enter_context(socket.socket(socket.AF_INET, kind))
                     sock.bind(("127.0.0.1", 0))
                     ports[key] = sock.getsockname()[1]
         return self.with_ports(ports)

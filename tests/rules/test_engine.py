@@ -163,9 +163,9 @@ def test_live_lateness_raises_a_leak_within_a_tick_and_late_uplinks_still_count(
     """The collector's in-process engine (LIVE_LATENESS_S): readings arrive in real time, a leak raises at the
     first tick the watermark passes (not two minutes later), and an uplink that arrives after the watermark
     passed its timestamp (queued during a broker outage) still raises, at the next tick."""
-    from retrofit.cmd_collect import LIVE_LATENESS_S
+    from retrofit.cmd_collect import LIVE_LATENESS_S, LIVE_STEP_S
 
-    eng = Engine(site, only(library, "s-water-leak"), lateness_s=LIVE_LATENESS_S)
+    eng = Engine(site, only(library, "s-water-leak"), step_s=LIVE_STEP_S, lateness_s=LIVE_LATENESS_S)
     t0, wet = MONDAY + 10 * H, MONDAY + 10 * H + 600
     events = []
     for t in range(int(t0), int(t0 + 1200), 5):  # a meter polled every 5 s drives event time, as live
@@ -174,9 +174,9 @@ def test_live_lateness_raises_a_leak_within_a_tick_and_late_uplinks_still_count(
         if events:
             break
     assert [e.kind for e in events] == ["raise"]
-    assert events[0].ts <= wet + 60 and t <= wet + 60 + LIVE_LATENESS_S + 5
+    assert events[0].ts <= wet + LIVE_STEP_S and t <= wet + LIVE_STEP_S + LIVE_LATENESS_S + 5 <= wet + 30
 
-    eng = Engine(site, only(library, "s-water-leak"), lateness_s=LIVE_LATENESS_S)
+    eng = Engine(site, only(library, "s-water-leak"), step_s=LIVE_STEP_S, lateness_s=LIVE_LATENESS_S)
     ev = eng.feed([Reading("b1/leak-1", t0, 0.0, Quality.GOOD)])
     for t in range(int(t0), int(t0 + 900), 5):
         ev += eng.feed([Reading("b1/co2-1", float(t), 500.0, Quality.GOOD)])
