@@ -17,19 +17,31 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_GIVEN: dict[int, set[int]] = {socket.SOCK_STREAM: set(), socket.SOCK_DGRAM: set()}
+
+
+def _free(kind: int) -> int:
+    """A port of ``kind`` on 127.0.0.1 that nothing uses right now and that this process has not handed out
+    before: the kernel may return a just-released port again, and two servers a test set up one after the other
+    would then be given the same port."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN[kind]:
+            _GIVEN[kind].add(port)
+            return port
+    raise OSError("no free loopback port that was not handed out already")
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now (and not handed out before by this process)."""
+    return _free(socket.SOCK_STREAM)
 
 
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that nothing is bound to right now (for BACnet devices)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _free(socket.SOCK_DGRAM)
 
 
 def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
