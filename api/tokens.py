@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, DateTime, Engine, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from buildings.access import Principal, Role
+from buildings.access import Principal, Role, checked_role
 from buildings.records.base import Base, session_factory
 
 TOKEN_RE = re.compile(r"^rft_([a-z0-9]{10})_([A-Za-z0-9_\-]{43})$")
@@ -88,15 +88,9 @@ def create_token(engine: Engine, name: str, role: str, days: float, owner_id: st
                  known_owners: set[str] | None = None, now: dt.datetime | None = None) -> tuple[ApiToken, str]:
     """Create a token; returns (record, the token text). The text is never stored: show it once."""
     try:
-        r = Role(role)
-    except ValueError:
-        raise TokenError(f"role {role!r}: use one of {', '.join(x.value for x in Role)}") from None
-    if r is Role.OWNER and not owner_id:
-        raise TokenError("an owner token needs --owner OWNER_ID (the owner id from the site files)")
-    if r is not Role.OWNER and owner_id:
-        raise TokenError("--owner is only for owner tokens")
-    if known_owners is not None and owner_id and owner_id not in known_owners:
-        raise TokenError(f"owner {owner_id!r} is not in the site's buildings")
+        r = checked_role(role, owner_id, known_owners, "token")
+    except ValueError as exc:
+        raise TokenError(str(exc)) from None
     if pii and r is not Role.DISTRICT:
         raise TokenError("the pii right is only for district tokens")
     if not 0 < days <= MAX_DAYS:

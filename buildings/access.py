@@ -189,22 +189,32 @@ def create_tables(engine: Engine) -> None:
     Base.metadata.create_all(engine, tables=[User.__table__, LoginFailure.__table__])
 
 
+def checked_role(role: str, owner_id: str | None, known_owners: set[str] | None, what: str) -> Role:
+    """The Role named ``role``, checked against ``owner_id`` (an owner needs one, no one else may have one, and it
+    must be a known owner); ValueError saying what to fix. ``what`` names the thing: "user", "token"."""
+    try:
+        r = Role(role)
+    except ValueError:
+        raise ValueError(f"role {role!r}: use one of {', '.join(x.value for x in Role)}") from None
+    if r is Role.OWNER and not owner_id:
+        raise ValueError(f"an owner {what} needs --owner OWNER_ID (the owner id from the site files)")
+    if r is not Role.OWNER and owner_id:
+        raise ValueError(f"--owner is only for owner {what}s")
+    if known_owners is not None and owner_id and owner_id not in known_owners:
+        raise ValueError(f"owner {owner_id!r} is not in the site's buildings; known owners: "
+                         f"{', '.join(sorted(known_owners)[:20])}")
+    return r
+
+
 def add_user(engine: Engine, username: str, password: str, role: str, owner_id: str | None = None,
              known_owners: set[str] | None = None) -> User:
     """Create a user; refuse bad names, short passwords, unknown roles, owners without an owner id."""
     if not USERNAME_RE.match(username):
         raise AuthError(f"user name {username!r}: use 2-64 letters, digits, '_', '.', '@' or '-'")
     try:
-        r = Role(role)
-    except ValueError:
-        raise AuthError(f"role {role!r}: use one of {', '.join(x.value for x in Role)}") from None
-    if r is Role.OWNER and not owner_id:
-        raise AuthError("an owner user needs --owner OWNER_ID (the owner id from the site files)")
-    if r is not Role.OWNER and owner_id:
-        raise AuthError("--owner is only for owner users")
-    if known_owners is not None and owner_id and owner_id not in known_owners:
-        raise AuthError(f"owner {owner_id!r} is not in the site's buildings; known owners: "
-                        f"{', '.join(sorted(known_owners)[:20])}")
+        r = checked_role(role, owner_id, known_owners, "user")
+    except ValueError as exc:
+        raise AuthError(str(exc)) from None
     if len(password) < MIN_PASSWORD:
         raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
     create_tables(engine)

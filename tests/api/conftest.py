@@ -22,6 +22,7 @@ import requests
 
 from buildings.records.base import make_engine
 from buildings.site import load_site
+from tests.seed import seed_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY_DAYS = 2
@@ -40,32 +41,6 @@ class ApiEnv:
     end: float
     tokens: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
-
-
-def seed_records(url: str, site_path: Path) -> None:
-    """Migrate the records database and import the sample programme, as `retrofit program import` does."""
-    from buildings.records.program import import_sample
-
-    import_sample(url, load_site(str(site_path)), "tests").dispose()
-
-
-def seed_alarms(url: str, end: float) -> None:
-    """Two alarms in jiefangbei-tower (one cleared), one in chaotianmen-harbour, via the rules' AlarmBook."""
-    from rules.alarms import AlarmBook
-    from rules.engine import AlarmEvent
-    from rules.model import Family, Severity
-
-    def ev(kind: str, rule: str, b: str, subj: str, ts: float, fam: str, sev: str) -> AlarmEvent:
-        return AlarmEvent(kind, rule, Family(fam), Severity(sev), b, subj, subj, ts, {"value": 1.0}, "告警", "alarm")
-
-    book = AlarmBook(url)
-    book.apply([ev("raise", "ahu-sat-high", "jiefangbei-tower", "ahu-1", end - 3 * 3600, "energy", "fault"),
-                ev("raise", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 30 * 3600, "safety",
-                   "critical"),
-                ev("raise", "co2-high", "chaotianmen-harbour", "ahu-1", end - 5 * 3600, "safety", "warning")])
-    book.apply([ev("clear", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 28 * 3600, "safety",
-                   "critical")])
-    book.close()
 
 
 def add_tokens(url: str, env: ApiEnv) -> None:
@@ -94,18 +69,10 @@ def add_tokens(url: str, env: ApiEnv) -> None:
 def api_template(tmp_path_factory: pytest.TempPathFactory, sample_site_path: Path) -> ApiEnv:
     """The seeded data directory (read-only for tests: copy it with ``fresh_env`` to change anything)."""
     from api.pii import import_contacts
-    from simulators.history import backfill
-    from telemetry.embedded import EmbeddedStore
 
     data_dir = tmp_path_factory.mktemp("api") / "data"
     data_dir.mkdir()
-    store = EmbeddedStore(data_dir / "telemetry.db")
-    end = time.time() // 900 * 900
-    backfill(load_site(str(sample_site_path)), store, end - HISTORY_DAYS * 86400, end)
-    store.close()
-    url = f"sqlite:///{data_dir / 'records.db'}"
-    seed_records(url, sample_site_path)
-    seed_alarms(url, end)
+    url, end = seed_data_dir(data_dir, sample_site_path, HISTORY_DAYS)
     engine = make_engine(url)
     from dashboard.auth import add_user
 

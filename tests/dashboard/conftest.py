@@ -7,7 +7,6 @@ alice owns a share of jiefangbei-tower only (yuxin-property); bob of chaotianmen
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from buildings.records.base import make_engine
 from buildings.site import load_site
 from dashboard.auth import add_user
+from tests.seed import seed_data_dir
 
 PASSWORD = "correct-horse-battery"
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,55 +32,12 @@ class DashEnv:
     store_path: Path
 
 
-def seed_records(url: str, site_path: Path) -> None:
-    """Migrate the records database and import the sample programme, as `retrofit program import` does."""
-    from buildings.records.program import import_sample
-
-    import_sample(url, load_site(str(site_path)), "tests").dispose()
-
-
-def alarm_event(kind: str, rule: str, building: str, subject: str, ts: float, family: str = "energy",
-                severity: str = "fault", zh: str = "告警", en: str = "alarm"):  # noqa: ANN201 - AlarmEvent
-    from rules.engine import AlarmEvent
-    from rules.model import Family, Severity
-
-    return AlarmEvent(kind, rule, Family(family), Severity(severity), building, subject, subject, ts,
-                      {"value": 1.0}, zh, en)
-
-
-def seed_alarms(url: str, end: float) -> None:
-    """Alarms recorded through the rules' AlarmBook: open and cleared, in alice's and bob's buildings."""
-    from rules.alarms import AlarmBook
-
-    book = AlarmBook(url)
-    book.apply([
-        alarm_event("raise", "ahu-sat-high", "jiefangbei-tower", "ahu-1", end - 3 * 3600,
-                    zh="1号空调箱送风温度过高", en="AHU-1 supply air too warm"),
-        alarm_event("raise", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 30 * 3600, "safety",
-                    "critical", "配电室温度过高", "Switch room too hot"),
-        alarm_event("raise", "co2-high", "chaotianmen-harbour", "ahu-1", end - 5 * 3600, "safety", "warning",
-                    "港湾二氧化碳浓度高", "Harbour CO2 high"),
-    ])
-    book.apply([alarm_event("clear", "switch-room-hot", "jiefangbei-tower", "switch-room", end - 28 * 3600,
-                            "safety", "critical")])
-    book.close()
-
-
 @pytest.fixture(scope="session")
 def dash_data(tmp_path_factory: pytest.TempPathFactory, sample_site_path: Path) -> DashEnv:
-    from simulators.history import backfill
-    from telemetry.embedded import EmbeddedStore
-
     root = tmp_path_factory.mktemp("dash")
     data_dir = root / "data"
     data_dir.mkdir()
-    store = EmbeddedStore(data_dir / "telemetry.db")
-    end = time.time() // 900 * 900
-    backfill(load_site(str(sample_site_path)), store, end - HISTORY_DAYS * 86400, end)
-    store.close()
-    url = f"sqlite:///{data_dir / 'records.db'}"
-    seed_records(url, sample_site_path)
-    seed_alarms(url, end)
+    url, _end = seed_data_dir(data_dir, sample_site_path, HISTORY_DAYS)
     engine = make_engine(url)
     add_user(engine, "alice", PASSWORD, "owner", "yuxin-property")
     add_user(engine, "bob", PASSWORD, "owner", "harbour-hotels")

@@ -220,7 +220,7 @@ def test_alarms_page_lists_and_acknowledges(dash_env) -> None:  # noqa: ANN001
     import time as _time
 
     from rules.alarms import AlarmBook
-    from tests.dashboard.conftest import alarm_event
+    from tests.seed import alarm_event
 
     book = AlarmBook(dash_env.records_url)
     [applied] = book.apply([alarm_event("raise", "leak-detected", "jiefangbei-tower", "water-meter",
