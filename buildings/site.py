@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache, cached_property
 from typing import Annotated, Any, Literal
@@ -493,130 +493,236 @@ class Site(BaseModel):
 
 # --- semantic checks --------------------------------------------------------------------------------
 
-def check_building(bf: BuildingFile) -> list[tuple[Loc, str, str]]:
-    """Checks pydantic cannot express: unique ids, references, protocols, units, overlaps, shares."""
-    out: list[tuple[Loc, str, str]] = []
-    seen_dev: dict[str, int] = {}
-    endpoints: dict[tuple[str, int | str, int | None], str] = {}
-    instances: dict[int | None, str] = {}
+Issue = tuple[Loc, str, str]  # where, what is wrong, what to do
+
+
+@dataclass
+class _Seen:
+    """What the checks of one file have met so far: ids and addresses, for duplicates and overlaps."""
+
+    equipment_ids: set[str]
+    devices: set[str] = field(default_factory=set)
+    endpoints: dict[tuple[str, int | str, int | None], str] = field(default_factory=dict)
+    instances: dict[int | None, str] = field(default_factory=dict)
+    equipment: set[str] = field(default_factory=set)
+    points: set[str] = field(default_factory=set)
+    registers: dict[tuple[str, str], list[tuple[int, int, str, int | None]]] = field(default_factory=dict)
+    bacnet_objects: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
+    mqtt_values: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def check_building(bf: BuildingFile) -> list[Issue]:
+    """Checks pydantic cannot express: unique ids, references, protocols, units, overlaps, shares.
+
+    Each check is a small function; they run in file order (devices, then each equipment and its points, then
+    the building), so problems come out in the order a technician reads the file.
+    """
+    seen = _Seen(equipment_ids={e.id for e in bf.equipment})
+    out: list[Issue] = []
     for i, d in enumerate(bf.devices):
-        if d.id in seen_dev:
-            out.append((("devices", i, "id"), f"duplicate device id {d.id!r}", "device ids must be unique"))
-        seen_dev[d.id] = i
-        if d.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU, Protocol.BACNET):
-            port = d.serial_port or d.port or d.default_port
-            ep = (d.host, port, d.unit_id if d.protocol != Protocol.BACNET else None)
-            if ep in endpoints:
-                out.append((("devices", i, "port"), f"device {d.id!r} has the same address as "
-                            f"{endpoints[ep]!r}", "give each device its own port or unit_id"))
-            endpoints[ep] = d.id
-        if d.protocol == Protocol.BACNET:
-            if d.device_instance in instances:
-                out.append((("devices", i, "device_instance"), f"device {d.id!r} has the same device_instance as "
-                            f"{instances[d.device_instance]!r}", "BACnet device instances are unique on a network"))
-            instances[d.device_instance] = d.id
-    seen_eq: set[str] = set()
-    seen_pt: set[str] = set()
-    eq_ids = {e.id for e in bf.equipment}
-    regs: dict[tuple[str, str], list[tuple[int, int, str, int | None]]] = {}
-    bacnet_objs: dict[tuple[str, str, int, str], str] = {}
-    mqtt_values: dict[tuple[str, str], str] = {}
+        for device_check in DEVICE_CHECKS:
+            out += device_check(d, ("devices", i), seen)
     for ei, eq in enumerate(bf.equipment):
-        if eq.id in seen_eq:
-            out.append((("equipment", ei, "id"), f"duplicate equipment id {eq.id!r}", ""))
-        seen_eq.add(eq.id)
-        for fi, fed in enumerate(eq.feeds):
-            if fed not in eq_ids:
-                out.append((("equipment", ei, "feeds", fi), f"feeds unknown equipment {fed!r}",
-                            f"known: {', '.join(sorted(eq_ids))}"))
+        for equipment_check in EQUIPMENT_CHECKS:
+            out += equipment_check(eq, ("equipment", ei), seen)
         for pi, p in enumerate(eq.points):
-            base: Loc = ("equipment", ei, "points", pi)
-            if p.id in seen_pt:
-                out.append(((*base, "id"), f"duplicate point id {p.id!r}", "point ids are unique per building"))
-            seen_pt.add(p.id)
-            if p.brick not in BRICK_CLASSES:
-                out.append(((*base, "brick"), f"unknown Brick class {p.brick!r}{suggest(p.brick, BRICK_CLASSES)}",
-                            "add it to buildings/brick.py if it is real"))
-            limits = UNIT_LIMITS.get(p.unit)
-            if p.range and limits and not (limits[0] <= p.range[0] and p.range[1] <= limits[1]):
-                out.append(((*base, "range"), f"range [{p.range[0]:g}, {p.range[1]:g}] is outside what {p.unit} can "
-                            f"be ({limits[0]:g} to {limits[1]:g})", "check the range and the unit"))
-            if p.unit not in UNITS:
-                out.append(((*base, "unit"), f"unknown unit {p.unit!r}{suggest(p.unit, UNITS)}",
-                            f"known units: {', '.join(u for u in UNITS if u)}"))
-            elif p.brick in BRICK_CLASSES:
-                want = BRICK_CLASSES[p.brick]
-                if want and UNITS[p.unit] != want and not (want == "state" and p.unit in ("bool", "")):
-                    out.append(((*base, "unit"), f"unit {p.unit!r} measures {UNITS[p.unit]}, but "
-                                f"{p.brick} measures {want}", "check the unit or the Brick class"))
-            src = p.source
-            proto = p.protocol_family
-            dev = bf.device_by_id.get(src.device)
-            if dev is None:
-                out.append(((*base, proto, "device"), f"device {src.device!r} does not exist",
-                            f"declare it under devices:{suggest(src.device, bf.device_by_id)}"))
-                continue
-            dev_family = "modbus" if dev.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU) else dev.protocol.value
-            if dev_family != proto:
-                out.append(((*base, proto, "device"), f"device {dev.id!r} speaks {dev.protocol.value}, "
-                            f"not {proto}", "point the source at a device of the same protocol"))
-                continue
-            if p.writable and p.counter:
-                out.append(((*base, "writable"), "a counter cannot be writable", ""))
-            if isinstance(src, ModbusSource):
-                if src.type != ModbusType.BIT and src.scale == 0:
-                    out.append(((*base, "modbus", "scale"), "scale 0 makes every value 0", "use 1"))
-                start, end = src.address, src.address + src.count
-                if not src.is_bit_table and end > 65536:
-                    out.append(((*base, "modbus", "address"), "point runs past register 65535", ""))
-                # bits inside one register may share it (different bit numbers); everything else must not overlap
-                my_bit = src.bit if src.type == ModbusType.BIT and not src.is_bit_table else None
-                lst = regs.setdefault((src.device, src.function.value), [])
-                for s2, e2, other, other_bit in lst:
-                    if not (start < e2 and s2 < end):
-                        continue
-                    if my_bit is not None and other_bit is not None and my_bit != other_bit:
-                        continue
-                    if my_bit is not None and my_bit == other_bit:
-                        out.append(((*base, "modbus", "bit"), f"bit {my_bit} of register {start} is already point "
-                                    f"{other!r}", "give each point its own bit (0-15)"))
-                    else:
-                        if src.is_bit_table:
-                            msg = f"{src.function.value} {start} is already point {other!r}"
-                        else:
-                            mine = f"register {start}" if end - start == 1 else f"registers {start}-{end - 1}"
-                            theirs = f"{s2}" if e2 - s2 == 1 else f"{s2}-{e2 - 1}"
-                            verb = "overlaps" if end - start == 1 else "overlap"
-                            msg = (f"{src.function.value} {mine} ({src.type.value}) {verb} point {other!r} at "
-                                   f"{theirs}")
-                        out.append(((*base, "modbus", "address"), msg, "a 32-bit value takes two registers, a "
-                                    "64-bit one four; each coil or discrete input holds one point"))
-                    break
-                lst.append((start, end, p.id, my_bit))
-            elif isinstance(src, BacnetSource):
-                k = (src.device, src.object_type, src.instance, src.property)
-                if k in bacnet_objs:
-                    out.append(((*base, "bacnet", "instance"), f"{src.object_type},{src.instance} is already "
-                                f"point {bacnet_objs[k]!r}", ""))
-                bacnet_objs[k] = p.id
-            elif isinstance(src, MqttSource):
-                prefix = (dev.topic_prefix or "").rstrip("/")
-                if prefix and not src.topic.startswith(prefix + "/"):
-                    out.append(((*base, "mqtt", "topic"), f"topic {src.topic!r} is not below the device's "
-                                f"topic_prefix {prefix!r}", f"use a topic like {prefix}/<sensor>"))
-                k2 = (src.topic, src.value_path)
-                if k2 in mqtt_values:
-                    out.append(((*base, "mqtt", "value_path"), f"{src.topic} {src.value_path} is already point "
-                                f"{mqtt_values[k2]!r}", "each point reads its own value_path"))
-                mqtt_values[k2] = p.id
-    total = sum(o.area_m2 for o in bf.building.owners)
-    if total > bf.building.gross_floor_area_m2 * 1.0001:
-        out.append((("building", "owners"), f"owners' areas add up to {total:.0f} m2, more than the gross "
-                    f"floor area {bf.building.gross_floor_area_m2:.0f} m2", "check each owner's area_m2"))
-    owner_ids = [o.owner for o in bf.building.owners]
-    if len(set(owner_ids)) != len(owner_ids):
-        out.append((("building", "owners"), "an owner is listed twice", "merge the rows"))
+            out += _check_point(bf, p, ("equipment", ei, "points", pi), seen)
+    for building_check in BUILDING_CHECKS:
+        out += building_check(bf.building)
     return out
+
+
+def _check_point(bf: BuildingFile, p: Point, base: Loc, seen: _Seen) -> list[Issue]:
+    out = [issue for point_check in POINT_CHECKS for issue in point_check(p, base, seen)]
+    dev = bf.device_by_id.get(p.source.device)
+    wrong = _source_device(p, dev, base, bf.device_by_id)
+    if wrong or dev is None:
+        return out + wrong
+    for source_check in SOURCE_CHECKS:
+        out += source_check(p, dev, base, seen)
+    return out
+
+
+# devices
+def _unique_device_id(d: Device, loc: Loc, seen: _Seen) -> list[Issue]:
+    dup = d.id in seen.devices
+    seen.devices.add(d.id)
+    return [((*loc, "id"), f"duplicate device id {d.id!r}", "device ids must be unique")] if dup else []
+
+
+def _unique_endpoint(d: Device, loc: Loc, seen: _Seen) -> list[Issue]:
+    if d.protocol not in (Protocol.MODBUS, Protocol.MODBUS_RTU, Protocol.BACNET):
+        return []
+    port = d.serial_port or d.port or d.default_port
+    ep = (d.host, port, d.unit_id if d.protocol != Protocol.BACNET else None)
+    other = seen.endpoints.get(ep)
+    seen.endpoints[ep] = d.id
+    if other is None:
+        return []
+    return [((*loc, "port"), f"device {d.id!r} has the same address as {other!r}",
+             "give each device its own port or unit_id")]
+
+
+def _unique_bacnet_instance(d: Device, loc: Loc, seen: _Seen) -> list[Issue]:
+    if d.protocol != Protocol.BACNET:
+        return []
+    other = seen.instances.get(d.device_instance)
+    seen.instances[d.device_instance] = d.id
+    if other is None:
+        return []
+    return [((*loc, "device_instance"), f"device {d.id!r} has the same device_instance as {other!r}",
+             "BACnet device instances are unique on a network")]
+
+
+# equipment
+def _unique_equipment_id(eq: Equipment, loc: Loc, seen: _Seen) -> list[Issue]:
+    dup = eq.id in seen.equipment
+    seen.equipment.add(eq.id)
+    return [((*loc, "id"), f"duplicate equipment id {eq.id!r}", "")] if dup else []
+
+
+def _known_feeds(eq: Equipment, loc: Loc, seen: _Seen) -> list[Issue]:
+    return [((*loc, "feeds", fi), f"feeds unknown equipment {fed!r}", f"known: {', '.join(sorted(seen.equipment_ids))}")
+            for fi, fed in enumerate(eq.feeds) if fed not in seen.equipment_ids]
+
+
+# points
+def _unique_point_id(p: Point, base: Loc, seen: _Seen) -> list[Issue]:
+    dup = p.id in seen.points
+    seen.points.add(p.id)
+    return [((*base, "id"), f"duplicate point id {p.id!r}", "point ids are unique per building")] if dup else []
+
+
+def _known_brick(p: Point, base: Loc, seen: _Seen) -> list[Issue]:
+    if p.brick in BRICK_CLASSES:
+        return []
+    return [((*base, "brick"), f"unknown Brick class {p.brick!r}{suggest(p.brick, BRICK_CLASSES)}",
+             "add it to buildings/brick.py if it is real")]
+
+
+def _range_fits_unit(p: Point, base: Loc, seen: _Seen) -> list[Issue]:
+    limits = UNIT_LIMITS.get(p.unit)
+    if not p.range or not limits or (limits[0] <= p.range[0] and p.range[1] <= limits[1]):
+        return []
+    return [((*base, "range"), f"range [{p.range[0]:g}, {p.range[1]:g}] is outside what {p.unit} can be "
+             f"({limits[0]:g} to {limits[1]:g})", "check the range and the unit")]
+
+
+def _unit_fits_brick(p: Point, base: Loc, seen: _Seen) -> list[Issue]:
+    if p.unit not in UNITS:
+        return [((*base, "unit"), f"unknown unit {p.unit!r}{suggest(p.unit, UNITS)}",
+                 f"known units: {', '.join(u for u in UNITS if u)}")]
+    want = BRICK_CLASSES.get(p.brick)
+    if not want or UNITS[p.unit] == want or (want == "state" and p.unit in ("bool", "")):
+        return []
+    return [((*base, "unit"), f"unit {p.unit!r} measures {UNITS[p.unit]}, but {p.brick} measures {want}",
+             "check the unit or the Brick class")]
+
+
+def _source_device(p: Point, dev: Device | None, base: Loc, devices: dict[str, Device]) -> list[Issue]:
+    """The point's source names a device of this file that speaks the source's protocol."""
+    src, proto = p.source, p.protocol_family
+    if dev is None:
+        return [((*base, proto, "device"), f"device {src.device!r} does not exist",
+                 f"declare it under devices:{suggest(src.device, devices)}")]
+    dev_family = "modbus" if dev.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU) else dev.protocol.value
+    if dev_family == proto:
+        return []
+    return [((*base, proto, "device"), f"device {dev.id!r} speaks {dev.protocol.value}, not {proto}",
+             "point the source at a device of the same protocol")]
+
+
+# a point's source, on a device that exists and speaks its protocol
+def _counter_read_only(p: Point, dev: Device, base: Loc, seen: _Seen) -> list[Issue]:
+    return [((*base, "writable"), "a counter cannot be writable", "")] if p.writable and p.counter else []
+
+
+def _modbus_address(p: Point, dev: Device, base: Loc, seen: _Seen) -> list[Issue]:
+    src = p.source
+    if not isinstance(src, ModbusSource):
+        return []
+    out: list[Issue] = []
+    if src.type != ModbusType.BIT and src.scale == 0:
+        out.append(((*base, "modbus", "scale"), "scale 0 makes every value 0", "use 1"))
+    if not src.is_bit_table and src.address + src.count > 65536:
+        out.append(((*base, "modbus", "address"), "point runs past register 65535", ""))
+    return out + _modbus_overlap(p.id, src, base, seen)
+
+
+def _modbus_overlap(pid: str, src: ModbusSource, base: Loc, seen: _Seen) -> list[Issue]:
+    """Bits inside one register may share it (different bit numbers); everything else must not overlap."""
+    start, end = src.address, src.address + src.count
+    my_bit = src.bit if src.type == ModbusType.BIT and not src.is_bit_table else None
+    taken = seen.registers.setdefault((src.device, src.function.value), [])
+    clash = next(((s2, e2, other, bit) for s2, e2, other, bit in taken if start < e2 and s2 < end
+                  and not (my_bit is not None and bit is not None and my_bit != bit)), None)
+    taken.append((start, end, pid, my_bit))
+    if clash is None:
+        return []
+    s2, e2, other, other_bit = clash
+    if my_bit is not None and my_bit == other_bit:
+        return [((*base, "modbus", "bit"), f"bit {my_bit} of register {start} is already point {other!r}",
+                 "give each point its own bit (0-15)")]
+    if src.is_bit_table:
+        msg = f"{src.function.value} {start} is already point {other!r}"
+    else:
+        mine = f"register {start}" if end - start == 1 else f"registers {start}-{end - 1}"
+        theirs = f"{s2}" if e2 - s2 == 1 else f"{s2}-{e2 - 1}"
+        verb = "overlaps" if end - start == 1 else "overlap"
+        msg = f"{src.function.value} {mine} ({src.type.value}) {verb} point {other!r} at {theirs}"
+    return [((*base, "modbus", "address"), msg, "a 32-bit value takes two registers, a 64-bit one four; each "
+             "coil or discrete input holds one point")]
+
+
+def _bacnet_object(p: Point, dev: Device, base: Loc, seen: _Seen) -> list[Issue]:
+    src = p.source
+    if not isinstance(src, BacnetSource):
+        return []
+    k = (src.device, src.object_type, src.instance, src.property)
+    other = seen.bacnet_objects.get(k)
+    seen.bacnet_objects[k] = p.id
+    if other is None:
+        return []
+    return [((*base, "bacnet", "instance"), f"{src.object_type},{src.instance} is already point {other!r}", "")]
+
+
+def _mqtt_topic(p: Point, dev: Device, base: Loc, seen: _Seen) -> list[Issue]:
+    src = p.source
+    if not isinstance(src, MqttSource):
+        return []
+    out: list[Issue] = []
+    prefix = (dev.topic_prefix or "").rstrip("/")
+    if prefix and not src.topic.startswith(prefix + "/"):
+        out.append(((*base, "mqtt", "topic"), f"topic {src.topic!r} is not below the device's topic_prefix "
+                    f"{prefix!r}", f"use a topic like {prefix}/<sensor>"))
+    k = (src.topic, src.value_path)
+    other = seen.mqtt_values.get(k)
+    seen.mqtt_values[k] = p.id
+    if other is not None:
+        out.append(((*base, "mqtt", "value_path"), f"{src.topic} {src.value_path} is already point {other!r}",
+                    "each point reads its own value_path"))
+    return out
+
+
+# the building
+def _owner_areas(b: Building) -> list[Issue]:
+    total = sum(o.area_m2 for o in b.owners)
+    if total <= b.gross_floor_area_m2 * 1.0001:
+        return []
+    return [(("building", "owners"), f"owners' areas add up to {total:.0f} m2, more than the gross floor area "
+             f"{b.gross_floor_area_m2:.0f} m2", "check each owner's area_m2")]
+
+
+def _owners_once(b: Building) -> list[Issue]:
+    ids = [o.owner for o in b.owners]
+    return [] if len(set(ids)) == len(ids) else [(("building", "owners"), "an owner is listed twice", "merge the rows")]
+
+
+DEVICE_CHECKS = (_unique_device_id, _unique_endpoint, _unique_bacnet_instance)
+EQUIPMENT_CHECKS = (_unique_equipment_id, _known_feeds)
+POINT_CHECKS = (_unique_point_id, _known_brick, _range_fits_unit, _unit_fits_brick)
+SOURCE_CHECKS = (_counter_read_only, _modbus_address, _bacnet_object, _mqtt_topic)
+BUILDING_CHECKS = (_owner_areas, _owners_once)
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """From physics to points: which signal each point of a site reads, with noise, faults and counters.
 
-``bind`` maps a point to a physics signal by its Brick class and its equipment's kind (an optional ``sim:``
-dict on the point overrides: ``signal``, ``value``, ``scale``, ``offset``, ``noise``). ``SitePhysics`` holds
-one BuildingModel per building and evaluates points at any times, on the grid (history) or between grid
-points (live), applying sensor faults (stuck, drift, spike, meter spike, counter reset) and device faults
-(readings of an offline device are comm-failures, of an erroring device bad).
+``simulators.binding.bind`` maps a point to a physics signal (a table by Brick class and equipment kind).
+``SitePhysics`` holds one BuildingModel per building and evaluates points at any times, on the grid (history)
+or between grid points (live), applying sensor faults (stuck, drift, spike, meter spike, counter reset) and
+device faults (readings of an offline device are comm-failures, of an erroring device bad).
 
 Energy, water and gas counters are the integral of the simulated power or flow since REF_DAY (2025-01-01
 local) plus a per-point starting reading; the integral is kept in per-day checkpoints, so a counter only ever
@@ -14,16 +13,14 @@ increases and equals the integral of its power whatever period is asked for.
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 
-from buildings.site import PointRef, Site
+from buildings.site import Site
 from simulators import rand
+from simulators.binding import Binding, bind
 from simulators.faults import DEVICE_KINDS, SENSOR_KINDS, Fault, FaultKind
 from simulators.physics import DT_H, STEP, STEPS, BuildingModel, Sizing, calibrate
 from simulators.weather import DAY, Weather
@@ -32,213 +29,6 @@ REF_DAY = (dt.date(2025, 1, 1) - dt.date(1970, 1, 1)).days
 _CHECKPOINTS: dict[tuple, dict[int, np.ndarray]] = {}  # process-wide: counter readings at day starts
 _CP_LOCK = threading.Lock()
 Q_GOOD, Q_COMM, Q_BAD = 0, 1, 2
-
-# noise standard deviation by unit: (sd, relative?)
-NOISE: dict[str, tuple[float, bool]] = {
-    "degC": (0.08, False), "%RH": (0.8, False), "ppm": (6.0, False), "%LEL": (0.15, False), "Pa": (3.0, False),
-    "kPa": (0.003, False), "kW": (0.006, True), "kVA": (0.006, True), "V": (0.4, False), "A": (0.008, True),
-    "PF": (0.003, False), "Hz": (0.02, False), "m3/h": (0.01, True), "L/s": (0.01, True), "lux": (0.03, True),
-    "dBm": (2.0, False), "COP": (0.02, True),
-}
-# signals are in these units; a point in another unit of the same quantity is converted
-CONVERT = {("Pa", "kPa"): 0.001, ("m3/h", "L/s"): 1 / 3.6, ("kW", "kVA"): 1.0}
-
-
-@dataclass(slots=True)
-class Binding:
-    """How one point is computed (plain data; the hot loop reads these)."""
-
-    key: str
-    building: str
-    device: str  # device key
-    kind: str  # analog | state | counter | const | battery | rssi | text
-    signal: str = ""
-    scale: float = 1.0
-    offset: float = 0.0
-    noise: float = 0.0
-    rel: bool = False
-    lo: float | None = None
-    hi: float | None = None
-    c0: float = 0.0
-    const: float = 0.0
-    text: str = ""
-    nkey: int = 0  # noise key
-    fallback: bool = False  # no physics matched: a plausible constant-ish value in range
-
-
-def _phase(point_id: str) -> int:
-    last = re.split(r"[-_.]", point_id.lower())[-1]
-    for i, tag in enumerate(("a", "b", "c")):
-        if last in (tag, f"u{tag}", f"i{tag}", f"v{tag}", f"l{i + 1}", f"p{i + 1}", str(i + 1)) or last.endswith(tag):
-            return i + 1
-    return 1
-
-
-def bind(ref: PointRef, model: BuildingModel, signals: set[str], seed: int) -> Binding:
-    """The binding of one point (see module doc)."""
-    p, eq, b = ref.point, ref.equipment, ref.building
-    kind_eq = eq.kind
-    e = eq.id
-    rng = p.range
-    sd, rel = NOISE.get(p.unit, (0.0, False))
-    if p.brick == "CO_Sensor":
-        sd = 0.3
-    if p.brick.endswith(("_Setpoint", "_Command")):
-        sd = 0.0  # setpoints and commands are what the controller wrote: exact
-    bd = Binding(key=ref.key, building=b.id, device=f"{b.id}/{ref.device.id}", kind="analog", noise=sd, rel=rel,
-                 lo=rng[0] if rng else None, hi=rng[1] if rng else None, nkey=rand.key64("noise", seed, ref.key))
-    sim = p.sim
-    if p.modbus is not None and p.modbus.type.value == "string":
-        bd.kind, bd.text = "text", str(sim.get("value", eq.name))[: 2 * (p.modbus.length or 1)]
-        return bd
-    if "value" in sim:
-        bd.kind, bd.const = "const", float(sim["value"])
-        return _hints(bd, sim)
-    zone = e if e in model.zone_index or f"{e}.t" in signals else "zones"
-    br = p.brick
-    sig: str | None = None
-    state = p.unit in ("bool",) or br.endswith("_Status") or br in ("Leak_Sensor", "Smoke_Detection_Sensor",
-                                                                    "Occupancy_Sensor")
-    if "signal" in sim:
-        sig = str(sim["signal"])
-    elif br == "Outside_Air_Temperature_Sensor":
-        sig = f"{e}.oat" if f"{e}.oat" in signals else "oat"
-    elif br == "Relative_Humidity_Sensor":
-        sig = (f"{e}.rh" if kind_eq in ("switch_room", "transformer", "garage", "zone", "vav", "fcu", "sensor_node")
-               and f"{e}.rh" in signals else "oa_rh")
-    elif br == "Zone_Air_Humidity_Sensor":
-        sig = f"{zone}.rh"
-    elif br == "Supply_Air_Temperature_Sensor":
-        ahu = next((z.ahu for z in model.zones if z.id == e and z.ahu), None)
-        sig = f"{e}.sat" if f"{e}.sat" in signals else f"{ahu}.sat" if ahu else None
-        if sig is None:
-            sig, bd.offset = f"{zone}.t", -8.0
-    elif br == "Mixed_Air_Temperature_Sensor":
-        sig = f"{e}.mat"
-    elif br == "Return_Air_Temperature_Sensor":
-        sig = f"{e}.rat" if f"{e}.rat" in signals else f"{zone}.t"
-    elif br in ("Zone_Air_Temperature_Sensor",):
-        sig = f"{zone}.t"
-    elif br == "Air_Temperature_Sensor":
-        if f"{e}.t" in signals:
-            sig = f"{e}.t"
-        else:
-            sig, bd.offset = "zones.t", (-1.0 if "data" in f"{e} {eq.name}".lower() else 0.0)
-    elif br == "Supply_Air_Temperature_Setpoint":
-        sig = f"{e}.sat_sp"
-    elif br == "Zone_Air_Temperature_Setpoint":
-        sig = f"{zone}.sp" if f"{zone}.sp" in signals else f"{model.zones[0].id}.sp"
-    elif br == "Chilled_Water_Supply_Temperature_Sensor":
-        sig = f"{e}.chws" if f"{e}.chws" in signals else "plant.chws"
-    elif br == "Chilled_Water_Return_Temperature_Sensor":
-        sig = f"{e}.chwr" if f"{e}.chwr" in signals else "plant.chwr"
-    elif br == "Condenser_Water_Supply_Temperature_Sensor":
-        sig = "plant.cws"
-    elif br == "Transformer_Temperature_Sensor":
-        sig = f"{e}.tt" if f"{e}.tt" in signals else "building.tt"
-    elif br == "CO2_Sensor":
-        sig = f"{e}.co2" if f"{e}.co2" in signals else f"{zone}.co2" if zone != "zones" else "zones.co2"
-    elif br == "CO_Sensor":
-        sig = f"{e}.co" if f"{e}.co" in signals else None
-        if sig is None:
-            bd.kind, bd.const = "const", 1.0
-    elif br == "Combustible_Gas_Sensor":
-        sig = f"{e}.lel" if f"{e}.lel" in signals else None
-        if sig is None:
-            bd.kind, bd.const = "const", 0.3
-    elif br == "Leak_Sensor":
-        sig = f"leak:{ref.key}"
-    elif br == "Smoke_Detection_Sensor":
-        sig = f"smoke:{ref.key}"
-    elif br == "Supply_Air_Static_Pressure_Sensor":
-        sig = f"{e}.dsp"
-    elif br == "Supply_Air_Static_Pressure_Setpoint":
-        sig = f"{e}.dsp_sp"
-    elif br in ("Supply_Fan_Speed_Command", "Fan_Speed_Command", "Pump_Speed_Command"):
-        sig = f"{e}.speed"
-    elif br in ("Supply_Fan_Status", "Fan_Status", "Pump_Status", "Chiller_Status", "Elevator_Status"):
-        sig = f"{e}.on"
-    elif br == "Heating_Valve_Command":
-        sig = f"{e}.hc" if f"{e}.hc" in signals else None
-        if sig is None:
-            bd.kind, bd.const = "const", 0.0
-    elif br == "Cooling_Valve_Command":
-        sig = f"{e}.cc" if f"{e}.cc" in signals else f"{zone}.load"
-        bd.scale = 1.0 if sig.endswith(".cc") else 100.0
-    elif br == "Outside_Air_Damper_Command":
-        sig = f"{e}.oad"
-    elif br == "Damper_Position_Command":
-        sig = f"{e}.damper" if f"{e}.damper" in signals else f"{e}.oad"
-    elif br == "Supply_Air_Flow_Sensor":
-        sig = f"{e}.flow"
-    elif br == "Occupancy_Sensor":
-        sig = f"{zone}.occ" if f"{zone}.occ" in signals else "occupied"
-    elif br in ("Chiller_Power_Sensor",):
-        sig = f"{e}.kw"
-    elif br == "Cooling_Load_Sensor":
-        sig = f"{e}.q" if f"{e}.q" in signals else "plant.q"
-    elif br == "Chilled_Water_Flow_Sensor":
-        sig = f"{e}.flow" if f"{e}.flow" in signals else None
-    elif br == "Lighting_Status":
-        sig = f"{e}.{p.id}" if f"{e}.{p.id}" in signals else f"{e}.on" if f"{e}.on" in signals else "_lights.on"
-    elif br == "Luminance_Sensor":
-        sig = f"{zone}.lux" if f"{zone}.lux" in signals else None
-    elif br in ("Electric_Power_Sensor", "Active_Power_Sensor"):
-        sig = f"{e}.kw" if f"{e}.kw" in signals else "cat.total"
-    elif br == "Peak_Power_Demand_Sensor":
-        sig = f"{e}.peak" if f"{e}.peak" in signals else None
-    elif br == "Electric_Energy_Sensor":
-        bd.kind, sig = "counter", (f"{e}.kw" if f"{e}.kw" in signals else "cat.total")
-    elif br in ("Voltage_Sensor", "Phase_Voltage_Sensor"):
-        sig = f"{e}.v{_phase(p.id)}"
-        if rng and rng[1] > 300 and rng[0] > 0:
-            bd.scale = math.sqrt(3.0)  # a line-to-line voltage
-    elif br in ("Current_Sensor", "Phase_Current_Sensor"):
-        sig = f"{e}.i{_phase(p.id)}"
-    elif br == "Power_Factor_Sensor":
-        sig = f"{e}.pf"
-    elif br == "Frequency_Sensor":
-        sig = f"{e}.hz"
-    elif br == "Water_Usage_Sensor":
-        bd.kind, sig = "counter", (f"{e}.flow" if f"{e}.flow" in signals else "water.flow")
-    elif br == "Water_Flow_Sensor":
-        sig = f"{e}.flow" if f"{e}.flow" in signals else "water.flow"
-    elif br == "Gas_Usage_Sensor":
-        bd.kind, sig = "counter", (f"{e}.flow" if f"{e}.flow" in signals else "gas.flow")
-    elif br == "Battery_Level_Sensor":
-        bd.kind = "battery"
-    elif br == "Signal_Strength_Sensor":
-        bd.kind = "rssi"
-    elif p.unit == "COP" and f"{e}.cop" in signals:
-        sig = f"{e}.cop"
-    if bd.kind in ("analog",) and (sig is None or sig not in signals):
-        bd.kind, bd.fallback = "const", not (br == "Point" and state)  # a generic status/alarm bit: 0 = normal
-        bd.const = 0.0 if state else ((rng[0] + rng[1]) / 2 if rng else 0.0)
-    if bd.kind in ("counter",):
-        if sig not in signals:
-            bd.kind, bd.fallback, bd.const = "const", True, 0.0
-        u = float(rand.uniform(rand.key64("c0", seed, ref.key), 0))
-        size = b.gross_floor_area_m2 / 20000.0
-        bd.c0 = {"kWh": (2e5 + 7e5 * u) * size, "m3": (1e4 + 5e4 * u) * size}.get(p.unit, 1e4 * (1 + u))
-        bd.noise = 0.0
-        if p.unit == "MWh":
-            bd.scale = 0.001
-    if state and bd.kind == "analog":
-        bd.kind, bd.noise = "state", 0.0
-    if sig is not None:
-        bd.signal = sig
-    for (frm, to), f in CONVERT.items():
-        if p.unit == to and frm != to and bd.kind in ("analog", "counter"):
-            bd.scale *= f
-    return _hints(bd, sim)
-
-
-def _hints(bd: Binding, sim: dict) -> Binding:
-    bd.scale *= float(sim.get("scale", 1.0))
-    bd.offset += float(sim.get("offset", 0.0))
-    if "noise" in sim:
-        bd.noise, bd.rel = float(sim["noise"]), False
-    return bd
 
 
 def _fault_key(f: Fault) -> tuple:
