@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,7 @@ def store_lag(port: int, wall0: float, probes: list[tuple[float, int]]) -> float
     return worst
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the same 1,000 points/s from 40 buildings polled every "
                     "12 s, measured for 24 s (under a minute in all); the full run is 200 buildings every 60 s")
@@ -195,96 +196,135 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=None, help="measurement window (default 5, --quick 0.4)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
-    import psutil
-
     if args.buildings is None:
         args.buildings = 40 if args.quick else 200
     if args.interval is None:
         args.interval = 12.0 if args.quick else 60.0
-    window = 60 * (args.minutes if args.minutes is not None else (0.4 if args.quick else 5))
+    args.window = 60 * (args.minutes if args.minutes is not None else (0.4 if args.quick else 5))
+    return args
+
+
+def start_collector(tmp: Path, site_dir: Path, data: Path, influx_port: int) -> subprocess.Popen:
+    """The real `retrofit collect` on the generated site, writing into the throwaway InfluxDB."""
+    (tmp / "none.toml").write_text("")
+    env = {**os.environ, "RETROFIT_DATA_DIR": str(data), "RETROFIT_CONFIG": str(tmp / "none.toml"),
+           "RETROFIT_INFLUX_URL": f"http://127.0.0.1:{influx_port}", "RETROFIT_INFLUX_DATABASE": DB}
+    for k in ("RETROFIT_MQTT_URL", "RETROFIT_RECORDS_URL"):
+        env.pop(k, None)
+    log = open(tmp / "collect.log", "wb")  # noqa: SIM115 - held by the child
+    collector = subprocess.Popen([sys.executable, "-m", "retrofit.cli", "collect", "--site", str(site_dir),
+                                  "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return collector
+
+
+def wait_started(collector: subprocess.Popen, status: Path, log: Path) -> float:
+    """Seconds until the collector is up (status file written: site loaded, rules bound, polling)."""
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + 300
+    while not status.exists():
+        if collector.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the collector did not start; see {log}")
+        time.sleep(0.2)
+    return time.perf_counter() - t0
+
+
+@dataclass
+class Window:
+    """What the measurement window saw of the collector process."""
+
+    wall0: float
+    elapsed: float
+    startup_cpu: float
+    cpu_pct: float
+    peak_rss: float
+    probes: list[tuple[float, int]]  # (wall time, readings stored since the window began)
+
+
+def measure(pid: int, influx_port: int, window: float) -> Window:
+    """CPU and peak memory of the collector over the window, and InfluxDB's reading count every 2 s."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    cpu0 = proc.cpu_times()
+    w0 = time.monotonic()
+    wall0 = time.time()
+    peak_rss = 0.0
+    probes: list[tuple[float, int]] = []
+    since = f'SELECT count("value") FROM "readings" WHERE time >= {int(wall0 * 1000)}ms'
+    while time.monotonic() < w0 + window:
+        peak_rss = max(peak_rss, proc.memory_info().rss / 2**20)
+        probes.append((time.time(), int(scalar(influx_port, since) or 0)))
+        time.sleep(2.0)
+    cpu1 = proc.cpu_times()
+    elapsed = time.monotonic() - w0
+    cpu_pct = 100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / elapsed
+    return Window(wall0, elapsed, cpu0.user + cpu0.system, cpu_pct, peak_rss, probes)
+
+
+def report(args: argparse.Namespace, w: Window, startup_s: float, st: dict[str, Any], influx_port: int) -> None:
+    """Emit every result line (after the collector stopped and flushed)."""
+    expected = args.buildings * args.points
+    stored = scalar(influx_port, f'SELECT count("value") FROM "readings" WHERE time >= {int(w.wall0 * 1000)}ms')
+    gap = scalar(influx_port, 'SELECT max("e") FROM (SELECT elapsed("value", 1ms) AS "e" FROM "readings" '
+                 'GROUP BY "point")')
+    series = scalar(influx_port, 'SELECT count("c") FROM (SELECT count("value") AS "c" FROM "readings" '
+                    'GROUP BY "point")')
+    devices = st.get("devices", {})
+    emit("points_per_s_offered", expected / args.interval, "points/s")
+    emit("collector_startup_s", startup_s, f"s (load {args.buildings} site files, bind rules, first status)")
+    emit("collector_startup_cpu", w.startup_cpu, "CPU s")
+    emit("window_s", w.elapsed, "s")
+    emit("collector_cpu", w.cpu_pct, "% of one core (target < 30)")
+    emit("collector_rss_peak", w.peak_rss, "MB (target < 500)")
+    offered = expected * w.elapsed / args.interval
+    emit("readings_stored_in_window", stored or 0, "readings", offered, (stored or 0) / max(1.0, offered))
+    emit("series_stored", series or 0, "points", expected, (series or 0) / expected)
+    emit("max_gap_minus_interval", ((gap or 0) / 1000 - args.interval) if gap else float("nan"),
+         f"s (lateness, target < {args.interval:g})")
+    emit("store_lag_max", store_lag(influx_port, w.wall0, w.probes), "s from a reading's timestamp to InfluxDB "
+         f"answering it (probed every 2 s; target < {args.interval:g})")
+    sinks = (st.get("pipeline") or {}).get("sinks", {})
+    for name in ("store", "rules"):  # both must be in the pipeline: the rules engine evaluates live
+        emit(f"{name}_sink_readings", sinks.get(name, {}).get("readings", 0), "readings (status file)")
+    emit("poll_overruns", sum(d.get("overruns", 0) for d in devices.values()), "cycles")
+    emit("device_latency_max", float(max((d.get("max_latency_s") or 0) for d in devices.values()) if devices else 0),
+         "s")
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
+    """SIGTERM a child we started, and kill it if it does not end in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="retrofit-bench-district-"))
     site_dir, data = tmp / "site", tmp / "data"
     influxd = start_influxd(tmp / "influxd")  # first: its ports must not be among the buildings'
     collector: subprocess.Popen | None = None
     sim = start_simulator(site_dir, args)
     try:
-        (tmp / "none.toml").write_text("")
-        env = {**os.environ, "RETROFIT_DATA_DIR": str(data), "RETROFIT_CONFIG": str(tmp / "none.toml"),
-               "RETROFIT_INFLUX_URL": f"http://127.0.0.1:{influxd.port}", "RETROFIT_INFLUX_DATABASE": DB}
-        for k in ("RETROFIT_MQTT_URL", "RETROFIT_RECORDS_URL"):
-            env.pop(k, None)
-        log = open(tmp / "collect.log", "wb")  # noqa: SIM115 - held by the child
-        collector = subprocess.Popen([sys.executable, "-m", "retrofit.cli", "collect", "--site", str(site_dir),
-                                      "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        t0 = time.perf_counter()
-        proc = psutil.Process(collector.pid)
+        collector = start_collector(tmp, site_dir, data, influxd.port)
         status = data / "collector-status.json"
-        # The window starts once the collector is up (status file written: site loaded, rules bound, polling).
-        deadline = time.monotonic() + 300
-        while not status.exists():
-            if collector.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the collector did not start; see {tmp / 'collect.log'}")
-            time.sleep(0.2)
-        startup_s = time.perf_counter() - t0
-        cpu0 = proc.cpu_times()
-        w0 = time.monotonic()
-        wall0 = time.time()
-        peak_rss = 0.0
-        probes: list[tuple[float, int]] = []  # (wall time, readings stored since the window began)
-        since = f'SELECT count("value") FROM "readings" WHERE time >= {int(wall0 * 1000)}ms'
-        while time.monotonic() < w0 + window:
-            peak_rss = max(peak_rss, proc.memory_info().rss / 2**20)
-            probes.append((time.time(), int(scalar(influxd.port, since) or 0)))
-            time.sleep(2.0)
-        cpu1 = proc.cpu_times()
-        startup_cpu = cpu0.user + cpu0.system
-        elapsed = time.monotonic() - w0
-        cpu_pct = 100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / elapsed
+        startup_s = wait_started(collector, status, tmp / "collect.log")
+        w = measure(collector.pid, influxd.port, args.window)
         st = json.loads(status.read_text())
         collector.send_signal(signal.SIGTERM)
         collector.wait(120)
         collector = None
-        expected = args.buildings * args.points
-        stored = scalar(influxd.port, f'SELECT count("value") FROM "readings" WHERE time >= {int(wall0 * 1000)}ms')
-        gap = scalar(influxd.port, 'SELECT max("e") FROM (SELECT elapsed("value", 1ms) AS "e" FROM "readings" '
-                     'GROUP BY "point")')
-        series = scalar(influxd.port, 'SELECT count("c") FROM (SELECT count("value") AS "c" FROM "readings" '
-                        'GROUP BY "point")')
-        devices = st.get("devices", {})
-        overruns = sum(d.get("overruns", 0) for d in devices.values())
-        max_latency = max((d.get("max_latency_s") or 0)
-                          for d in devices.values()) if devices else 0
-        emit("points_per_s_offered", expected / args.interval, "points/s")
-        emit("collector_startup_s", startup_s, f"s (load {args.buildings} site files, bind rules, first status)")
-        emit("collector_startup_cpu", startup_cpu, "CPU s")
-        emit("window_s", elapsed, "s")
-        emit("collector_cpu", cpu_pct, "% of one core (target < 30)")
-        emit("collector_rss_peak", peak_rss, "MB (target < 500)")
-        emit("readings_stored_in_window", stored or 0, "readings", expected * elapsed / args.interval,
-             (stored or 0) / max(1.0, expected * elapsed / args.interval))
-        emit("series_stored", series or 0, "points", expected, (series or 0) / expected)
-        emit("max_gap_minus_interval", ((gap or 0) / 1000 - args.interval) if gap else float("nan"),
-             f"s (lateness, target < {args.interval:g})")
-        lag = store_lag(influxd.port, wall0, probes)
-        emit("store_lag_max", lag, f"s from a reading's timestamp to InfluxDB answering it (probed every 2 s; "
-             f"target < {args.interval:g})")
-        sinks = (st.get("pipeline") or {}).get("sinks", {})
-        for name in ("store", "rules"):  # both must be in the pipeline: the rules engine evaluates live
-            emit(f"{name}_sink_readings", sinks.get(name, {}).get("readings", 0), "readings (status file)")
-        emit("poll_overruns", overruns, "cycles")
-        emit("device_latency_max", float(max_latency), "s")
+        report(args, w, startup_s, st, influxd.port)
     finally:
-        if collector is not None and collector.poll() is None:
-            collector.send_signal(signal.SIGTERM)
-            try:
-                collector.wait(60)
-            except subprocess.TimeoutExpired:
-                collector.kill()
+        stop(collector)
         if sim.stdin:
             sim.stdin.close()
         try:

@@ -7,7 +7,7 @@ unit family, when a building needs one.
 
 from __future__ import annotations
 
-import difflib
+from buildings.yamlfile import suggest as suggest  # re-exported for callers that import it from here
 
 # Units we accept, with the physical quantity they measure. A closed list keeps dashboards and rules honest.
 UNITS: dict[str, str] = {
@@ -147,12 +147,3 @@ EQUIPMENT_BRICK: dict[str, str] = {
     "sensor_node": "Sensor_Equipment",
     "kitchen": "Space",
 }
-
-
-def suggest(word: str, choices: list[str] | dict[str, object]) -> str:
-    """Return ' (did you mean X?)' for the closest known word, or '' when nothing is close."""
-    by_case = {c.lower(): c for c in choices}
-    if word.lower() in by_case:  # "KW" -> "kW", "degc" -> "degC": difflib rates short case slips too low
-        return f" (did you mean {by_case[word.lower()]!r}?)"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

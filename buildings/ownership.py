@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from buildings.strict import Strict
 
 EPS = 1e-9
 
@@ -32,10 +34,9 @@ class StructureClass(StrEnum):
     FRAGMENTED = "fragmented"
 
 
-class ConcentrationThresholds(BaseModel):
+class ConcentrationThresholds(Strict):
     """Where concentrated ends and fragmented begins. Policy data (buildings/policies/_defaults.yaml)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     concentrated_top3_share_min: float = Field(default=0.67, gt=0, le=1)
     concentrated_owner_count_max: int = Field(default=5, ge=1)
 

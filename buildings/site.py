@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNIT_LIMITS, UNITS, suggest
+from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNIT_LIMITS, UNITS
+from buildings.strict import Strict
 from buildings.yamlfile import (
     Loc,
     Problem,
@@ -31,17 +32,13 @@ from buildings.yamlfile import (
     located,
     plain,
     read_tree,
+    suggest,
     validation_problems,
+    yaml_files,
 )
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
-
-
-class Strict(BaseModel):
-    """Base for site-file models: unknown keys are errors (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Names(Strict):
@@ -849,19 +846,9 @@ def _known_keys() -> list[str]:
     return sorted({name for m in models for name in m.model_fields})
 
 
-def site_files(path: str) -> list[str]:
-    """The YAML files of a site: the file itself, or every *.yaml / *.yml in the folder, sorted."""
-    import os
-
-    if os.path.isdir(path):
-        names = sorted(n for n in os.listdir(path) if re.search(r"\.ya?ml$", n) and not n.startswith("_"))
-        return [os.path.join(path, n) for n in names]
-    return [path]
-
-
 def load_site(path: str) -> Site:
     """Load a site file or folder. All-or-nothing: any problem in any file raises SiteError with all of them."""
-    files = site_files(path)
+    files = yaml_files(path)
     if not files:
         raise SiteError([Problem(file=path, line=None, field="(folder)", message="no .yaml building files here")])
     problems: list[Problem] = []

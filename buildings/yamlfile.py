@@ -10,6 +10,8 @@ It imports nothing else of ours, so every package may use it (``buildings.site``
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
@@ -18,6 +20,26 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 Loc = tuple[str | int, ...]
+
+
+def yaml_files(path: str) -> list[str]:
+    """The YAML files at ``path``: the file itself, or every *.yaml / *.yml in the folder, sorted.
+
+    Names starting with ``_`` are shared data, not one of the folder's items (``_defaults.yaml``).
+    """
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if re.search(r"\.ya?ml$", n) and not n.startswith("_"))
+        return [os.path.join(path, n) for n in names]
+    return [path]
+
+
+def suggest(word: str, choices: Collection[str]) -> str:
+    """' (did you mean X?)' for the closest known word, or '' when nothing is close: every "did you mean" hint."""
+    by_case = {c.lower(): c for c in choices}
+    if word.lower() in by_case:  # "KW" -> "kW", "degc" -> "degC": difflib rates short case slips too low
+        return f" (did you mean {by_case[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Problem(BaseModel):

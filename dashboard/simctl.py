@@ -2,23 +2,23 @@
 
 The dashboard does not import the simulators package (it is a device, the dashboard a client): it starts
 `retrofit simulate --site <building file> --free-ports --control-file F` as a subprocess and speaks the
-simulator's documented control protocol: JSON lines over TCP on 127.0.0.1, with the port, token and pid read
-from the control file (mode 0600). Requests: ``inject`` (kind, target, duration_s, params), ``clear`` (id or
-target), ``list``. Only processes this module started (their pid is in their control file) are stopped.
+simulator's control protocol with the one client, buildings/simcontrol (JSON lines over TCP on 127.0.0.1, port,
+token and pid from the control file). Only processes this module started (their pid is in their control file)
+are stopped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from buildings.simcontrol import ControlError, control_request, read_control_file
 
 # The simulator validates the kind and answers with the list of known kinds when one is wrong.
 FAULT_KINDS = ("sensor_stuck", "sensor_drift", "sensor_spike", "device_offline", "device_errors", "device_garbage",
@@ -27,7 +27,7 @@ FAULT_KINDS = ("sensor_stuck", "sensor_drift", "sensor_spike", "device_offline",
                "voltage_unbalance", "meter_spike", "meter_counter_reset")
 
 
-class SimControlError(RuntimeError):
+class SimControlError(ControlError):
     """The simulator cannot be reached or refused the request; the message says why."""
 
 
@@ -52,31 +52,18 @@ class SimControl:
 
     def _read(self, building: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self.control_file(building).read_text())
-        except (OSError, ValueError):
+            return read_control_file(self.control_file(building))
+        except ControlError:
             return None
 
     def request(self, building: str, req: dict[str, Any]) -> dict[str, Any]:
-        data = self._read(building)
-        if data is None:
+        """One request to this building's simulator; SimControlError when it is not running or refuses."""
+        if not self.control_file(building).exists():
             raise SimControlError(f"{building}: no simulator running (no control file)")
-        if data.get("host") != "127.0.0.1":
-            raise SimControlError(f"{building}: the control endpoint must be on 127.0.0.1")
         try:
-            with socket.create_connection(("127.0.0.1", int(data["port"])), timeout=self.timeout_s) as sock:
-                sock.sendall((json.dumps({**req, "token": data["token"]}) + "\n").encode())
-                buf = b""
-                while not buf.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-        except (OSError, KeyError, ValueError) as exc:
-            raise SimControlError(f"{building}: the simulator does not answer ({type(exc).__name__})") from None
-        try:
-            answer = json.loads(buf)
-        except ValueError:
-            raise SimControlError(f"{building}: unreadable answer from the simulator") from None
+            answer = control_request(self.control_file(building), req, timeout=self.timeout_s)
+        except ControlError as exc:
+            raise SimControlError(f"{building}: {exc}") from None
         if not answer.get("ok"):
             raise SimControlError(str(answer.get("error", "refused")))
         return answer

@@ -13,14 +13,13 @@ from typing import Any
 
 import streamlit as st
 
-from buildings import SAMPLE_SITE, shown_path
+from buildings import DEFAULT_SITE
 from buildings.site import Site, SiteError, load_site
 from dashboard.auth import Principal, Role
 from dashboard.i18n import Tr
 from dashboard.scope import Can, Scope, ScopeDenied, Unavailable
 from telemetry.store import Agg, Store
 
-DEFAULT_SITE = shown_path(SAMPLE_SITE)
 SESSION_PRINCIPAL = "principal"
 SESSION_LAST_SEEN = "last_seen"
 SESSION_LANG = "lang"

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from buildings import SAMPLE_SITE, shown_path
+from buildings import DEFAULT_SITE
 from retrofit.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -33,8 +33,6 @@ site_app = typer.Typer(help="Check and show site files.  Example: retrofit site 
 config_app = typer.Typer(help="Show effective settings.  Example: retrofit config show", no_args_is_help=True)
 app.add_typer(site_app, name="site")
 app.add_typer(config_app, name="config")
-
-DEFAULT_SITE = shown_path(SAMPLE_SITE)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

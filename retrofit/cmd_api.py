@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from retrofit.settings import settings_or_exit
+
 token_app = typer.Typer(help="API tokens: create, list, revoke.  Example: retrofit users token list",
                         no_args_is_help=True)
 catalogue_app = typer.Typer(help="The resource catalogue.  Example: retrofit catalogue export --format csv",
@@ -25,16 +27,6 @@ evidence_app = typer.Typer(help="Signed evidence and the audit chain.  Example: 
                            no_args_is_help=True)
 contacts_app = typer.Typer(help="Owners' contact persons (personal information).  Example: retrofit contacts "
                                 "import contacts.csv", no_args_is_help=True)
-
-
-def _settings():  # noqa: ANN202 - Settings
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
 
 
 def _engine(s: Any):  # noqa: ANN202, ANN401 - Engine
@@ -78,7 +70,7 @@ def api(
     from buildings.records.migrate import upgrade
     from retrofit.cli import console
 
-    s = _settings()
+    s = settings_or_exit()
     st = _site(s, site)
     store, err = _store(s)
     engine = _engine(s)
@@ -106,7 +98,7 @@ def token_create(
     from api.tokens import TokenError, create_token
     from retrofit.cli import err, fail
 
-    s = _settings()
+    s = settings_or_exit()
     known = None
     if owner:
         from buildings.site import SiteError, load_site
@@ -137,7 +129,7 @@ def token_list(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 
     rows = [{"id": t.id, "name": t.name, "role": t.role, "owner": t.owner_id, "pii": t.pii,
              "rate_per_min": t.rate_per_min, "created": t.created.isoformat(), "expires": t.expires.isoformat(),
-             "state": t.state()} for t in list_tokens(_engine(_settings()))]
+             "state": t.state()} for t in list_tokens(_engine(settings_or_exit()))]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -156,7 +148,7 @@ def token_revoke(token_id: str = typer.Argument(..., help="the token id (as in `
     from retrofit.cli import console, fail
 
     try:
-        rec = revoke_token(_engine(_settings()), token_id)
+        rec = revoke_token(_engine(settings_or_exit()), token_id)
     except TokenError as exc:
         raise fail(str(exc), code=2) from None
     console.print(f"revoked {rec.id} ({rec.name})")
@@ -180,7 +172,7 @@ def catalogue_export(
 
     if fmt not in ("json", "csv"):
         raise fail("--format must be json or csv", code=2)
-    st = _site(_settings(), site)
+    st = _site(settings_or_exit(), site)
     text = (json.dumps({"datasets": catalogue.as_dicts(st)}, ensure_ascii=False, indent=1) if fmt == "json"
             else catalogue.to_csv(st))
     _write(text, out)
@@ -248,7 +240,7 @@ def export_energy(
         raise fail("--resolution must be 15min or 1h", code=2)
     if fmt not in ("csv", "json"):
         raise fail("--format must be csv or json", code=2)
-    s = _settings()
+    s = settings_or_exit()
     st = _site(s, site)
     ids = building or [b.id for b in st.buildings]
     known = {b.id for b in st.buildings}
@@ -351,7 +343,7 @@ def export_owners(
 
     if fmt not in ("csv", "json"):
         raise fail("--format must be csv or json", code=2)
-    s = _settings()
+    s = settings_or_exit()
     st, engine = _site(s, site), _engine(s)
     from api.tokens import create_tables
 
@@ -399,7 +391,7 @@ def contacts_import(
     from api import pii
     from retrofit.cli import console, fail
 
-    s = _settings()
+    s = settings_or_exit()
     st = _site(s, site)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -431,7 +423,7 @@ def evidence_keygen(
     from retrofit.cli import console, fail
 
     try:
-        fp = generate_key(_engine(_settings()), username, out, os.environ.get(PASSPHRASE_ENV))
+        fp = generate_key(_engine(settings_or_exit()), username, out, os.environ.get(PASSPHRASE_ENV))
     except EvidenceError as exc:
         raise fail(str(exc), code=2) from None
     console.print(f"key {fp} registered for {username}; private key in {out}")
@@ -454,7 +446,7 @@ def evidence_sign(
 
     if (document is None) == (application is None):
         raise fail("give exactly one of --document or --application", code=2)
-    engine = _engine(_settings())
+    engine = _engine(settings_or_exit())
     try:
         key = load_private_key(key_file)
         sig = (sign_document(engine, document, user, key, file) if document is not None
@@ -477,7 +469,7 @@ def evidence_seal(
     from buildings.records.base import session_factory
     from retrofit.cli import console, fail
 
-    engine = _engine(_settings())
+    engine = _engine(settings_or_exit())
     with session_factory(engine).begin() as s:
         n = seal(s)
     console.print(f"sealed {n} audit row(s)")
@@ -500,7 +492,7 @@ def evidence_verify(as_json: bool = typer.Option(False, "--json", help="print th
     from api.evidence import verify_all
     from retrofit.cli import console, err
 
-    report = verify_all(_engine(_settings()))
+    report = verify_all(_engine(settings_or_exit()))
     if as_json:
         typer.echo(json.dumps({"ok": report.ok, "problems": report.problems, "notes": report.notes,
                                "checked": report.checked}, ensure_ascii=False, indent=1))

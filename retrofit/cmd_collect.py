@@ -12,21 +12,14 @@ from typing import Any
 
 import typer
 
+from buildings import DEFAULT_SITE
+from retrofit.settings import settings_or_exit
+
 log = logging.getLogger("retrofit.collect")
 
 discover_app = typer.Typer(help="Find devices and points on a plant network and print a draft site file.  "
                                 "Example: retrofit discover bacnet --target 192.168.1.40",
                            no_args_is_help=True)
-
-
-def _settings(data_dir: Path | None = None, mqtt_url: str | None = None):  # noqa: ANN202 - Settings
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
-
-    try:
-        return load_settings(data_dir=data_dir, mqtt_url=mqtt_url)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
 
 
 def _logging(level: str) -> None:
@@ -126,7 +119,7 @@ def publisher_client_id(site: Any) -> str:
 
 
 def collect(
-    site_path: str = typer.Option("buildings/sites/yuzhong", "--site", help="site file or folder"),
+    site_path: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
     plan: bool = typer.Option(False, "--plan", help="print the read plan (requests per device) and exit"),
     mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="broker of the MQTT sensors and of --publish "
                                         "(default: RETROFIT_MQTT_URL)"),
@@ -156,7 +149,7 @@ def collect(
         print(format_plan(plan_site(site)))
         return
     _logging(log_level)
-    settings = _settings(data_dir, mqtt_url)
+    settings = settings_or_exit(data_dir=data_dir, mqtt_url=mqtt_url)
     store = store_sink(settings, site)  # owns the store it opens: closed with the buffer when the collector stops
     sinks: list[Any] = [store]
     rollups = downsampling_for(store.target.store)
@@ -227,7 +220,7 @@ def write(
     from retrofit.cli import fail, load_site_or_exit
 
     site = load_site_or_exit(site_path)
-    settings = _settings(data_dir)
+    settings = settings_or_exit(data_dir=data_dir)
     _logging("WARNING")
     try:
         entry = asyncio.run(write_point(site, point, value, settings.data_dir, reason=reason, priority=priority))
@@ -253,7 +246,7 @@ def ingest(
     from collectors.ingest import Ingest
 
     _logging(log_level)
-    settings = _settings(data_dir)
+    settings = settings_or_exit(data_dir=data_dir)
     sink = store_sink(settings)
     pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     worker = Ingest(source, sink.write, root=settings.mqtt_topic_root, client_id=client_id,

@@ -16,13 +16,9 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 def _engine():  # noqa: ANN202 - sqlalchemy Engine
     from buildings.records.base import make_engine
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
+    from retrofit.settings import settings_or_exit
 
-    try:
-        s = load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+    s = settings_or_exit()
     return s, make_engine(s.effective_records_url)
 
 
@@ -37,13 +33,10 @@ def dashboard(
 
     Example: retrofit users add --role district dora && retrofit dashboard --port 8501
     """
-    from retrofit.cli import DEFAULT_SITE, console, fail, load_site_or_exit
-    from retrofit.settings import SettingsError, load_settings
+    from retrofit.cli import DEFAULT_SITE, console, load_site_or_exit
+    from retrofit.settings import settings_or_exit
 
-    try:
-        s = load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+    s = settings_or_exit()
     site_path = site or str(s.site or DEFAULT_SITE)
     load_site_or_exit(site_path)  # a broken site file is a clear CLI error, not a broken page
     env = dict(os.environ, RETROFIT_SITE=os.path.abspath(site_path))

@@ -26,6 +26,7 @@ from typing import Any
 import typer
 
 from buildings import SAMPLE_SITE
+from retrofit.settings import settings_or_exit
 
 HISTORY_MARKER = "history.json"
 
@@ -262,6 +263,89 @@ def summarise(settings: Any, site_path: Path, live_start: float, dash_ok: bool |
     }
 
 
+@dataclass
+class LivePhase:
+    """The demo's live phase: simulator, collector and dashboard as child processes, and the faults it injects."""
+
+    out: Any
+    children: Children
+    env: dict[str, str]
+    site_path: Path
+    data_dir: Path
+    mqtt_url: str
+    exe: list[str] = field(default_factory=lambda: [sys.executable, "-m", "retrofit.cli"])
+
+    @property
+    def control(self) -> Path:
+        return self.data_dir / "simulate-control.json"
+
+    def start(self, dash_port: int | None) -> None:
+        """Start the simulator, then the collector and the dashboard, each once the one before answers."""
+        self.control.unlink(missing_ok=True)
+        self.children.start("simulate", [*self.exe, "simulate", "--site", str(self.site_path), "--mqtt-url",
+                                         self.mqtt_url, "--control-file", str(self.control)], self.env)
+        wait_for(self.control.exists, 60, "the simulator", self.children)
+        self.children.start("collect", [*self.exe, "collect", "--site", str(self.site_path), "--mqtt-url",
+                                        self.mqtt_url, "--data-dir", str(self.data_dir)], self.env)
+        if dash_port:
+            self.children.start("dashboard", [*self.exe, "dashboard", "--port", str(dash_port), "--site",
+                                              str(self.site_path)], self.env)
+            wait_for(lambda: dashboard_health(dash_port), 90, "the dashboard", self.children)
+
+    def inject(self, f: LiveFault) -> None:
+        """Inject one fault through `retrofit simulate fault inject` (as a technician would) and say how it went."""
+        argv = [*self.exe, "simulate", "fault", "inject", "--kind", f.kind, "--target", f.target,
+                "--control-file", str(self.control)]
+        for k, v in f.params.items():
+            argv += ["--param", f"{k}={v}"]
+        if f.duration:
+            argv += ["--duration", f.duration]
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=30)
+        ok = "injected" if r.returncode == 0 else f"failed: {(r.stderr or r.stdout).strip()[-200:]}"
+        self.out.print(f"fault {f.kind} on {f.target}: {ok}", markup=False)
+
+    def run(self, since: float, run_for: float, faults: list[LiveFault], spacing: float) -> None:
+        """Until --run-for has passed (forever with 0): inject each fault at its slot, watch the children."""
+        pending = list(faults)
+        while run_for <= 0 or time.time() - since < run_for:
+            elapsed = time.time() - since
+            while pending and pending[0].slot * spacing <= elapsed:
+                self.inject(pending.pop(0))
+            dead = self.children.dead()
+            if dead:
+                raise RuntimeError(f"{dead[0]} stopped unexpectedly; see {self.children.log_dir / (dead[0] + '.log')}")
+            time.sleep(1)
+
+
+def announce(out: Any, live: LivePhase, broker: Any, dash_port: int | None,
+             created: list[tuple[str, str, str, str | None]]) -> None:
+    """What is running, where the dashboard is, the new sign-ins (shown once) and where the logs are."""
+    out.print("[green]running[/]: simulated buildings over Modbus TCP, BACnet/IP and MQTT "
+              f"({live.mqtt_url}{', embedded broker' if broker else ''}); collectors and rules live")
+    if dash_port:
+        out.print(f"[bold]dashboard:[/] http://127.0.0.1:{dash_port}")
+    if created:
+        out.print("sign-ins (shown once; store them now):")
+        for name, pw, role, owner in created:
+            out.print(f"  {name:28s} {pw}  ({role}{', owner ' + owner if owner else ''})", markup=False)
+    else:
+        out.print("sign-ins: created by an earlier run in this directory (see `retrofit users list`)")
+    out.print(f"logs: {live.children.log_dir}   stop: Ctrl-C")
+
+
+def _dashboard_port(settings: Any, port: int | None, no_dashboard: bool) -> int | None:
+    """--port, else the configured port when free, else a free one; None with --no-dashboard."""
+    from retrofit.devservers import free_port
+
+    if no_dashboard:
+        return None
+    return port or (settings.dashboard_port if _port_free(settings.dashboard_port) else free_port())
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def demo(
     data_dir: Path = typer.Option(Path("retrofit-data"), "--dir", help="working directory for databases and logs"),
     history_days: int = typer.Option(395, help="days of district history to backfill (395 = 13 months)"),
@@ -288,106 +372,54 @@ def demo(
     """
     from retrofit.broker import EmbeddedBroker
     from retrofit.cli import console, err, fail
-    from retrofit.devservers import free_port
-    from retrofit.settings import SettingsError, load_settings
 
     out = err if as_json else console
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["RETROFIT_DATA_DIR"] = str(data_dir)
-    try:
-        settings = load_settings(data_dir=data_dir)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+    settings = settings_or_exit(data_dir=data_dir)
     (data_dir / "logs").mkdir(exist_ok=True)
     out.print(f"[bold]retrofit demo[/] in {data_dir} (store: "
               f"{'InfluxDB ' + settings.influx_url if settings.influx_url else 'embedded SQLite'})")
     site_path = prepare_site(SAMPLE_SITE, data_dir)
     if site_path != SAMPLE_SITE:
         out.print(f"the sample's ports are busy: serving a copy on free ports from {site_path}")
-
     created = ensure_records(settings, site_path, out)
     hist = backfill_history(settings, site_path, history_days, out, as_json, baseline)
     out.print(f"history: {hist['readings']:,} readings in the store")
 
-    broker = None
-    mqtt_url = settings.mqtt_url
-    if not mqtt_url:
-        broker = EmbeddedBroker().start()
-        mqtt_url = broker.url
+    broker = None if settings.mqtt_url else EmbeddedBroker().start()
+    mqtt_url = settings.mqtt_url or broker.url
     env = dict(os.environ, RETROFIT_DATA_DIR=str(data_dir), RETROFIT_MQTT_URL=mqtt_url,
                RETROFIT_SITE=str(site_path), PYTHONUNBUFFERED="1")
-    exe = [sys.executable, "-m", "retrofit.cli"]
-    children = Children(data_dir / "logs")
-    dash_port = None if no_dashboard else (port or (settings.dashboard_port if _port_free(settings.dashboard_port)
-                                                    else free_port()))
-    control = data_dir / "simulate-control.json"
-    control.unlink(missing_ok=True)
+    live = LivePhase(out, Children(data_dir / "logs"), env, site_path, data_dir, mqtt_url)
+    dash_port = _dashboard_port(settings, port, no_dashboard)
     live_start = time.time()
-    dash_ok: bool | None = None
-    stopping = False
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        children.start("simulate", [*exe, "simulate", "--site", str(site_path), "--mqtt-url", mqtt_url,
-                                    "--control-file", str(control)], env)
-        wait_for(control.exists, 60, "the simulator", children)
-        children.start("collect", [*exe, "collect", "--site", str(site_path), "--mqtt-url", mqtt_url,
-                                   "--data-dir", str(data_dir)], env)
-        if dash_port:
-            children.start("dashboard", [*exe, "dashboard", "--port", str(dash_port), "--site", str(site_path)], env)
-            wait_for(lambda: dashboard_health(dash_port), 90, "the dashboard", children)
-        out.print("[green]running[/]: simulated buildings over Modbus TCP, BACnet/IP and MQTT "
-                  f"({mqtt_url}{', embedded broker' if broker else ''}); collectors and rules live")
-        if dash_port:
-            out.print(f"[bold]dashboard:[/] http://127.0.0.1:{dash_port}")
-        if created:
-            out.print("sign-ins (shown once; store them now):")
-            for name, pw, role, owner in created:
-                out.print(f"  {name:28s} {pw}  ({role}{', owner ' + owner if owner else ''})", markup=False)
-        else:
-            out.print("sign-ins: created by an earlier run in this directory (see `retrofit users list`)")
-        out.print(f"logs: {children.log_dir}   stop: Ctrl-C")
-        pending = list(LIVE_FAULTS) if faults else []
-        while run_for <= 0 or time.time() - live_start < run_for:
-            elapsed = time.time() - live_start
-            while pending and pending[0].slot * fault_spacing <= elapsed:
-                f = pending.pop(0)
-                argv = [*exe, "simulate", "fault", "inject", "--kind", f.kind, "--target", f.target,
-                        "--control-file", str(control)]
-                for k, v in f.params.items():
-                    argv += ["--param", f"{k}={v}"]
-                if f.duration:
-                    argv += ["--duration", f.duration]
-                r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
-                ok = "injected" if r.returncode == 0 else f"failed: {(r.stderr or r.stdout).strip()[-200:]}"
-                out.print(f"fault {f.kind} on {f.target}: {ok}", markup=False)
-            dead = children.dead()
-            if dead:
-                raise RuntimeError(f"{dead[0]} stopped unexpectedly; see {children.log_dir / (dead[0] + '.log')}")
-            time.sleep(1)
+        live.start(dash_port)
+        announce(out, live, broker, dash_port, created)
+        live.run(live_start, run_for, LIVE_FAULTS if faults else [], fault_spacing)
         dash_ok = dashboard_health(dash_port) if dash_port else None
     except KeyboardInterrupt:
-        stopping = True
         out.print("stopping ...")
-    except RuntimeError as exc:
-        children.stop()
-        if broker:
-            broker.stop()
-        raise fail(str(exc)) from None
-    children.stop()
-    if broker:
-        broker.stop()
-    if stopping:
+        _stop(live, broker)
         return
+    except RuntimeError as exc:
+        _stop(live, broker)
+        raise fail(str(exc)) from None
+    _stop(live, broker)
     summary = summarise(settings, site_path, live_start, dash_ok)
     if as_json:
         print(json.dumps({**summary, "history_readings": hist["readings"], "run_for_s": run_for}))
     else:
         out.print_json(json.dumps(summary))
+
+
+def _stop(live: LivePhase, broker: Any) -> None:
+    live.children.stop()
+    if broker:
+        broker.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import typer
 
-from buildings import SAMPLE_PROGRAMME, shown_path
+from buildings import DEFAULT_SITE, SAMPLE_PROGRAMME, shown_path
+from retrofit.settings import settings_or_exit
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import sessionmaker
@@ -45,13 +46,8 @@ def open_records(records_url: str | None = None) -> sessionmaker:
     """A session factory on the records database, migrated to the newest revision."""
     from buildings.records import make_engine, session_factory
     from buildings.records.migrate import upgrade
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
 
-    try:
-        url = records_url or load_settings().effective_records_url
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+    url = records_url or settings_or_exit().effective_records_url
     engine = make_engine(url)
     upgrade(url, engine=engine)
     return session_factory(engine)
@@ -87,7 +83,7 @@ def _print_json(data: Any) -> None:
 
 @program_app.command("import")
 def program_import(
-    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder (buildings and owners)"),
+    site: str = typer.Option(DEFAULT_SITE, help="site file or folder (buildings and owners)"),
     programme: str | None = typer.Option(DEFAULT_PROGRAMME, "--programme", help="programme YAML ('' for none)"),
     policies: str | None = typer.Option(None, help="policy folder (default: buildings/policies)"),
     shares_csv: Path | None = typer.Option(None, help="ownership shares spreadsheet (CSV) to apply after"),
@@ -223,7 +219,7 @@ def program_rank(
     as_of: str | None = typer.Option(None, help="evaluate on this date (default today)"),
     measured_eui: str | None = typer.Option(None, help="FROM:TO: use EUI metered in the telemetry store over "
                                                        "this period instead of the programme's billed EUI"),
-    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder (with --measured-eui)"),
+    site: str = typer.Option(DEFAULT_SITE, help="site file or folder (with --measured-eui)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     records_url: str | None = typer.Option(None, help="records database URL (default: settings)"),
 ) -> None:
@@ -484,7 +480,7 @@ def savings_cmd(
     building: str = typer.Option(..., "--building", help="building id"),
     baseline: str = typer.Option(..., "--baseline", help="pre-retrofit period FROM:TO (12 months or more)"),
     reporting: str = typer.Option(..., "--reporting", help="post-retrofit period FROM:TO"),
-    site: str = typer.Option("buildings/sites/yuzhong", help="site file or folder"),
+    site: str = typer.Option(DEFAULT_SITE, help="site file or folder"),
     record: bool = typer.Option(False, "--record", help="store the result in the records database"),
     project: str | None = typer.Option(None, help="project the result belongs to (with --record)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),

@@ -12,12 +12,12 @@ from typing import Any
 
 import typer
 
-from buildings import SAMPLE_SITE, shown_path
+from buildings import DEFAULT_SITE
+from retrofit.settings import settings_or_exit
 
 rules_app = typer.Typer(help="The rules engine: fault rules, alarms.  Example: retrofit rules check --site "
                              "buildings/sites/yuzhong", no_args_is_help=True)
 
-DEFAULT_SITE = shown_path(SAMPLE_SITE)
 RULES_OPT = typer.Option(None, "--rules", help="a rule file or folder (default: the library in rules/library)")
 
 
@@ -41,16 +41,6 @@ def load_rules_or_exit(path: str | None) -> list[Any]:
             err.print(str(p), style="red", highlight=False, markup=False, soft_wrap=True)
         err.print(f"{len(exc.problems)} problem(s) in the rule library; nothing was loaded.")
         raise typer.Exit(2) from None
-
-
-def _settings() -> Any:
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
 
 
 def _when(text: str, end: bool = False) -> float:
@@ -219,7 +209,7 @@ def rules_replay(
         if unknown:
             raise fail(f"unknown building(s) {', '.join(sorted(unknown))}; the site has "
                        f"{', '.join(b.id for b in s.buildings)}")
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         store = open_store(settings, readonly=True)
     except StoreError as exc:
@@ -294,7 +284,7 @@ def rules_run(
     if not owned or unknown:
         raise fail(f"unknown building(s) {', '.join(sorted(unknown)) or '(none given)'}; the site has "
                    f"{', '.join(b.id for b in s.buildings)}")
-    settings = _settings()
+    settings = settings_or_exit()
     eng = Engine(s, lib, step_s=step, lateness_s=lateness, buildings=set(owned))
     pub = None
     if settings.mqtt_url:
@@ -359,7 +349,7 @@ def rules_alarms(
     from retrofit.cli import console
     from rules.alarms import AlarmBook
 
-    settings = _settings()
+    settings = settings_or_exit()
     book = AlarmBook(settings.effective_records_url)
     rows = book.list(buildings=buildings.split(",") if buildings else None, family=family, state=state, limit=limit)
     book.close()
@@ -392,7 +382,7 @@ def rules_maintain(
     from rules.alarms import AlarmBook, AlarmError
 
     t0, t1 = _when(start), _when(end, end=True)
-    settings = _settings()
+    settings = settings_or_exit()
     book = AlarmBook(settings.effective_records_url)
     try:
         w = book.suppress(building, t0, t1, equipment=equipment, reason=reason, user=user)
@@ -417,7 +407,7 @@ def rules_ack(
     from retrofit.cli import console, fail
     from rules.alarms import AlarmBook, AlarmError
 
-    settings = _settings()
+    settings = settings_or_exit()
     book = AlarmBook(settings.effective_records_url)
     try:
         a = book.acknowledge(alarm_id, user, comment)

@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from retrofit.settings import settings_or_exit
+
 store_app = typer.Typer(help="Check the telemetry store and its durable buffer.  Example: retrofit store check",
                         no_args_is_help=True)
 
@@ -14,16 +16,6 @@ store_app = typer.Typer(help="Check the telemetry store and its durable buffer. 
 def register(app: typer.Typer) -> None:
     """Attach `retrofit store` to the main command."""
     app.add_typer(store_app, name="store")
-
-
-def _settings() -> Any:
-    from retrofit.cli import fail
-    from retrofit.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
 
 
 def store_report(settings: Any) -> dict[str, Any]:
@@ -90,7 +82,7 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the report a
     """
     from retrofit.cli import console, err
 
-    report = store_report(_settings())
+    report = store_report(settings_or_exit())
     buf = report["buffer"]
     if as_json:
         print(json.dumps(report, default=str))
@@ -133,7 +125,7 @@ def downsample(days: float = typer.Option(30.0, help="roll up this many days bac
     from retrofit.cli import console, fail
     from telemetry.store import StoreError
 
-    settings = _settings()
+    settings = settings_or_exit()
     if not settings.influx_url:
         raise fail("downsampling is for InfluxDB: set RETROFIT_INFLUX_URL (the embedded store aggregates raw data)")
     from telemetry.influx import InfluxStore

@@ -157,3 +157,21 @@ def load_settings(**overrides: Any) -> Settings:
                      else str(config_path()))
             lines.append(f"{name} (from {where}): {err['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Settings for a command: a bad setting is printed as a clear error and the command exits 1."""
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        from retrofit.cli import fail
+
+        raise fail(str(exc)) from None
+
+
+def settings_or_none(**overrides: Any) -> Settings | None:
+    """Settings where they only supply defaults (a broker URL, a data dir): None when they cannot be read."""
+    try:
+        return load_settings(**overrides)
+    except SettingsError:
+        return None

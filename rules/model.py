@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS, suggest
+from buildings.brick import BRICK_CLASSES, EQUIPMENT_BRICK, UNITS
 from buildings.site import Problem
-from buildings.yamlfile import Loc, field_name, line_of, plain, read_tree, validation_problems
+from buildings.strict import Strict
+from buildings.yamlfile import Loc, field_name, line_of, plain, read_tree, suggest, validation_problems, yaml_files
 from rules.expr import Compiled, ExprError, Fn, compile_expr, parse, parse_duration, truth
 
 LIBRARY_DIR = os.path.join(os.path.dirname(__file__), "library")
@@ -48,10 +49,6 @@ class Severity(StrEnum):
 
 
 SEVERITY_RANK = {Severity.ADVISORY: 1, Severity.WARNING: 2, Severity.FAULT: 3, Severity.CRITICAL: 4}
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Names(Strict):
@@ -311,16 +308,9 @@ def _as_truth(c: Compiled) -> Fn:
     return lambda f: truth(fn(f))
 
 
-def library_files(path: str) -> list[str]:
-    if os.path.isdir(path):
-        return [os.path.join(path, n) for n in sorted(os.listdir(path))
-                if re.search(r"\.ya?ml$", n) and not n.startswith("_")]
-    return [path]
-
-
 def load_rules(path: str = LIBRARY_DIR) -> list[CompiledRule]:
     """Load, validate and compile every rule in a file or folder; RuleError lists every problem found."""
-    files = library_files(path)
+    files = yaml_files(path)
     if not files:
         raise RuleError([Problem(file=path, line=None, field="(folder)", message="no .yaml rule files here")])
     problems: list[Problem] = []

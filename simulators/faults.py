@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from buildings.site import Site, SiteError, split_key
+from buildings.strict import Strict
 from buildings.yamlfile import Loc, located, plain, read_tree, validation_problems
 
 
@@ -157,10 +158,9 @@ def parse_duration(text: str) -> float:
     return d * 86400 + h * 3600 + mi * 60 + s
 
 
-class FaultSpec(BaseModel):
+class FaultSpec(Strict):
     """One fault in a scenario file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     id: str | None = None
     kind: FaultKind
     target: str = Field(min_length=1, description="building, building/point, building/equipment or building/device")
@@ -199,10 +199,9 @@ class FaultSpec(BaseModel):
         return self
 
 
-class Scenario(BaseModel):
+class Scenario(Strict):
     """A scenario file: a named list of faults (plus an optional seed for the physics)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str = ""
     seed: int | None = None

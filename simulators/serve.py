@@ -13,7 +13,8 @@ behaviour only, so the wrapper applies it; on a ValueSource without ``inject`` t
 **Control endpoint**: a JSON-lines TCP server bound to 127.0.0.1 only, on a free port, that requires a random
 token. Port, token and pid go into a control file created with mode 0600, so only the user who started the
 simulator (or root) can read the token and drive it; the file is removed on shutdown. One request per line:
-``{"token": ..., "op": "inject" | "clear" | "list" | "endpoints", ...}``; one JSON answer per line.
+``{"token": ..., "op": "inject" | "clear" | "list" | "endpoints", ...}``; one JSON answer per line. The one
+client is buildings/simcontrol.control_request (used by `retrofit simulate fault` and the dashboard).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import logging
 import math
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buildings.simcontrol import ControlError
 from buildings.site import Protocol, Site
+from buildings.yamlfile import suggest
 from simulators.servers import Endpoint
 from simulators.servers.bacnet import BacnetDeviceServer, start_bacnet
 from simulators.servers.modbus import ModbusEndpointServer, start_modbus
@@ -44,10 +46,6 @@ log = logging.getLogger(__name__)
 DEVICE_FAULTS = {"device_offline": DeviceMode.OFFLINE, "device_errors": DeviceMode.ERRORS,
                  "device_garbage": DeviceMode.GARBAGE}
 LOCAL_POINT_FAULTS = {"sensor_stuck"}
-
-
-class ControlError(ValueError):
-    """A control request that cannot be done; the message says why and what to do."""
 
 
 @dataclass
@@ -119,12 +117,12 @@ class ControlledValues:
         elif kind in DEVICE_FAULTS:
             if target not in self.site.devices:
                 raise ControlError(f"{kind} targets a device as building/device; {target!r} is not one"
-                                   f"{_suggest(target, self.site.devices)}")
+                                   f"{suggest(target, self.site.devices)}")
             self._device_modes[target] = (DEVICE_FAULTS[kind], f.end)
         elif kind in LOCAL_POINT_FAULTS:
             if target not in self.site.points:
                 raise ControlError(f"{kind} targets a point as building/point; {target!r} is not one"
-                                   f"{_suggest(target, self.site.points)}")
+                                   f"{suggest(target, self.site.points)}")
             f.stuck_value = params["value"] if params and "value" in params else self.inner.value(target)
             self._stuck[target] = f
         else:
@@ -170,13 +168,6 @@ def _one_line(exc: Exception, kind: str) -> str:
             kinds = sorted(DEVICE_FAULTS)
         return f"unknown fault kind {kind!r}; known: {', '.join(kinds)}"
     return text
-
-
-def _suggest(word: str, options: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Simulator:
@@ -330,38 +321,6 @@ def _refuse_if_live(path: Path) -> None:
         pass
     raise ControlError(f"another simulator (pid {pid}) is running with control file {path}; stop it or pass "
                        "another --control-file")
-
-
-def control_request(control_file: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Send one request to a running simulator (used by `retrofit simulate fault ...`)."""
-    try:
-        data = json.loads(Path(control_file).read_text())
-    except FileNotFoundError:
-        raise ControlError(f"no running simulator: {control_file} does not exist. Start `retrofit simulate` "
-                           "first (or pass the --control-file it uses)") from None
-    except PermissionError:
-        raise ControlError(f"cannot read {control_file}: only the user running the simulator may control it") \
-            from None
-    except ValueError:
-        raise ControlError(f"{control_file} is not a simulator control file") from None
-    if data.get("host") != "127.0.0.1":
-        raise ControlError(f"{control_file}: the control endpoint must be on 127.0.0.1")
-    try:
-        with socket.create_connection(("127.0.0.1", int(data["port"])), timeout=timeout) as sock:
-            sock.sendall((json.dumps({**request, "token": data["token"]}) + "\n").encode())
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-    except OSError as exc:
-        raise ControlError(f"the simulator in {control_file} (pid {data.get('pid')}) does not answer: {exc}. "
-                           "Is it still running?") from None
-    try:
-        return json.loads(buf)
-    except ValueError:
-        raise ControlError("the simulator sent an unreadable answer") from None
 
 
 def planned_endpoints(site: Site, mqtt_url: str | None = None) -> list[Endpoint]:

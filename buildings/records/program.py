@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,7 @@ from buildings.records.models import (
 )
 from buildings.retrofit import DOC_TYPES, MEASURE_CATEGORIES, STAGE_DOCS, MilestoneError, Stage, check_completion
 from buildings.site import Problem, Site
+from buildings.strict import StrictMutable
 from buildings.subsidy.policy import Policy
 from buildings.yamlfile import line_of, plain, read_tree, validation_problems
 
@@ -61,11 +62,7 @@ class PaymentError(ProgramError):
 # --- the programme file -----------------------------------------------------------------------------
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BuildingExtra(Strict):
+class BuildingExtra(StrictMutable):
     gbt51161_class: str | None = None
     baseline_eui_kwh_m2a: float | None = Field(default=None, gt=0)
     eui_source: str | None = None
@@ -75,12 +72,12 @@ class BuildingExtra(Strict):
     country: str = "CN"
 
 
-class OwnerExtra(Strict):
+class OwnerExtra(StrictMutable):
     is_sme: bool | None = None
     credit_code: str | None = None
 
 
-class MeasureIn(Strict):
+class MeasureIn(StrictMutable):
     category: str
     description: str = ""
     capex: float = Field(ge=0)
@@ -94,7 +91,7 @@ class MeasureIn(Strict):
         return v
 
 
-class MilestoneIn(Strict):
+class MilestoneIn(StrictMutable):
     stage: Stage
     name: str
     planned: dt.date | None = None
@@ -111,7 +108,7 @@ class MilestoneIn(Strict):
         return v
 
 
-class DocumentIn(Strict):
+class DocumentIn(StrictMutable):
     type: str
     title: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -129,7 +126,7 @@ class DocumentIn(Strict):
         return v
 
 
-class VoteIn(Strict):
+class VoteIn(StrictMutable):
     owner: str
     choice: Literal["for", "against", "abstain"]
     count: int | None = Field(default=None, ge=1)
@@ -137,13 +134,13 @@ class VoteIn(Strict):
     matter: str = "rebuild_or_alter"
 
 
-class PaymentIn(Strict):
+class PaymentIn(StrictMutable):
     tranche: int = Field(ge=1)
     amount: float = Field(gt=0)
     paid_on: dt.date
 
 
-class ApplicationIn(Strict):
+class ApplicationIn(StrictMutable):
     id: str
     policy: str
     submitted_on: dt.date | None = None
@@ -153,7 +150,7 @@ class ApplicationIn(Strict):
     payments: list[PaymentIn] = Field(default_factory=list)
 
 
-class ProjectIn(Strict):
+class ProjectIn(StrictMutable):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
     building: str
     name: str
@@ -175,7 +172,7 @@ class ProjectIn(Strict):
     applications: list[ApplicationIn] = Field(default_factory=list)
 
 
-class SavingsIn(Strict):
+class SavingsIn(StrictMutable):
     building: str
     project: str | None = None
     baseline: str = Field(pattern=r"^\d{4}-\d\d-\d\d:\d{4}-\d\d-\d\d$")
@@ -191,7 +188,7 @@ class SavingsIn(Strict):
     source: str
 
 
-class ProgramFile(Strict):
+class ProgramFile(StrictMutable):
     buildings: dict[str, BuildingExtra] = Field(default_factory=dict)
     owners: dict[str, OwnerExtra] = Field(default_factory=dict)
     projects: list[ProjectIn] = Field(default_factory=list)

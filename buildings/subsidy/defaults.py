@@ -6,27 +6,24 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from buildings.ownership import ConcentrationThresholds
+from buildings.strict import Strict
 from buildings.subsidy.policy import POLICY_DIR, PolicyError, Provenance
 from buildings.yamlfile import Problem, line_of, plain, read_tree, validation_problems
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Concentration(ConcentrationThresholds):
     provenance: Provenance
 
 
-class KeyCities(_Strict):
+class KeyCities(Strict):
     prefixes: list[str]
     provenance: Provenance
 
 
-class GBT51161(_Strict):
+class GBT51161(Strict):
     climate_zone: str
     values: dict[str, tuple[float, float]]  # class -> (constraint, leading), kWh/(m2.a)
     default_class_by_use: dict[str, str]
@@ -36,7 +33,7 @@ class GBT51161(_Strict):
         return self.values.get(cls or "")
 
 
-class Ranking(_Strict):
+class Ranking(Strict):
     weights: dict[str, float]
     concentration_scores: dict[str, float]
     age_full_years: float
@@ -44,7 +41,7 @@ class Ranking(_Strict):
     provenance: Provenance
 
 
-class Defaults(_Strict):
+class Defaults(Strict):
     concentration: Concentration
     key_cities: KeyCities
     gbt51161: GBT51161

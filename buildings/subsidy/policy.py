@@ -11,23 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from buildings.retrofit import DOC_TYPES, Stage
 from buildings.site import Problem
-from buildings.yamlfile import plain, read_tree, validation_problems
+from buildings.strict import Strict
+from buildings.yamlfile import plain, read_tree, suggest, validation_problems, yaml_files
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ProvStatus(StrEnum):
@@ -105,11 +101,8 @@ class Condition(Strict):
     @model_validator(mode="after")
     def _known(self) -> Condition:
         if self.field not in FIELDS:
-            import difflib
-
-            near = difflib.get_close_matches(self.field, FIELDS, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"unknown condition field {self.field!r}{hint}; see FIELDS in buildings/subsidy/policy.py")
+            raise ValueError(f"unknown condition field {self.field!r}{suggest(self.field, FIELDS)}; see FIELDS in "
+                             "buildings/subsidy/policy.py")
         if self.op not in OPS:
             raise ValueError(f"unknown operator {self.op!r}; known: {', '.join(OPS)}")
         spec = FIELDS[self.field]
@@ -400,10 +393,7 @@ def load_policies(folder: str | os.PathLike = POLICY_DIR) -> dict[str, Policy]:
     """Every policy in a folder (files starting with '_' are shared data, not policies). All or nothing."""
     problems: list[Problem] = []
     out: dict[str, Policy] = {}
-    for name in sorted(os.listdir(folder)):
-        if not re.search(r"\.ya?ml$", name) or name.startswith("_"):
-            continue
-        path = os.path.join(folder, name)
+    for path in yaml_files(os.fspath(folder)):
         try:
             p = load_policy(path)
         except PolicyError as exc:

@@ -14,9 +14,10 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from buildings.simcontrol import ControlError, control_request
 from buildings.site import load_site
 from retrofit.devservers import ServerProcess
-from simulators.serve import ControlError, Simulator, control_request, planned_endpoints
+from simulators.serve import Simulator, planned_endpoints
 from tests.simulators_servers.conftest import DictValues, write_site
 
 pytestmark = pytest.mark.anyio

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from buildings.simcontrol import control_request
 from buildings.site import Site, load_site
 from retrofit.devservers import ServerProcess, free_udp_port
-from simulators.serve import control_request
 from tests.simsupport import start_simulate
 
 ROOT = Path(__file__).resolve().parents[2]
