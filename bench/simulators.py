@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from buildings import SAMPLE_SITE  # noqa: E402
 from buildings.site import Device, ModbusSource, Point  # noqa: E402
 from simulators.values import DeviceMode  # noqa: E402
 
@@ -214,10 +215,6 @@ def bench_bacnet(quick: bool) -> None:
 
 # --- backfill: the physics part (simulators engineer) -----------------------------------------------------
 
-SAMPLE_SITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "buildings", "sites",
-                           "yuzhong")
-
-
 def _live_path_rate(site: Any, start: float, steps: int) -> float:
     """Baseline: readings/s when history is made by stepping the live simulator one timestamp at a time."""
     from simulators.site_sim import SiteSimulation
@@ -245,7 +242,7 @@ def bench_backfill(quick: bool) -> None:
     from simulators.history import backfill
     from telemetry.embedded import EmbeddedStore
 
-    site = load_site(SAMPLE_SITE)
+    site = load_site(str(SAMPLE_SITE))
     start = 1759248000.0  # 2025-10-01 00:00 Asia/Shanghai
     months13 = 1761926400.0 - start + 365 * 86400.0  # to 2026-11-01
     span = 7 * 86400.0 if quick else months13

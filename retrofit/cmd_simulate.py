@@ -67,7 +67,7 @@ def backfill_cmd(
     Same physics, faults and retrofit as `retrofit simulate`; much faster than real time.
 
     Example: retrofit backfill --site buildings/sites/yuzhong --from 2025-10-01 --to 2026-11-01
-    --scenario simulators/scenarios/ahu-faults.yaml --seed 7
+    --scenario simulators/scenarios/march-2026-all-faults.yaml --seed 7
     """
     from retrofit.cli import load_site_or_exit
     from simulators.faults import ground_truth

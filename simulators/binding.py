@@ -173,6 +173,7 @@ NAME_HINTS: tuple[NameHint, ...] = (
 
 
 def _phase(point_id: str) -> int:
+    """The phase (1-3) a per-phase point measures, from its id's last part (``-a``, ``_ib``, ``.l3``, ``-2``)."""
     last = re.split(r"[-_.]", point_id.lower())[-1]
     for i, tag in enumerate(("a", "b", "c")):
         if last in (tag, f"u{tag}", f"i{tag}", f"v{tag}", f"l{i + 1}", f"p{i + 1}", str(i + 1)) or last.endswith(tag):
