@@ -1,7 +1,8 @@
 """`retrofit backfill` (simulated history into the store) and `retrofit simulate` (serve a simulated site).
 
-Two engineers share this module: ``register_backfill`` is the physics/history side, ``register_simulate`` the
-protocol-server side. Keep each in its own function.
+Two engineers share this module: the backfill section (``register_backfill`` and its helpers) is the
+physics/history side, the simulate section (``register_simulate``, the fault commands) the protocol-server
+side. Keep each in its own section.
 """
 
 from __future__ import annotations

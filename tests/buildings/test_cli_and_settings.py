@@ -189,3 +189,14 @@ def test_bad_values_name_the_setting_and_its_source(clean_env: Path, monkeypatch
         load_settings()
     out = run("config", "show", env={"RETROFIT_DASHBOARD_PORT": "x"}, cwd=clean_env)
     assert out.returncode == 1 and "RETROFIT_DASHBOARD_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv", [["store", "check"], ["users", "token", "list"], ["rules", "alarms"],
+                                  ["dashboard"], ["program", "status"], ["backfill", "--from", "2026-03-01",
+                                                                          "--to", "2026-03-02"]])
+def test_every_command_reports_a_bad_setting_the_same_way(clean_env: Path, argv: list[str]) -> None:
+    """One settings_or_exit: each command names the setting and its source, exits 1, and shows no traceback."""
+    out = run(*argv, env={"RETROFIT_DASHBOARD_PORT": "x"}, cwd=clean_env)
+    assert out.returncode == 1, (argv, out.stdout, out.stderr)
+    assert "invalid settings: dashboard_port (from environment variable RETROFIT_DASHBOARD_PORT)" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -116,3 +116,31 @@ async def test_second_simulator_cannot_take_a_live_control_file(tmp_path: Path) 
     ctl.write_text(json.dumps({"pid": 1, "host": "127.0.0.1", "port": 1, "token": "x"}))  # pid 1 is alive
     with pytest.raises(ControlError, match="another simulator"):
         await Simulator(site, DictValues()).start(ctl)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "is not a simulator control file"),
+    (json.dumps({"pid": 1, "host": "127.0.0.1"}), "is not a simulator control file"),  # no port, no token
+    (json.dumps({"pid": 1, "host": "10.0.0.5", "port": 1, "token": "x"}), "must be on 127.0.0.1"),
+])
+def test_the_control_client_refuses_a_control_file_it_cannot_use(tmp_path: Path, content: str, message: str) -> None:
+    ctl = tmp_path / "simulate.json"
+    ctl.write_text(content)
+    with pytest.raises(ControlError, match=message):
+        control_request(ctl, {"op": "list"})
+
+
+def test_a_simulator_that_is_gone_is_a_clear_error_for_both_clients(tmp_path: Path) -> None:
+    """The command line and the dashboard use the one client: a dead simulator is the same clear message."""
+    from dashboard.simctl import SimControl, SimControlError
+    from retrofit.devservers import free_port
+
+    ctl = SimControl(tmp_path)
+    ctl.dir.mkdir()
+    dead = {"pid": 1, "host": "127.0.0.1", "port": free_port(), "token": "x"}  # nobody listens on that port
+    ctl.control_file("b1").write_text(json.dumps(dead))
+    with pytest.raises(ControlError, match="does not answer"):
+        control_request(ctl.control_file("b1"), {"op": "list"})
+    with pytest.raises(SimControlError, match="b1: the simulator in .* does not answer"):
+        ctl.request("b1", {"op": "list"})
+    assert not ctl.status("b1").running and "does not answer" in (ctl.status("b1").error or "")
