@@ -19,7 +19,7 @@ from tests.dashboard.test_browser import CHROMIUM_ARGS, _settle
 from tests.dashboard.test_browser import dashboard_url as dashboard_url  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "screenshots"  # git-ignored; CI keeps it as an artefact
+SHOTS = ROOT / "screenshots"  # git-ignored; left after the run for people and CI to look at
 OUTLINE = [[106.50, 29.53], [106.60, 29.53], [106.60, 29.58], [106.50, 29.58], [106.50, 29.53]]
 WATER = [[106.49, 29.58], [106.61, 29.58], [106.61, 29.59], [106.49, 29.59], [106.49, 29.58]]
 
