@@ -5,8 +5,10 @@ blocked: it renders offline, a click on a building opens its page; screenshots g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -241,39 +243,46 @@ def _marker_center(page, bid: str) -> tuple[float, float]:  # noqa: ANN001
     return float(box[0]), float(box[1])
 
 
-def test_map_renders_offline_and_a_click_opens_the_building(map_file: Path, dashboard_url: str) -> None:
+@contextlib.contextmanager
+def offline_portfolio(url: str, height: int) -> Iterator:
+    """Chromium signed in as dora on the portfolio, every non-loopback request aborted; after the block, fails
+    if the page tried to reach anything outside the machine."""
     from playwright.sync_api import sync_playwright
-
 
     SHOTS.mkdir(exist_ok=True)
     attempts: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 2000})
+            context = browser.new_context(viewport={"width": 1400, "height": height})
             _block_outside(context, attempts)
             page = context.new_page()
             page.set_default_timeout(60_000)
-            page.goto(dashboard_url)
+            page.goto(url)
             page.get_by_label("用户名").fill("dora")
             page.get_by_label("密码").fill(PASSWORD)
             page.get_by_role("button", name="登录").click()
             page.wait_for_selector("[data-testid='stPlotlyChart'] .scatterlayer .trace")
             _settle(page)
-            paths = page.locator("[data-testid='stPlotlyChart'] .scatterlayer .trace path.js-fill")
-            assert paths.count() >= 2, "outline and water are drawn"
-            assert page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").count() >= 4
-            page.screenshot(path=str(SHOTS / "portfolio-map-zh.png"))
-            x, y = _marker_center(page, "huaxin-building")
-            page.mouse.click(x, y)
-            page.wait_for_url("**/building?building=huaxin-building*")
-            page.wait_for_selector("text=设备树")
-            _settle(page)
-            assert "huaxin-building" in page.url
-            page.screenshot(path=str(SHOTS / "portfolio-map-click-building.png"))
+            yield page
         finally:
             browser.close()
     assert not attempts, f"the page tried to reach outside the machine: {attempts[:5]}"
+
+
+def test_map_renders_offline_and_a_click_opens_the_building(map_file: Path, dashboard_url: str) -> None:
+    with offline_portfolio(dashboard_url, 2000) as page:
+        paths = page.locator("[data-testid='stPlotlyChart'] .scatterlayer .trace path.js-fill")
+        assert paths.count() >= 2, "outline and water are drawn"
+        assert page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").count() >= 4
+        page.screenshot(path=str(SHOTS / "portfolio-map-zh.png"))
+        x, y = _marker_center(page, "huaxin-building")
+        page.mouse.click(x, y)
+        page.wait_for_url("**/building?building=huaxin-building*")
+        page.wait_for_selector("text=设备树")
+        _settle(page)
+        assert "huaxin-building" in page.url
+        page.screenshot(path=str(SHOTS / "portfolio-map-click-building.png"))
     assert (SHOTS / "portfolio-map-zh.png").stat().st_size > 30_000
 
 
@@ -281,37 +290,17 @@ def test_map_renders_offline_and_a_click_opens_the_building(map_file: Path, dash
 def test_portfolio_screenshots_for_the_docs(dashboard_url: str, lang: str) -> None:
     """The portfolio as shipped (the packaged base map, if any), offline, in both languages:
     docs/img/dashboard-portfolio-{zh,en}.png are copies of these (see docs/dashboard.md)."""
-    from playwright.sync_api import sync_playwright
-
-
-    SHOTS.mkdir(exist_ok=True)
-    attempts: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1700})
-            _block_outside(context, attempts)
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(dashboard_url)
-            page.get_by_label("用户名").fill("dora")
-            page.get_by_label("密码").fill(PASSWORD)
-            page.get_by_role("button", name="登录").click()
-            page.wait_for_selector("[data-testid='stPlotlyChart'] .scatterlayer .trace")
+    with offline_portfolio(dashboard_url, 1700) as page:
+        if lang == "en":
+            page.get_by_text("English").click()
+            page.wait_for_selector("text=Colour by")
             _settle(page)
-            if lang == "en":
-                page.get_by_text("English").click()
-                page.wait_for_selector("text=Colour by")
-                _settle(page)
-            page.get_by_text("告警状态" if lang == "zh" else "Alarm state").click()
-            _settle(page)
-            page.wait_for_selector("[data-testid='stPlotlyChart'] .legendtext")
-            legend = " ".join(page.locator("[data-testid='stPlotlyChart'] .legendtext").all_text_contents())
-            assert ("有故障告警" if lang == "zh" else "Fault alarm open") in legend, legend
-            page.screenshot(path=str(SHOTS / f"dashboard-portfolio-{lang}.png"))
-        finally:
-            browser.close()
-    assert not attempts, attempts[:5]
+        page.get_by_text("告警状态" if lang == "zh" else "Alarm state").click()
+        _settle(page)
+        page.wait_for_selector("[data-testid='stPlotlyChart'] .legendtext")
+        legend = " ".join(page.locator("[data-testid='stPlotlyChart'] .legendtext").all_text_contents())
+        assert ("有故障告警" if lang == "zh" else "Fault alarm open") in legend, legend
+        page.screenshot(path=str(SHOTS / f"dashboard-portfolio-{lang}.png"))
     assert (SHOTS / f"dashboard-portfolio-{lang}.png").stat().st_size > 30_000
 
 
