@@ -24,6 +24,13 @@ PAGES: list[tuple[str, str, str, frozenset[Role]]] = [
 ]
 
 
+# An inline SVG: Streamlit turns it into a data: URL. A ":material/...:" or emoji page icon makes the browser
+# fetch the favicon from Google's font or an emoji CDN, which a district network without internet cannot reach.
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path fill="#37474f" d="M3 21V7l7-4v4l7-3v17'
+           'h4v0H3zm3-3h2v-2H6zm0-4h2v-2H6zm0-4h2V8H6zm5 8h2v-2h-2zm0-4h2v-2h-2zm0-4h2V8h-2zm5 8h2v-2h-2zm0-4h2'
+           'v-2h-2z"/></svg>')
+
+
 def _client() -> str:
     """The client's address for throttling. The dashboard listens on 127.0.0.1, so a remote client comes through
     a reverse proxy: take the address that proxy appended (the last X-Forwarded-For entry; the first ones are
@@ -73,7 +80,7 @@ def _login(rt: ui.Runtime, t: Tr) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Retrofit", page_icon=":material/apartment:", layout="wide")
+    st.set_page_config(page_title="Retrofit", page_icon=FAVICON, layout="wide")
     rt = ui.runtime()
     t = _language(rt.settings.language)
     if ui.session_principal(rt) is None:

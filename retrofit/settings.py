@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     session_timeout_min: int = 30
     secret_key: SecretStr | None = None
     language: str = "zh"
+    map_file: Path | None = Field(default=None, description="district base map GeoJSON; unset = the shipped one")
     log_level: str = "INFO"
 
     @classmethod

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import energy, ui
+from dashboard import map as district_map
 from dashboard.scope import Unavailable
 
 t = ui.tr()
@@ -74,24 +72,7 @@ known = df[t("col.eui")].dropna()
 c4.metric(t("portfolio.median_eui"), t.num(float(known.median()) if len(known) else None))
 
 st.subheader(t("portfolio.map"))
-located = df.dropna(subset=["lat", "lon"])
-if not located.empty:
-    # An SVG scatter on lon/lat (aspect corrected for the latitude) rather than a tile map: it renders with no
-    # internet access and no WebGL, which district networks and headless browsers often lack.
-    fig = go.Figure(go.Scatter(
-        x=located["lon"], y=located["lat"], mode="markers+text", text=located[t("col.building")],
-        textposition="top center", customdata=located[["id", t("col.eui")]].to_numpy(),
-        hovertemplate="%{text}<br>%{customdata[0]}<br>" + t("col.eui") + ": %{customdata[1]}<extra></extra>",
-        marker={"size": (located[t("col.area")] ** 0.5 / 8).clip(10, 40).tolist(),
-                "color": located[t("col.eui")].fillna(0).tolist(), "colorscale": "RdYlGn_r", "showscale": True,
-                "colorbar": {"title": "kWh/m²·a"}, "line": {"width": 1, "color": "#333"}}))
-    pad = 0.004
-    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="#eef2f5",
-                      xaxis={"title": "lon", "range": [located["lon"].min() - pad, located["lon"].max() + pad]},
-                      yaxis={"title": "lat", "scaleanchor": "x", "scaleratio": 1 / math.cos(math.radians(
-                          float(located["lat"].mean()))), "range": [located["lat"].min() - pad,
-                                                                     located["lat"].max() + pad]})
-    st.plotly_chart(fig, width="stretch", key="map")
+district_map.show(df, t, ui.settings().map_file)
 
 st.subheader(t("portfolio.table"))
 table = df.drop(columns=["lat", "lon"]).rename(columns={"id": t("col.building_id")})
