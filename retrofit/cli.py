@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from buildings import DEFAULT_SITE
-from retrofit.settings import SettingsError, load_settings
+from retrofit.settings import settings_or_exit
 
 app = typer.Typer(
     name="retrofit",
@@ -125,11 +125,7 @@ def config_show() -> None:
 
     Example: RETROFIT_INFLUX_URL=http://127.0.0.1:8086 retrofit config show
     """
-    try:
-        s = load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-    print(json.dumps(s.masked(), indent=2, default=str))
+    print(json.dumps(settings_or_exit().masked(), indent=2, default=str))
 
 
 def _not_yet(name: str, issue: str) -> None:

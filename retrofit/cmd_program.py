@@ -254,13 +254,12 @@ def metered_eui(site_path: str, period: tuple[dt.date, dt.date]) -> dict[str, tu
     from zoneinfo import ZoneInfo
 
     from retrofit.cli import fail, load_site_or_exit
-    from retrofit.settings import load_settings
     from telemetry import StoreError, open_store
     from telemetry.queries import energy_use_intensity
 
     s_site = load_site_or_exit(site_path)
     try:
-        store = open_store(load_settings(), readonly=True)
+        store = open_store(settings_or_exit(), readonly=True)
     except StoreError as exc:
         raise fail(str(exc)) from None
     out: dict[str, tuple[float, str]] = {}
@@ -495,7 +494,6 @@ def savings_cmd(
     """
     from buildings.savings import BaselineError
     from retrofit.cli import console, fail, load_site_or_exit
-    from retrofit.settings import load_settings
     from telemetry import StoreError, open_store
 
     s_site = load_site_or_exit(site)
@@ -505,7 +503,7 @@ def savings_cmd(
         raise fail(str(exc.args[0])) from None
     b_period, r_period = _period(baseline, "--baseline"), _period(reporting, "--reporting")
     try:
-        store = open_store(load_settings(), readonly=True)
+        store = open_store(settings_or_exit(), readonly=True)
     except StoreError as exc:
         raise fail(str(exc)) from None
     try:
