@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from buildings.ownership import OwnershipError, ShareRow, validate_shares
+from buildings.records.base import write_lock
 from buildings.records.models import (
     AuditLog,
     Building,
@@ -437,10 +438,11 @@ def _add_savings_result(s: Session, sv: SavingsIn, actor: str) -> None:
 
 
 def _with_default_docs(pj: ProjectIn) -> ProjectIn:
-    """The project as stored: milestones without required_docs get their stage's standard documents."""
+    """The project as stored: milestones without required_docs get their stage's standard documents, and its
+    applications are listed by id (as the records list them)."""
     ms = [m if m.required_docs is not None else m.model_copy(update={"required_docs": list(STAGE_DOCS[m.stage])})
           for m in pj.milestones]
-    return pj.model_copy(update={"milestones": ms})
+    return pj.model_copy(update={"milestones": ms, "applications": sorted(pj.applications, key=lambda a: a.id)})
 
 
 def import_sample(url: str, site: Site, actor: str, program_path: str | os.PathLike | None = None) -> Any:
@@ -526,12 +528,15 @@ def add_document(s: Session, project_id: str, doc_type: str, title: str, content
 def record_payment(s: Session, application_id: str, tranche: int, amount: float, paid_on: dt.date, actor: str,
                    policies: dict[str, Policy] | None = None) -> Payment:
     """Record a tranche payment. Refused when the tranche is not due (stage or documents missing) or when the
-    total paid would pass the tranche's share or the policy's caps."""
+    total paid would pass the tranche's share or the policy's caps. The application is locked first (FOR UPDATE;
+    SQLite's write lock), so two payments recorded at once cannot both pass the cap on the same sum paid."""
     from buildings.records.queries import eligibility_for_application
 
-    app = s.get(SubsidyApplication, application_id)
+    write_lock(s)
+    app = s.get(SubsidyApplication, application_id, with_for_update=True, populate_existing=True)
     if app is None:
         raise PaymentError(f"unknown application {application_id!r}")
+    s.expire(app, ["payments"])  # what was paid is read after the lock, not from an earlier load
     elig, policy = eligibility_for_application(s, app, policies=policies, as_of=paid_on)
     tr = next((t for t in elig.tranches if t.seq == tranche), None)
     if tr is None:
