@@ -101,8 +101,10 @@ def batch_auditor(url: str, start: Barrier, actor: str, batches: int, per_batch:
     start.wait()
     for b in range(batches):
         with sf.begin() as s:
-            for i in range(per_batch):
+            for i in range(per_batch):  # a long transaction, like an import: rows written, work, more rows
                 audit(s, actor, "update", "building", f"b-{b}", "note", None, i)
+                s.flush()
+                time.sleep(0.01)
         if b % 5 == 4:
             with sf.begin() as s:
                 seal(s)
