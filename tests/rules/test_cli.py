@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 
 from collectors.mqtt_publish import encode_reading, reading_topic
 from retrofit.cli import app
+from retrofit.cmd_collect import session_client_id
 from rules.alarms import AlarmBook
 from rules.model import RuleError, load_rules
 from telemetry.embedded import EmbeddedStore
@@ -142,6 +142,21 @@ def test_replay_over_the_embedded_store(env: Path, site_path: Path) -> None:
     assert res.exit_code == 1 and "--to must not be before --from" in res.output
 
 
+def _open_session(port: int, client_id: str, topic: str) -> None:
+    """Create the worker's persistent MQTT session before it starts, so the broker queues what is published while
+    the worker is still loading (deterministic, where a sleep raced the worker's start on a loaded machine)."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                    protocol=mqtt.MQTTv311)
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.on_connect = lambda cl, *a: cl.subscribe(topic, qos=1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert done.wait(10), "no SUBACK from the broker"
+    c.disconnect()
+    c.loop_stop()
+
+
 def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path: Path, mosquitto) -> None:  # noqa: ANN001
     url = f"mqtt://127.0.0.1:{mosquitto.port}"
     result: dict = {}
@@ -149,9 +164,9 @@ def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path
     def work() -> None:
         result["res"] = runner.invoke(app, ["rules", "run", "--from", url, "--buildings", "b1", "--site",
                                             str(site_path), "--duration", "6", "--lateness", "0"])
+    _open_session(mosquitto.port, session_client_id("retrofit-rules", ["b1"]), "retrofit/readings/b1/#")
     th = threading.Thread(target=work)
     th.start()
-    time.sleep(2.0)  # let it subscribe
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     pub.connect("127.0.0.1", mosquitto.port)
     pub.loop_start()
