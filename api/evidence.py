@@ -33,11 +33,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import DateTime, Engine, Integer, String, Text, and_, select, text, update
+from sqlalchemy import DateTime, Engine, Integer, String, Text, and_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from buildings.records.base import Base, session_factory
-from buildings.records.models import AuditLog, Document, SubsidyApplication
+from buildings.records.models import AuditLog, Document, SubsidyApplication, lock_audit_chain
 
 GENESIS = "0" * 64
 PASSPHRASE_ENV = "RETROFIT_KEY_PASSPHRASE"
@@ -97,8 +97,7 @@ def row_hash(prev: str, r: AuditLog) -> str:
 
 def seal(s: Session) -> int:
     """Chain every unsealed audit row (hash NULL) after the last sealed one; returns how many were sealed."""
-    if s.get_bind().dialect.name == "postgresql":  # one sealer at a time, or two chains could fork
-        s.execute(text("SELECT pg_advisory_xact_lock(7270001)"))
+    lock_audit_chain(s)  # one chain writer at a time (buildings.records.models), or two chains could fork
     last = s.scalars(select(AuditLog).where(AuditLog.hash.is_not(None)).order_by(AuditLog.id.desc())).first()
     prev = last.hash if last else GENESIS
     q = select(AuditLog).where(AuditLog.hash.is_(None)).order_by(AuditLog.id)

@@ -149,6 +149,7 @@ def _register() -> None:
         ("retrofit.cmd_collect", ["collect", "discover", "write", "ingest"], "issue 4"),
         ("retrofit.cmd_rules", ["rules"], "issue 6"),
         ("retrofit.cmd_program", ["program", "subsidy", "savings"], "issue 7"),
+        ("retrofit.cmd_records", ["records"], "issue 15"),
         ("retrofit.cmd_dashboard", ["dashboard", "users"], "issue 8"),
         ("retrofit.cmd_demo", ["demo"], "issue 9"),
         ("retrofit.cmd_api", ["api", "catalogue", "evidence", "export"], "issue 10"),

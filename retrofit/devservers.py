@@ -1,4 +1,4 @@
-"""Throwaway real servers (influxd, mosquitto) on free loopback ports in temp dirs.
+"""Throwaway real servers (influxd, mosquitto, PostgreSQL) on free loopback ports in temp dirs.
 
 Used by the test fixtures, the benchmarks and `retrofit demo`. Each server is a real process from the Debian
 package, started with a config that binds only 127.0.0.1, waited for until it answers, and stopped by PID.
@@ -65,6 +65,7 @@ class ServerProcess:
     port: int
     workdir: Path
     proc: subprocess.Popen | None = None
+    stop_signal: int = signal.SIGTERM
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +96,7 @@ class ServerProcess:
     def stop(self, remove: bool = True, kill: bool = False) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s); keep the data dir unless remove."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.proc.send_signal(signal.SIGKILL if kill else self.stop_signal)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -214,3 +215,110 @@ def start_mosquitto(workdir: Path | None = None, port: int | None = None,
         "log_type error\nlog_type warning\n"
     )
     return ServerProcess("mosquitto", [binary, "-c", str(conf)], port, workdir).start()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------------
+def postgres_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are (Debian keeps them off PATH in /usr/lib/postgresql/N/bin)."""
+    if os.environ.get("RETROFIT_PG_BINDIR"):
+        return Path(os.environ["RETROFIT_PG_BINDIR"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
+                   if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("postgres")
+    return Path(on_path).parent if on_path else None
+
+
+def _unprivileged() -> tuple[list[str], int, int] | None:
+    """When we are root (PostgreSQL refuses to run as root): a command prefix that runs a program as an
+    unprivileged user, with its uid and gid. ``setpriv`` execs in place, so the PID we hold is the server's."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return (["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"],
+                pw.pw_uid, pw.pw_gid)
+    raise RuntimeError("running as root and there is neither a 'postgres' nor a 'nobody' user to run PostgreSQL")
+
+
+@dataclass
+class PostgresServer(ServerProcess):
+    """A private PostgreSQL cluster: superuser ``postgres`` (trust on 127.0.0.1 only), socket in its temp dir."""
+
+    superuser: str = "postgres"
+
+    def url(self, database: str = "postgres", user: str | None = None, password: str | None = None) -> str:
+        auth = user or self.superuser
+        if password:
+            from urllib.parse import quote
+
+            auth += ":" + quote(password, safe="")
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, sql: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the superuser outside a transaction (CREATE/DROP DATABASE, roles)."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.superuser, dbname=database,
+                             autocommit=True) as conn:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def start(self) -> PostgresServer:
+        super().start()
+        _wait_accepting(self)
+        return self
+
+
+def _wait_accepting(server: PostgresServer, timeout: float = 30.0) -> None:
+    """The port opens before recovery ends ("the database system is starting up"): wait for a real session."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.admin("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline or not server.running:
+                server.stop(remove=False)
+                raise RuntimeError(f"postgres did not accept sessions; log:\n{server.log_text()[-2000:]}") from None
+            time.sleep(0.1)
+
+
+def start_postgres(workdir: Path | None = None) -> PostgresServer:
+    """Start a private PostgreSQL cluster (initdb in a temp dir, a free loopback port, its unix socket in the
+    temp dir, no system service). As root it runs as user ``postgres`` (or ``nobody``), which owns the dir."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server programs not found: install Debian's postgresql "
+                           "(or set RETROFIT_PG_BINDIR to the folder holding initdb and postgres)")
+    # a fresh dir under /tmp: pytest's own temp dirs are 0700 root and the server user could not enter them
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="retrofit-pg-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    as_user = _unprivileged()
+    prefix = as_user[0] if as_user else []
+    log = workdir / "postgres.log"
+    log.touch()
+    if as_user:
+        for path in (workdir, log):
+            os.chown(path, as_user[1], as_user[2])
+        workdir.chmod(0o700)
+    data = workdir / "data"
+    init = subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                           "-E", "UTF8", "--locale=C", "--no-sync"], capture_output=True, text=True, cwd=workdir)
+    if init.returncode != 0:
+        raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}")
+    port = free_port()
+    settings = {"listen_addresses": "127.0.0.1", "port": str(port), "unix_socket_directories": str(workdir),
+                "max_connections": "200", "shared_buffers": "32MB", "fsync": "off", "synchronous_commit": "off",
+                "full_page_writes": "off", "logging_collector": "off", "log_min_messages": "warning"}
+    argv = [*prefix, str(bindir / "postgres"), "-D", str(data)]
+    for k, v in settings.items():
+        argv += ["-c", f"{k}={v}"]
+    # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to disconnect)
+    return PostgresServer("postgres", argv, port, workdir, stop_signal=signal.SIGINT).start()

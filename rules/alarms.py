@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Engine, Float, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from buildings.records.base import Base, make_engine, session_factory
+from buildings.records.base import Base, make_engine, session_factory, write_lock
 from rules.engine import AlarmEvent
 from rules.model import Family
 
@@ -280,7 +280,8 @@ class AlarmBook:
         if not user or not user.strip():
             raise AlarmError("acknowledging needs the user's name")
         with self._lock, self.Session.begin() as s:
-            a = s.get(Alarm, alarm_id)
+            write_lock(s)  # the row as it is now, locked: an ack must not undo a clear another process committed
+            a = s.get(Alarm, alarm_id, with_for_update=True)
             if a is None:
                 raise AlarmError(f"no alarm with id {alarm_id}")
             if a.acked_at is not None and a.state != "raised":

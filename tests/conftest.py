@@ -1,4 +1,5 @@
-"""Shared fixtures: real influxd and mosquitto processes on free loopback ports, the sample site."""
+"""Shared fixtures: real influxd, mosquitto and PostgreSQL processes on free loopback ports, the sample site, and
+records databases of both kinds (SQLite and PostgreSQL) for the records suites."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from retrofit.devservers import ServerProcess, start_influxd, start_mosquitto
+from retrofit.devservers import PostgresServer, ServerProcess, start_influxd, start_mosquitto, start_postgres
+from tests.recordsdb import BACKENDS, RecordsDatabases
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SITE = ROOT / "buildings" / "sites" / "yuzhong"
@@ -64,3 +66,31 @@ def mosquitto_private(tmp_path: Path) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="session")
 def sample_site_path() -> Path:
     return SAMPLE_SITE
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the whole session (initdb in a temp dir, a free loopback port; tests get
+    their own databases in it through ``records_dbs``)."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def records_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordsDatabases]:
+    dbs = RecordsDatabases(request, tmp_path)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(params=BACKENDS)
+def records_backend(request: pytest.FixtureRequest) -> str:
+    """Each records test runs once per database: "sqlite" and "postgresql"."""
+    return request.param
+
+
+@pytest.fixture()
+def records_url(records_backend: str, records_dbs: RecordsDatabases) -> str:
+    """A new, empty (not migrated) records database of the test's kind."""
+    return records_dbs.new(records_backend)

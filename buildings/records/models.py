@@ -4,8 +4,11 @@ owners, buildings, ownership_shares, owner_votes, retrofit_projects, measures, m
 subsidy_policies, subsidy_applications, payments, savings_results, audit_log. (Users, tokens and alarms are
 declared by their own packages on the same Base.)
 
-The audit log is append-only: the ORM refuses updates and deletes of its rows, and on SQLite triggers refuse
-them too. ``prev_hash``/``hash`` are there for a hash chain; a row whose hash is still NULL may have it set once.
+The audit log is append-only: the ORM refuses updates and deletes of its rows, and triggers in the database
+refuse them too (SQLite and PostgreSQL). ``prev_hash``/``hash`` are there for a hash chain (api/evidence.py); a
+row whose hash is still NULL may have it set once. A transaction that appends audit rows holds the chain lock
+(``lock_audit_chain``) from its first one until it commits, so row ids follow commit order and a sealer never
+skips a row that commits later with a smaller id: two writers cannot fork the chain.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from buildings.records.base import Base
+from buildings.records.base import Base, write_lock
 
 
 def utcnow() -> dt.datetime:
@@ -103,12 +107,17 @@ class RetrofitProject(Base):
     listed_in_policies: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     building: Mapped[Building] = relationship(back_populates="projects")
-    measures: Mapped[list[Measure]] = relationship(back_populates="project", cascade="all, delete-orphan")
+    # every list in a stable order (PostgreSQL returns rows in no particular order without ORDER BY): as filed
+    measures: Mapped[list[Measure]] = relationship(back_populates="project", cascade="all, delete-orphan",
+                                                  order_by="Measure.id")
     milestones: Mapped[list[Milestone]] = relationship(back_populates="project", cascade="all, delete-orphan",
                                                       order_by="Milestone.seq")
-    documents: Mapped[list[Document]] = relationship(back_populates="project", cascade="all, delete-orphan")
-    votes: Mapped[list[OwnerVote]] = relationship(back_populates="project", cascade="all, delete-orphan")
-    applications: Mapped[list[SubsidyApplication]] = relationship(back_populates="project")
+    documents: Mapped[list[Document]] = relationship(back_populates="project", cascade="all, delete-orphan",
+                                                    order_by="Document.id")
+    votes: Mapped[list[OwnerVote]] = relationship(back_populates="project", cascade="all, delete-orphan",
+                                                  order_by="OwnerVote.id")
+    applications: Mapped[list[SubsidyApplication]] = relationship(back_populates="project",
+                                                                  order_by="SubsidyApplication.id")
 
 
 class Measure(Base):
@@ -193,7 +202,8 @@ class SubsidyApplication(Base):
     status: Mapped[str] = mapped_column(String(20), default="draft")
     assessed_amount: Mapped[float | None] = mapped_column(Float, nullable=True)
     project: Mapped[RetrofitProject] = relationship(back_populates="applications")
-    payments: Mapped[list[Payment]] = relationship(back_populates="application", order_by="Payment.paid_on")
+    payments: Mapped[list[Payment]] = relationship(back_populates="application",
+                                                   order_by="(Payment.paid_on, Payment.id)")
 
 
 class Payment(Base):
@@ -252,8 +262,24 @@ class AuditLogImmutable(RuntimeError):
     """An attempt to change or delete an audit log row."""
 
 
+AUDIT_CHAIN_LOCK = 7270001  # the PostgreSQL advisory lock key of the audit chain
+
+
+def lock_audit_chain(s: Session) -> None:
+    """Hold the audit chain until this transaction ends: PostgreSQL's transaction-level advisory lock, SQLite's
+    write lock. Taken before an audit row is inserted (its id comes from the database under the lock) and by
+    the sealer; re-taking it in the same transaction is free."""
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+    else:
+        write_lock(s)
+
+
 @event.listens_for(Session, "before_flush")
 def _audit_append_only(session: Session, _ctx: Any, _instances: Any) -> None:
+    if any(isinstance(obj, AuditLog) for obj in session.new):
+        lock_audit_chain(session)
     for obj in session.deleted:
         if isinstance(obj, AuditLog):
             raise AuditLogImmutable("audit_log rows cannot be deleted (append-only)")
@@ -269,7 +295,7 @@ def _audit_append_only(session: Session, _ctx: Any, _instances: Any) -> None:
                 raise AuditLogImmutable(f"audit_log row {obj.id} cannot be changed (append-only): {sorted(changed)}")
 
 
-# The same guard in the database, for writers that bypass the ORM (SQLite; PostgreSQL relies on grants).
+# The same guard in the database, for writers that bypass the ORM.
 AUDIT_TRIGGERS_SQLITE = (
     "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
@@ -278,8 +304,34 @@ AUDIT_TRIGGERS_SQLITE = (
     "CREATE TRIGGER IF NOT EXISTS audit_log_hash_once BEFORE UPDATE OF prev_hash, hash ON audit_log "
     "WHEN OLD.hash IS NOT NULL BEGIN SELECT RAISE(ABORT, 'audit_log hash is already set'); END",
 )
+AUDIT_TRIGGERS_POSTGRESQL = (
+    """CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP <> 'UPDATE' THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit_log is append-only (' || TG_OP || ' refused)';
+  END IF;
+  IF (NEW.id, NEW.at, NEW.actor, NEW.action, NEW.entity, NEW.entity_id, NEW.field, NEW.old_value, NEW.new_value)
+     IS DISTINCT FROM
+     (OLD.id, OLD.at, OLD.actor, OLD.action, OLD.entity, OLD.entity_id, OLD.field, OLD.old_value, OLD.new_value)
+  THEN
+    RAISE EXCEPTION 'audit_log is append-only';
+  END IF;
+  IF OLD.hash IS NOT NULL AND (NEW.prev_hash, NEW.hash) IS DISTINCT FROM (OLD.prev_hash, OLD.hash) THEN
+    RAISE EXCEPTION 'audit_log hash is already set';
+  END IF;
+  RETURN NEW;
+END $$""",
+    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    "DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+)
 for _sql in AUDIT_TRIGGERS_SQLITE:
     event.listen(AuditLog.__table__, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
+for _sql in AUDIT_TRIGGERS_POSTGRESQL:
+    event.listen(AuditLog.__table__, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
 
 
 PROGRAM_TABLES = ("owners", "buildings", "ownership_shares", "retrofit_projects", "measures", "milestones",

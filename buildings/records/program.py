@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from buildings.ownership import OwnershipError, ShareRow, validate_shares
+from buildings.records.base import write_lock
 from buildings.records.models import (
     AuditLog,
     Building,
@@ -321,95 +322,124 @@ def load_projects(s: Session, prog: ProgramFile, actor: str, tree: Any = None, p
     """Projects with their measures, milestones (checked in order), documents, votes, applications, payments."""
     for pi, pj in enumerate(prog.projects):
         where = f"{path}:{line_of(tree, ('projects', pi)) if tree is not None else ''} project {pj.id}"
-        if s.get(Building, pj.building) is None:
-            raise ProgramError(f"{where}: unknown building {pj.building!r}; load the site first")
-        if pj.applicant and s.get(Owner, pj.applicant) is None:
-            raise ProgramError(f"{where}: unknown applicant owner {pj.applicant!r}")
+        _check_project_refs(s, pj, where)
         old = s.get(RetrofitProject, pj.id)
         if old is not None and ProjectIn.model_validate(project_dict(old)) == _with_default_docs(pj):
             continue  # unchanged: importing the same file twice is a no-op
         if old is not None:
-            if old.applications and any(a.payments for a in old.applications):
-                raise ProgramError(f"{where}: project already has payments recorded; it cannot be re-imported")
-            for a in list(old.applications):
-                s.delete(a)
-            s.delete(old)
-            s.flush()
-            audit(s, actor, "replace", "retrofit_project", pj.id)
-        proj = RetrofitProject(
-            id=pj.id, building_id=pj.building, name=pj.name, applicant_owner_id=pj.applicant,
-            applicant_role=pj.applicant_role, business_model=pj.business_model, retrofit_area_m2=pj.retrofit_area_m2,
-            verified_area_m2=pj.verified_area_m2, scope_common_parts=pj.scope_common_parts,
-            target_saving_pct=pj.target_saving_pct, rating_target=pj.rating_target,
-            other_subsidies=pj.other_subsidies, listed_in_policies=pj.listed_in_policies)
-        s.add(proj)
-        proj.measures = [Measure(category=m.category, description=m.description, capex=m.capex,
-                                 expected_saving_kwh_a=m.expected_saving_kwh_a) for m in pj.measures]
-        proj.milestones = [
-            Milestone(seq=i + 1, stage=m.stage.value, name=m.name, planned_date=m.planned,
-                      required_docs=m.required_docs if m.required_docs is not None else list(STAGE_DOCS[m.stage]))
-            for i, m in enumerate(pj.milestones)]
-        names = [m.name for m in pj.milestones]
-        if len(set(names)) != len(names):
-            raise ProgramError(f"{where}: milestone names must be unique within a project")
-        ms_by_name = {m.name: m for m in proj.milestones}
-        for d in pj.documents:
-            if d.milestone and d.milestone not in ms_by_name:
-                raise ProgramError(f"{where}: document {d.title!r} names unknown milestone {d.milestone!r}")
-            proj.documents.append(Document(doc_type=d.type, title=d.title, sha256=d.sha256, uri=d.uri,
-                                           signed_by=d.signed_by, signed_at=d.signed_at, visibility=d.visibility))
-        for v in pj.votes:
-            if s.get(Owner, v.owner) is None:
-                raise ProgramError(f"{where}: vote by unknown owner {v.owner!r}")
-            proj.votes.append(OwnerVote(owner_id=v.owner, choice=v.choice, count=v.count,
-                                        meeting_date=v.meeting_date, matter=v.matter))
-        s.flush()
-        for d, dm in zip(proj.documents, pj.documents, strict=True):
-            if dm.milestone:
-                d.milestone_id = ms_by_name[dm.milestone].id
-        audit(s, actor, "create", "retrofit_project", pj.id, new=pj.model_dump(
-            mode="json", exclude={"milestones", "applications"}))
-        # completed milestones go through the same checks as `program milestone`, in stage order
-        done = sorted((m for m in pj.milestones if m.actual), key=lambda m: (m.actual, list(Stage).index(m.stage)))
-        for m in done:
-            try:
-                complete_milestone(s, pj.id, m.name, m.actual, m.signed_off_by or "", actor)
-            except MilestoneError as exc:
-                raise ProgramError(f"{where}: {exc}") from None
-        for a in pj.applications:
-            if policies is not None and a.policy not in policies:
-                raise ProgramError(f"{where}: application {a.id} names unknown policy {a.policy!r}")
-            app = SubsidyApplication(id=a.id, project_id=pj.id, policy_id=a.policy, submitted_on=a.submitted_on,
-                                     status=a.status, assessed_amount=a.assessed_amount)
-            s.add(app)
-            s.flush()
-            audit(s, actor, "create", "subsidy_application", a.id, new=a.model_dump(mode="json", exclude={"payments"}))
-            for pay in sorted(a.payments, key=lambda p: p.paid_on):
-                record_payment(s, a.id, pay.tranche, pay.amount, pay.paid_on, actor, policies=policies)
+            _drop_project(s, old, actor, where)
+        _add_project(s, pj, actor, where)
+        _complete_done_milestones(s, pj, actor, where)
+        _add_applications(s, pj, actor, where, policies)
     for sv in prog.savings_results:
-        bf, bt = sv.baseline.split(":")
-        rf, rt = sv.reporting.split(":")
-        same = select(SavingsResult.id).where(
-            SavingsResult.building_id == sv.building, SavingsResult.baseline_from == dt.date.fromisoformat(bf),
-            SavingsResult.baseline_to == dt.date.fromisoformat(bt), SavingsResult.source == sv.source,
-            SavingsResult.reporting_from == dt.date.fromisoformat(rf),
-            SavingsResult.reporting_to == dt.date.fromisoformat(rt))
-        if s.scalar(same) is not None:
-            continue  # already imported
-        s.add(SavingsResult(building_id=sv.building, project_id=sv.project,
-                            baseline_from=dt.date.fromisoformat(bf), baseline_to=dt.date.fromisoformat(bt),
-                            reporting_from=dt.date.fromisoformat(rf), reporting_to=dt.date.fromisoformat(rt),
-                            model_kind=sv.model_kind, cv_rmse=sv.cv_rmse, nmbe=sv.nmbe,
-                            savings_fraction=sv.savings_fraction, avoided_kwh=sv.avoided_kwh, fsu68=sv.fsu68,
-                            fsu90=sv.fsu90, adequate=sv.adequate, source=sv.source, details={}))
-        audit(s, actor, "create", "savings_result", sv.building, new=sv.model_dump(mode="json"))
+        _add_savings_result(s, sv, actor)
+
+
+def _check_project_refs(s: Session, pj: ProjectIn, where: str) -> None:
+    """The project's building and applicant must be in the records already (the site is loaded first)."""
+    if s.get(Building, pj.building) is None:
+        raise ProgramError(f"{where}: unknown building {pj.building!r}; load the site first")
+    if pj.applicant and s.get(Owner, pj.applicant) is None:
+        raise ProgramError(f"{where}: unknown applicant owner {pj.applicant!r}")
+
+
+def _drop_project(s: Session, old: RetrofitProject, actor: str, where: str) -> None:
+    """Remove a changed project before it is imported again (refused once money was paid on it)."""
+    if old.applications and any(a.payments for a in old.applications):
+        raise ProgramError(f"{where}: project already has payments recorded; it cannot be re-imported")
+    for a in list(old.applications):
+        s.delete(a)
+    s.delete(old)
+    s.flush()
+    audit(s, actor, "replace", "retrofit_project", old.id)
+
+
+def _add_project(s: Session, pj: ProjectIn, actor: str, where: str) -> RetrofitProject:
+    """The project row with its measures, milestones (not yet completed), documents and votes."""
+    proj = RetrofitProject(
+        id=pj.id, building_id=pj.building, name=pj.name, applicant_owner_id=pj.applicant,
+        applicant_role=pj.applicant_role, business_model=pj.business_model, retrofit_area_m2=pj.retrofit_area_m2,
+        verified_area_m2=pj.verified_area_m2, scope_common_parts=pj.scope_common_parts,
+        target_saving_pct=pj.target_saving_pct, rating_target=pj.rating_target,
+        other_subsidies=pj.other_subsidies, listed_in_policies=pj.listed_in_policies)
+    s.add(proj)
+    proj.measures = [Measure(category=m.category, description=m.description, capex=m.capex,
+                             expected_saving_kwh_a=m.expected_saving_kwh_a) for m in pj.measures]
+    proj.milestones = [
+        Milestone(seq=i + 1, stage=m.stage.value, name=m.name, planned_date=m.planned,
+                  required_docs=m.required_docs if m.required_docs is not None else list(STAGE_DOCS[m.stage]))
+        for i, m in enumerate(pj.milestones)]
+    names = [m.name for m in pj.milestones]
+    if len(set(names)) != len(names):
+        raise ProgramError(f"{where}: milestone names must be unique within a project")
+    ms_by_name = {m.name: m for m in proj.milestones}
+    for d in pj.documents:
+        if d.milestone and d.milestone not in ms_by_name:
+            raise ProgramError(f"{where}: document {d.title!r} names unknown milestone {d.milestone!r}")
+        proj.documents.append(Document(doc_type=d.type, title=d.title, sha256=d.sha256, uri=d.uri,
+                                       signed_by=d.signed_by, signed_at=d.signed_at, visibility=d.visibility))
+    for v in pj.votes:
+        if s.get(Owner, v.owner) is None:
+            raise ProgramError(f"{where}: vote by unknown owner {v.owner!r}")
+        proj.votes.append(OwnerVote(owner_id=v.owner, choice=v.choice, count=v.count,
+                                    meeting_date=v.meeting_date, matter=v.matter))
+    s.flush()
+    for d, dm in zip(proj.documents, pj.documents, strict=True):
+        if dm.milestone:
+            d.milestone_id = ms_by_name[dm.milestone].id
+    audit(s, actor, "create", "retrofit_project", pj.id, new=pj.model_dump(
+        mode="json", exclude={"milestones", "applications"}))
+    return proj
+
+
+def _complete_done_milestones(s: Session, pj: ProjectIn, actor: str, where: str) -> None:
+    """Completed milestones go through the same checks as `program milestone`, in stage order."""
+    done = sorted((m for m in pj.milestones if m.actual), key=lambda m: (m.actual, list(Stage).index(m.stage)))
+    for m in done:
+        try:
+            complete_milestone(s, pj.id, m.name, m.actual, m.signed_off_by or "", actor)
+        except MilestoneError as exc:
+            raise ProgramError(f"{where}: {exc}") from None
+
+
+def _add_applications(s: Session, pj: ProjectIn, actor: str, where: str,
+                      policies: dict[str, Policy] | None) -> None:
+    """The project's subsidy applications, each payment checked by ``record_payment`` in date order."""
+    for a in pj.applications:
+        if policies is not None and a.policy not in policies:
+            raise ProgramError(f"{where}: application {a.id} names unknown policy {a.policy!r}")
+        app = SubsidyApplication(id=a.id, project_id=pj.id, policy_id=a.policy, submitted_on=a.submitted_on,
+                                 status=a.status, assessed_amount=a.assessed_amount)
+        s.add(app)
+        s.flush()
+        audit(s, actor, "create", "subsidy_application", a.id, new=a.model_dump(mode="json", exclude={"payments"}))
+        for pay in sorted(a.payments, key=lambda p: p.paid_on):
+            record_payment(s, a.id, pay.tranche, pay.amount, pay.paid_on, actor, policies=policies)
+
+
+def _add_savings_result(s: Session, sv: SavingsIn, actor: str) -> None:
+    """A measured-savings result from the programme file, unless the same one is on record already."""
+    bf, bt = (dt.date.fromisoformat(x) for x in sv.baseline.split(":"))
+    rf, rt = (dt.date.fromisoformat(x) for x in sv.reporting.split(":"))
+    same = select(SavingsResult.id).where(
+        SavingsResult.building_id == sv.building, SavingsResult.baseline_from == bf,
+        SavingsResult.baseline_to == bt, SavingsResult.source == sv.source,
+        SavingsResult.reporting_from == rf, SavingsResult.reporting_to == rt)
+    if s.scalar(same) is not None:
+        return  # already imported
+    s.add(SavingsResult(building_id=sv.building, project_id=sv.project, baseline_from=bf, baseline_to=bt,
+                        reporting_from=rf, reporting_to=rt, model_kind=sv.model_kind, cv_rmse=sv.cv_rmse,
+                        nmbe=sv.nmbe, savings_fraction=sv.savings_fraction, avoided_kwh=sv.avoided_kwh,
+                        fsu68=sv.fsu68, fsu90=sv.fsu90, adequate=sv.adequate, source=sv.source, details={}))
+    audit(s, actor, "create", "savings_result", sv.building, new=sv.model_dump(mode="json"))
 
 
 def _with_default_docs(pj: ProjectIn) -> ProjectIn:
-    """The project as stored: milestones without required_docs get their stage's standard documents."""
+    """The project as stored: milestones without required_docs get their stage's standard documents, and its
+    applications are listed by id (as the records list them)."""
     ms = [m if m.required_docs is not None else m.model_copy(update={"required_docs": list(STAGE_DOCS[m.stage])})
           for m in pj.milestones]
-    return pj.model_copy(update={"milestones": ms})
+    return pj.model_copy(update={"milestones": ms, "applications": sorted(pj.applications, key=lambda a: a.id)})
 
 
 def import_sample(url: str, site: Site, actor: str, program_path: str | os.PathLike | None = None) -> Any:
@@ -495,12 +525,15 @@ def add_document(s: Session, project_id: str, doc_type: str, title: str, content
 def record_payment(s: Session, application_id: str, tranche: int, amount: float, paid_on: dt.date, actor: str,
                    policies: dict[str, Policy] | None = None) -> Payment:
     """Record a tranche payment. Refused when the tranche is not due (stage or documents missing) or when the
-    total paid would pass the tranche's share or the policy's caps."""
+    total paid would pass the tranche's share or the policy's caps. The application is locked first (FOR UPDATE;
+    SQLite's write lock), so two payments recorded at once cannot both pass the cap on the same sum paid."""
     from buildings.records.queries import eligibility_for_application
 
-    app = s.get(SubsidyApplication, application_id)
+    write_lock(s)
+    app = s.get(SubsidyApplication, application_id, with_for_update=True, populate_existing=True)
     if app is None:
         raise PaymentError(f"unknown application {application_id!r}")
+    s.expire(app, ["payments"])  # what was paid is read after the lock, not from an earlier load
     elig, policy = eligibility_for_application(s, app, policies=policies, as_of=paid_on)
     tr = next((t for t in elig.tranches if t.seq == tranche), None)
     if tr is None:

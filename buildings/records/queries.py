@@ -132,6 +132,18 @@ def facts(s: Session, building_id: str, project: RetrofitProject | None, as_of: 
     b = s.get(Building, building_id)
     if b is None:
         raise KeyError(f"unknown building {building_id!r}; run `retrofit program import` first")
+    rows = share_rows(s, building_id)
+    f = _building_facts(b, as_of)
+    f.update(_ownership_facts(b, rows))
+    f.update(_applicant_facts(s, project, rows))
+    if project is not None:
+        f.update(_project_facts(s, project, rows, as_of))
+    f.update(extra or {})
+    return f
+
+
+def _building_facts(b: Building, as_of: dt.date) -> dict[str, Fact]:
+    """The building's own record: place, age, area, use, metering."""
     d = load_defaults()
     src = f"records: building {b.id}"
     f: dict[str, Fact] = {
@@ -153,60 +165,83 @@ def facts(s: Session, building_id: str, project: RetrofitProject | None, as_of: 
         f["building.monitoring.months_reporting"] = Fact(
             round(_months(b.platform_connected_since, as_of), 1),
             f"platform upload since {b.platform_connected_since} to {as_of} (programme record)")
-    rows = share_rows(s, building_id)
-    if rows:
-        c = concentration(rows, d.thresholds)
-        ev = f"ownership shares of {b.id}: {len(rows)} rows, {c.owner_count} owners (thresholds: policy data)"
-        f.update({"building.ownership.owner_count": Fact(c.owner_count, ev),
-                  "building.ownership.structure_class": Fact(c.structure_class.value, ev),
-                  "building.ownership.top_share": Fact(c.top_share, ev),
-                  "building.ownership.top3_share": Fact(c.top3_share, ev),
-                  "building.ownership.hhi": Fact(c.hhi, ev)})
+    return f
+
+
+def _ownership_facts(b: Building, rows: list[ShareRow]) -> dict[str, Fact]:
+    """Ownership concentration of the building (thresholds from policy data)."""
+    if not rows:
+        return {}
+    c = concentration(rows, load_defaults().thresholds)
+    ev = f"ownership shares of {b.id}: {len(rows)} rows, {c.owner_count} owners (thresholds: policy data)"
+    return {"building.ownership.owner_count": Fact(c.owner_count, ev),
+            "building.ownership.structure_class": Fact(c.structure_class.value, ev),
+            "building.ownership.top_share": Fact(c.top_share, ev),
+            "building.ownership.top3_share": Fact(c.top3_share, ev),
+            "building.ownership.hhi": Fact(c.hhi, ev)}
+
+
+def _applicant_facts(s: Session, project: RetrofitProject | None, rows: list[ShareRow]) -> dict[str, Fact]:
+    """The applicant: the project's, else the largest owner."""
     applicant = None
     if project is not None and project.applicant_owner_id:
         applicant = s.get(Owner, project.applicant_owner_id)
     elif rows:
         applicant = s.get(Owner, rows[0].owner)
-    if applicant is not None:
-        f["owner.kind"] = Fact(applicant.kind, f"owner {applicant.id}")
-        f["owner.is_sme"] = Fact(applicant.is_sme, f"owner {applicant.id}")
-    if project is not None:
-        pe = f"project {project.id}"
-        f.update({
-            "project.retrofit_area_m2": Fact(project.retrofit_area_m2, pe),
-            "project.targets.energy_saving_pct": Fact(project.target_saving_pct, f"{pe}: planned target"),
-            "project.measure_categories": Fact(sorted({m.category for m in project.measures}), f"{pe}: measures"),
-            "project.other_subsidies": Fact(list(project.other_subsidies), f"{pe}: other funding declared"),
-            "project.listed_in_policies": Fact(list(project.listed_in_policies), pe),
-        })
-        owners = sum(r.count for r in rows)
-        f["project.vote_required"] = Fact(art278_vote_required(owners, project.scope_common_parts),
-                                          f"{owners} owner(s), works on common parts: {project.scope_common_parts}")
-        vr = vote_result(s, project)
-        if vr is not None:
-            when = project.votes[0].meeting_date
-            ve = f"{len(project.votes)} recorded votes, meeting {when}: {vr['reason']}"
-            f["project.vote_passed"] = Fact(vr["approved"], ve)
-            f["project.governance_approval.area_approval_pct"] = Fact(vr["area_approval"], ve)
-            f["project.governance_approval.headcount_approval_pct"] = Fact(vr["headcount_approval"], ve)
-        starts = [m.actual_date for m in project.milestones if m.stage == Stage.CONSTRUCTION and m.actual_date]
-        first_works = min(starts) if starts else None
-        f["project.construction_started"] = Fact(first_works is not None and first_works <= as_of,
-                                                 f"{pe}: construction milestones")
-        subs = [a.submitted_on for a in project.applications if a.submitted_on]
-        if subs:
-            before = first_works is None or min(subs) < first_works
-            f["application.submitted_before_works"] = Fact(
-                before, f"first application {min(subs)}, works {'not started' if first_works is None else first_works}")
-        sv = latest_savings(s, building_id, project.id, as_of)
-        if sv is not None:
-            ev = (f"IPMVP C {sv.model_kind} model, baseline {sv.baseline_from}..{sv.baseline_to}, reporting "
-                  f"{sv.reporting_from}..{sv.reporting_to}, CV(RMSE) {sv.cv_rmse:.1%}, "
-                  f"FSU68 {'n/a' if sv.fsu68 is None else format(sv.fsu68, '.0%')}, source {sv.source}")
-            f["savings.measured_pct"] = Fact(sv.savings_fraction, ev)
-            f["savings.adequate"] = Fact(sv.adequate, ev)
-    f.update(extra or {})
+    if applicant is None:
+        return {}
+    return {"owner.kind": Fact(applicant.kind, f"owner {applicant.id}"),
+            "owner.is_sme": Fact(applicant.is_sme, f"owner {applicant.id}")}
+
+
+def _project_facts(s: Session, project: RetrofitProject, rows: list[ShareRow], as_of: dt.date) -> dict[str, Fact]:
+    """The project: area, targets, measures, other funding, the owners' vote, works and measured savings."""
+    pe = f"project {project.id}"
+    owners = sum(r.count for r in rows)
+    f = {
+        "project.retrofit_area_m2": Fact(project.retrofit_area_m2, pe),
+        "project.targets.energy_saving_pct": Fact(project.target_saving_pct, f"{pe}: planned target"),
+        "project.measure_categories": Fact(sorted({m.category for m in project.measures}), f"{pe}: measures"),
+        "project.other_subsidies": Fact(list(project.other_subsidies), f"{pe}: other funding declared"),
+        "project.listed_in_policies": Fact(list(project.listed_in_policies), pe),
+        "project.vote_required": Fact(art278_vote_required(owners, project.scope_common_parts),
+                                      f"{owners} owner(s), works on common parts: {project.scope_common_parts}"),
+    }
+    vr = vote_result(s, project)
+    if vr is not None:
+        ve = f"{len(project.votes)} recorded votes, meeting {project.votes[0].meeting_date}: {vr['reason']}"
+        f["project.vote_passed"] = Fact(vr["approved"], ve)
+        f["project.governance_approval.area_approval_pct"] = Fact(vr["area_approval"], ve)
+        f["project.governance_approval.headcount_approval_pct"] = Fact(vr["headcount_approval"], ve)
+    f.update(_works_facts(project, as_of))
+    f.update(_savings_facts(s, project, as_of))
     return f
+
+
+def _works_facts(project: RetrofitProject, as_of: dt.date) -> dict[str, Fact]:
+    """Whether construction started, and whether the first application came before it."""
+    pe = f"project {project.id}"
+    starts = [m.actual_date for m in project.milestones if m.stage == Stage.CONSTRUCTION and m.actual_date]
+    first_works = min(starts) if starts else None
+    f = {"project.construction_started": Fact(first_works is not None and first_works <= as_of,
+                                              f"{pe}: construction milestones")}
+    subs = [a.submitted_on for a in project.applications if a.submitted_on]
+    if subs:
+        before = first_works is None or min(subs) < first_works
+        f["application.submitted_before_works"] = Fact(
+            before, f"first application {min(subs)}, works {'not started' if first_works is None else first_works}")
+    return f
+
+
+def _savings_facts(s: Session, project: RetrofitProject, as_of: dt.date) -> dict[str, Fact]:
+    """The newest measured savings (IPMVP option C) known on ``as_of``."""
+    sv = latest_savings(s, project.building_id, project.id, as_of)
+    if sv is None:
+        return {}
+    ev = (f"IPMVP C {sv.model_kind} model, baseline {sv.baseline_from}..{sv.baseline_to}, reporting "
+          f"{sv.reporting_from}..{sv.reporting_to}, CV(RMSE) {sv.cv_rmse:.1%}, "
+          f"FSU68 {'n/a' if sv.fsu68 is None else format(sv.fsu68, '.0%')}, source {sv.source}")
+    return {"savings.measured_pct": Fact(sv.savings_fraction, ev), "savings.adequate": Fact(sv.adequate, ev)}
 
 
 def latest_savings(s: Session, building_id: str, project_id: str | None = None,

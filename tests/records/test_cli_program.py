@@ -10,23 +10,32 @@ import pytest
 from typer.testing import CliRunner
 
 from retrofit.cli import app
+from tests.recordsdb import BACKENDS, drop_database, new_database
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One imported records database for the module (the commands below write nothing or only files)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One imported records database for the module (the commands below write nothing or only files): SQLite
+    in the data dir, or a PostgreSQL database named by RETROFIT_RECORDS_URL."""
     tmp_path = tmp_path_factory.mktemp("cli")
     mp = pytest.MonkeyPatch()
     mp.setenv("RETROFIT_DATA_DIR", str(tmp_path / "data"))
     mp.setenv("RETROFIT_CONFIG", str(tmp_path / "none.toml"))
     (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    server = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    url = None
+    if server is not None:
+        url = new_database("postgresql", tmp_path, server)
+        mp.setenv("RETROFIT_RECORDS_URL", url.replace("postgresql+psycopg://", "postgresql://"))
     r = runner.invoke(app, ["program", "import"])
     assert r.exit_code == 0, r.output
     assert "imported 4 buildings, 5 policies" in r.output
     yield tmp_path
     mp.undo()
+    if url:
+        drop_database(url, server)
 
 
 def test_status_check_rank_json(env: Path) -> None:

@@ -4,7 +4,6 @@ refusals that leave nothing written, the append-only audit log, export/import ro
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -42,6 +41,7 @@ from buildings.records.program import (
 )
 from buildings.retrofit import MilestoneError
 from tests.records.conftest import AS_OF, PROGRAMME
+from tests.recordsdb import RecordsDatabases
 
 # Hand-checked (see docs/program.md "sample eligibility"): verdict and capped amount in CNY on 2026-11-26.
 #  jiefangbei: single owner, 1996, 42,000 m2, measured 22.4 % (adequate) -> band 20-30 % -> 42,000 x 30
@@ -77,11 +77,12 @@ def test_alembic_migration_matches_models(db_url: str) -> None:
     upgrade(db_url)  # idempotent
 
 
-def test_create_all_database_is_adopted(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'made-by-create-all.db'}"
-    Base.metadata.create_all(make_engine(url))
-    upgrade(url)
-    assert current(url) == head()
+def test_create_all_database_is_adopted(records_url: str) -> None:
+    engine = make_engine(records_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    upgrade(records_url)
+    assert current(records_url) == head()
 
 
 def test_sample_programme_loaded(session: Session) -> None:
@@ -256,29 +257,41 @@ def test_audit_log_is_append_only(loaded: sessionmaker, db_url: str) -> None:
         row = s.scalars(select(AuditLog).order_by(AuditLog.id)).first()
         row.hash = "ab" * 32  # setting the hash-chain columns once is allowed
         s.commit()
-    con = sqlite3.connect(db_url.split("///", 1)[1])
-    for sql in ("UPDATE audit_log SET new_value = 'x' WHERE id = 1", "DELETE FROM audit_log WHERE id = 2",
-                "UPDATE audit_log SET hash = 'cd' WHERE id = 1"):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only|already set"):
-            con.execute(sql)
-    con.close()
+    # and the database itself refuses writers that bypass the ORM (triggers on SQLite and on PostgreSQL)
+    engine = make_engine(db_url)
+    refused = ["UPDATE audit_log SET new_value = 'x' WHERE id = 1", "DELETE FROM audit_log WHERE id = 2",
+               "UPDATE audit_log SET hash = 'cd' WHERE id = 1"]
+    if db_url.startswith("postgresql"):
+        refused.append("TRUNCATE audit_log")
+    for sql in refused:
+        with pytest.raises(DatabaseError, match="append-only|already set"), engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+    with engine.begin() as conn:  # a row without a hash may get it once, through plain SQL too
+        conn.exec_driver_sql("UPDATE audit_log SET prev_hash = 'ef', hash = 'ef' WHERE id = 2")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM audit_log WHERE hash IS NOT NULL").scalar_one() == 2
+        assert conn.exec_driver_sql("SELECT new_value FROM audit_log WHERE id = 1").scalar_one() != "x"
+    engine.dispose()
 
 
-def test_export_import_round_trip(loaded: sessionmaker, sample_site, policies, tmp_path: Path) -> None:
+def test_export_import_round_trip(loaded: sessionmaker, sample_site, policies, tmp_path: Path,
+                                  records_dbs: RecordsDatabases, records_backend: str) -> None:
     with loaded() as s:
         first = export_program(s)
         paths = export_csv(s, tmp_path / "csv")
     assert {Path(p).name for p in paths} >= {"owners.csv", "ownership_shares.csv", "milestones.csv", "payments.csv"}
     assert (tmp_path / "csv" / "buildings.csv").read_text(encoding="utf-8-sig").startswith("id,name_zh,name_en")
     write_yaml(first, tmp_path / "programme.yaml")
-    url = f"sqlite:///{tmp_path / 'again.db'}"
+    url = records_dbs.new(records_backend)
     upgrade(url)
-    sf2 = session_factory(make_engine(url))
+    engine = make_engine(url)
+    sf2 = session_factory(engine)
     with sf2.begin() as s:
         import_all(s, sample_site, tmp_path / "programme.yaml", policies, "test")
     with sf2() as s:
         assert export_program(s) == first
         assert q.eligibility(s, "jiefangbei-tower", YZ, as_of=AS_OF).verdict == "eligible"
+    engine.dispose()
 
 
 def test_reimporting_the_same_files_changes_nothing(loaded: sessionmaker, sample_site, policies) -> None:
