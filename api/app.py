@@ -9,6 +9,8 @@ see: a building outside the token's scope is 404 with the same body as a buildin
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import math
 import threading
@@ -28,7 +30,9 @@ from api import exports, model, pii
 from api.evidence import append_audit
 from api.tokens import TokenPrincipal, authenticate
 from buildings.access import Can, ScopeDenied, Unavailable
+from buildings.savings import BaselineError
 from buildings.site import Site
+from insight.savings import measure_for
 from rules.scope import Scope
 from telemetry.store import Agg, Store, StoreError
 
@@ -120,6 +124,35 @@ def _align(ts: float, window_s: int, tz: str) -> float:
     off = dt.datetime.fromtimestamp(ts, zone(tz)).utcoffset()
     o = off.total_seconds() if off else 0.0
     return (ts + o) // window_s * window_s - o
+
+
+PERIOD = r"^\d{4}-\d{2}-\d{2}:\d{4}-\d{2}-\d{2}$"
+
+
+def _parse_period(text: str | None, what: str) -> tuple[dt.date, dt.date] | None:
+    if text is None:
+        return None
+    a, _, b = text.partition(":")
+    try:
+        first, last = dt.date.fromisoformat(a), dt.date.fromisoformat(b)
+    except ValueError:
+        raise HTTPException(422, f"{what}: {text!r} is not FROM:TO with dates YYYY-MM-DD") from None
+    if last < first:
+        raise HTTPException(422, f"{what}: {last} is before {first}")
+    return first, last
+
+
+def savings_view(sc: Scope, building_id: str, baseline: str | None, reporting: str | None) -> JSONResponse:
+    """The one savings function (insight.savings) for the token's scope; 422 with the reason when refused."""
+    b, r = _parse_period(baseline, "baseline"), _parse_period(reporting, "reporting")
+    if (b is None) != (r is None):
+        raise HTTPException(422, "give both baseline and reporting, or neither")
+    try:
+        body = measure_for(sc, building_id, b, r).as_dict()
+    except BaselineError as exc:
+        raise HTTPException(422, f"baseline refused: {exc.reason}") from None
+    # an infinite savings uncertainty (no savings) is null in JSON, which has no Infinity
+    return JSONResponse(json.loads(json.dumps(body, default=str), parse_constant=lambda _c: None))
 
 
 def create_app(site: Site, engine: Engine, store: Store | None, store_error: str | None = None,
@@ -340,6 +373,19 @@ def create_app(site: Site, engine: Engine, store: Store | None, store_error: str
         building_file(sc, building_id)
         projects_of(sc, building_id)  # role check
         return {"building": building_id, "policies": sc.subsidies(building_id)}
+
+    @app.get(v1 + "/buildings/{building_id}/savings", responses={**ERRORS, 403: {"description": "no records"},
+                                                                  422: {"description": "no usable baseline"}},
+             tags=["retrofit"])
+    def savings(building_id: ID, sc: Sc,
+                baseline: str | None = Query(None, pattern=PERIOD, description="FROM:TO, default the year "
+                                                                                 "before the retrofit date"),
+                reporting: str | None = Query(None, pattern=PERIOD, description="FROM:TO, default the year from "
+                                                                                   "the retrofit date")) -> Any:
+        """Measured savings, IPMVP option C (the same function as `retrofit savings` and the dashboard)."""
+        building_file(sc, building_id)
+        projects_of(sc, building_id)  # role check
+        return savings_view(sc, building_id, baseline, reporting)
 
     @app.get(f"{v1}/catalogue", responses=ERRORS, tags=["catalogue"])
     def catalogue(who: Who) -> dict[str, Any]:
