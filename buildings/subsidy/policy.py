@@ -364,7 +364,7 @@ def _hashable(v: Any) -> Any:
 class PolicyError(ValueError):
     """A policy file that cannot be loaded; carries every problem with file, line and field."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
