@@ -305,7 +305,9 @@ def subsidy_check(
     if as_json:
         _print_json(e.as_dict())
         return
-    colour = {"eligible": "green", "not_yet": "yellow", "not_eligible": "red"}[e.verdict]
+    from buildings.subsidy.status import Verdict
+
+    colour = {Verdict.ELIGIBLE: "green", Verdict.NOT_YET: "yellow", Verdict.NOT_ELIGIBLE: "red"}[e.verdict]
     console.print(f"[bold]{policy}[/] for [bold]{building}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
                   f"[{colour}]{e.verdict}[/]")
     t = Table()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from buildings.access import Access, Can, ScopeDenied, Unavailable
+from buildings.subsidy.status import ConditionStatus, Verdict
 from telemetry.reading import Reading
 from telemetry.store import Agg, Store, StoreError
 
@@ -215,12 +216,12 @@ class Scope(Access):
                     raise Unavailable(f"retrofit records ({exc})") from None
                 out.append({
                     "policy_id": pid, "policy_zh": pol.name, "policy_en": pol.name_en or pol.name,
-                    "eligible": {"eligible": True, "not_eligible": False}.get(e["verdict"]),
+                    "eligible": {Verdict.ELIGIBLE: True, Verdict.NOT_ELIGIBLE: False}.get(e["verdict"]),
                     "verdict": e["verdict"],
                     "estimated": e["amount"]["capped"], "paid": paid_by_policy.get(pid, 0.0),
                     "conditions": [{"label_zh": self.fact_label(c["field"], 0),
                                     "label_en": self.fact_label(c["field"], 1),
-                                    "status": {"pass": "met", "fail": "not_met"}.get(c["status"], "unknown"),
+                                    "status": ConditionStatus(c["status"]),
                                     "expected": c["expected"], "actual": c["actual"],
                                     "evidence": c["evidence"]} for c in e["conditions"]],
                     "missing": e["missing"],
