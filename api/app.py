@@ -3,7 +3,7 @@
 Every request: the bearer token is checked (api.tokens; missing, malformed, unknown, revoked or expired -> 401,
 one message for all), its per-token rate is enforced (token bucket, 429 with Retry-After), and the request is
 appended to the hash-chained audit log (path, method, status, token id: never the token or personal data).
-Data is read through the Scope the dashboard also uses (rules.scope), the one gate that knows what a role may
+Data is read through the Scope the dashboard also uses (insight.scope), the one gate that knows what a role may
 see: a building outside the token's scope is 404 with the same body as a building that does not exist.
 """
 
@@ -32,8 +32,10 @@ from api.tokens import TokenPrincipal, authenticate
 from buildings.access import Can, ScopeDenied, Unavailable
 from buildings.savings import BaselineError
 from buildings.site import Site
+from buildings.subsidy.status import Verdict
+from insight import retrofit as records
 from insight.savings import measure_for
-from rules.scope import Scope
+from insight.scope import Scope
 from telemetry.store import Agg, Store, StoreError
 
 log = logging.getLogger("api")
@@ -103,7 +105,7 @@ def principal(request: Request) -> TokenPrincipal:
 
 
 def scope(request: Request, tp: Annotated[TokenPrincipal, Depends(principal)]) -> Scope:
-    """The shared Scope (rules.scope) for the token's principal: the one gate to the data."""
+    """The shared Scope (insight.scope) for the token's principal: the one gate to the data."""
     ctx: ApiContext = request.app.state.ctx
     return Scope(principal=tp.principal, site=ctx.site, store=ctx.store, store_error=ctx.store_error,
                  engine=ctx.engine, alarm_book=ctx.alarm_book)
@@ -153,6 +155,17 @@ def savings_view(sc: Scope, building_id: str, baseline: str | None, reporting: s
         raise HTTPException(422, f"baseline refused: {exc.reason}") from None
     # an infinite savings uncertainty (no savings) is null in JSON, which has no Infinity
     return JSONResponse(json.loads(json.dumps(body, default=str), parse_constant=lambda _c: None))
+
+
+def assessment_json(a: records.PolicyAssessment) -> dict[str, Any]:
+    """A policy assessment as the API has always served it (``eligible`` is null while not yet decided)."""
+    return {"policy_id": a.policy_id, "policy_zh": a.policy.zh, "policy_en": a.policy.en,
+            "eligible": {Verdict.ELIGIBLE: True, Verdict.NOT_ELIGIBLE: False}.get(a.verdict), "verdict": a.verdict,
+            "estimated": a.estimated, "paid": a.paid,
+            "conditions": [{"label_zh": c.label.zh, "label_en": c.label.en, "status": c.status,
+                            "expected": c.expected, "actual": c.actual, "evidence": c.evidence}
+                           for c in a.conditions],
+            "missing": list(a.missing)}
 
 
 def create_app(site: Site, engine: Engine, store: Store | None, store_error: str | None = None,
@@ -344,10 +357,7 @@ def create_app(site: Site, engine: Engine, store: Store | None, store_error: str
             raise HTTPException(403, f"{sc.principal.role.value} tokens may not read retrofit records") from None
         if building is not None and not sc.allows(building):
             raise ScopeDenied(NOT_FOUND)
-        q, sf = sc._records()
-        ids = [building] if building else list(sc.building_ids)
-        with sf() as s:
-            return [p for bid in ids for p in q.project_status(s, building_id=bid)]
+        return records.project_rows(sc, building)
 
     @app.get(f"{v1}/projects", responses={**ERRORS, 403: {"description": "role may not read records"}},
              tags=["retrofit"])
@@ -372,7 +382,7 @@ def create_app(site: Site, engine: Engine, store: Store | None, store_error: str
         """Every policy's eligibility verdict for the building: conditions with evidence, amount, what is missing."""
         building_file(sc, building_id)
         projects_of(sc, building_id)  # role check
-        return {"building": building_id, "policies": sc.subsidies(building_id)}
+        return {"building": building_id, "policies": [assessment_json(a) for a in records.subsidies(sc, building_id)]}
 
     @app.get(v1 + "/buildings/{building_id}/savings", responses={**ERRORS, 403: {"description": "no records"},
                                                                   422: {"description": "no usable baseline"}},

@@ -35,7 +35,7 @@ from telemetry.store import Agg, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from buildings.site import Site
-    from rules.scope import Scope
+    from insight.scope import Scope
     from telemetry.store import Store
 
 Period = tuple[dt.date, dt.date]
@@ -199,10 +199,9 @@ def measure_for(scope: Scope, building_id: str, baseline: Period | None = None, 
     weather sensor (weather is not owner data). A missing point or history is a BaselineError with the reason,
     a store failure Unavailable."""
     scope.check(building_id)
-    if scope.store is None:
-        raise Unavailable(scope.store_error or "no telemetry store configured")
+    store = scope.raw_store()
     try:
-        return measure(scope.store, scope.site, building_id, baseline, reporting, today=today)
+        return measure(store, scope.site, building_id, baseline, reporting, today=today)
     except StoreError as exc:
         raise Unavailable(str(exc)) from None
     except LookupError as exc:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import energy, ui
 from dashboard.scope import Unavailable
+from insight import retrofit as records
 
 DAY = 86400
 
@@ -126,10 +127,10 @@ with tab_s:
         except BaselineError as exc:
             st.info(t("energy.no_baseline", reason=exc.reason))
             with ui.guard(t):
-                rec = sc.savings_record(bid)
+                rec = records.recorded_savings(sc, bid)
                 if rec is not None:
-                    st.metric(t("energy.recorded_savings"), f"{t.num(rec['avoided_kwh'], 0)} kWh",
-                              delta=t.pct(rec["fraction"]))
-                    st.caption(f"IPMVP option C · {rec['model']} · CV(RMSE) {t.pct(rec['cv_rmse'])} · "
-                               f"{t('energy.baseline')} {rec['baseline']} · {t('energy.actual')} {rec['reporting']}"
-                               f" · {rec['source']}")
+                    st.metric(t("energy.recorded_savings"), f"{t.num(rec.avoided_kwh, 0)} kWh",
+                              delta=t.pct(rec.fraction))
+                    st.caption(f"IPMVP option C · {rec.model} · CV(RMSE) {t.pct(rec.cv_rmse)} · "
+                               f"{t('energy.baseline')} {rec.baseline[0]}..{rec.baseline[1]} · "
+                               f"{t('energy.actual')} {rec.reporting[0]}..{rec.reporting[1]} · {rec.source}")
