@@ -15,7 +15,6 @@ import pandas as pd
 from dashboard.scope import Scope
 from insight.savings import MeasuredSavings, measure_for
 from telemetry import queries
-from telemetry.store import Agg
 
 DAY = 86400
 HOUR = 3600
@@ -143,22 +142,6 @@ def gbt51161_limits(use: str, cls: str | None = None) -> tuple[float, float, str
     lim = g.limits(cls) or g.limits("B_commercial_office")
     assert lim is not None
     return lim[0], lim[1], cls
-
-
-def outdoor_temperature(sc: Scope, building_id: str, start: float, end: float) -> pd.Series:
-    """Daily mean outdoor air temperature (mean of the building's outdoor sensors), local days."""
-    bf = sc.building(building_id)
-    keys = [r.key for r in sc.points(building_id) if r.point.brick == "Outside_Air_Temperature_Sensor"]
-    if not keys:
-        return pd.Series(dtype=float)
-    tz = bf.building.timezone
-    data = sc.aggregate(keys, start, end, DAY, Agg.MEAN, tz)
-    frames = [pd.Series(dict(v)) for v in data.values() if v]
-    if not frames:
-        return pd.Series(dtype=float)
-    s = pd.concat(frames, axis=1).mean(axis=1).sort_index()
-    s.index = pd.to_datetime(s.index, unit="s", utc=True).tz_convert(ZoneInfo(tz))
-    return s
 
 
 def measured_savings(sc: Scope, building_id: str, now: float) -> MeasuredSavings:
