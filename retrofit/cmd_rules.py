@@ -120,16 +120,21 @@ def rules_check(
         print(json.dumps({
             "rules": len(lib), "bindings": len(rep.bindings),
             "bound": {rid: sorted({f"{b.building}/{b.subject}" for b in bs}) for rid, bs in by_rule.items()},
-            "unbound": rep.unbound, "problems": [str(p) for p in rep.problems]}, ensure_ascii=False))
+            "unbound": rep.unbound, "problems": [str(p) for p in rep.problems],
+            "thresholds": {r.id: rule_thresholds(r) for r in lib}}, ensure_ascii=False))
     else:
         t = Table(title=f"{len(lib)} rules on {site}: {len(rep.bindings)} bindings")
-        for c in ("rule", "family", "binds", "where"):
+        for c in ("rule", "family", "binds", "where", "thresholds", "for", "source"):
             t.add_column(c, overflow="fold")
         for r in lib:
             bs = by_rule.get(r.id, [])
             per_b = Counter(b.building for b in bs)
             where = ", ".join(f"{b} x{n}" for b, n in sorted(per_b.items())) or f"[yellow]{rep.unbound.get(r.id)}[/]"
-            t.add_row(r.id, r.rule.family.value, str(len(bs)), where)
+            th = rule_thresholds(r)
+            t.add_row(r.id, r.rule.family.value, str(len(bs)), where,
+                      ", ".join(f"{k}={v:g}" for k, v in th["params"].items()) or "-",
+                      f"{th['for_s']:g} s" + (f" / clear {th['clear_for_s']:g} s" if th["clear_for_s"] else ""),
+                      th["source"], end_section=False)
         console.print(t)
     for p in rep.problems:
         err.print(str(p), style="red", highlight=False, markup=False, soft_wrap=True)
@@ -138,6 +143,12 @@ def rules_check(
                   highlight=False, markup=False)
     if rep.problems or (strict and rep.unbound):
         raise typer.Exit(1)
+
+
+def rule_thresholds(r: Any) -> dict[str, Any]:
+    """What a rule decides on, as the library declares it: parameters, persistence and their source."""
+    return {"params": dict(r.rule.params), "for_s": r.rule.hold, "clear_for_s": r.rule.clear_for,
+            "source": r.rule.source}
 
 
 def _print_events(events: list[Any], lang: str) -> None:

@@ -53,6 +53,11 @@ def smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def vapour_kpa(t_c: np.ndarray) -> np.ndarray:
+    """Saturation vapour pressure of water over a flat surface (kPa) at ``t_c`` degC (Magnus, WMO-No. 8)."""
+    return 0.6112 * np.exp(17.62 * t_c / (243.12 + t_c))
+
+
 def has_brick(eq: Equipment, bricks: tuple[str, ...]) -> bool:
     return any(p.brick in bricks for p in eq.points)
 
@@ -116,6 +121,7 @@ class PhysicsParams:
     free_float_k: float = 3.5  # a closed, unconditioned zone settles this much above outdoor air
     zone_tau_h: float = 16.0  # free-floating time constant (heavy old building)
     hvac_pull: float = 0.7  # fraction of the gap to the comfort band the HVAC closes per 15-minute step
+    hvac_max_k_per_h: float = 8.0  # ... but no faster than its capacity allows (room air, 2 K per 15 min)
     # zone air quality
     co2_outdoor_ppm: float = 420.0
     co2_occupied_ppm: float = 380.0  # CO2 above outdoor at full occupancy and design ventilation
@@ -125,6 +131,10 @@ class PhysicsParams:
     rh_on_pct: float = 52.0  # zone RH held by the cooling coil / humidifier at outdoor RH 70 %
     rh_on_oa_slope: float = 0.2  # %RH per %RH of outdoor air above 70 %
     rh_on_occ_pct: float = 5.0  # %RH added by full occupancy (people, plants, mopping)
+    occ_vapour_kpa: float = 0.15  # vapour pressure added by full occupancy with the HVAC off
+    moisture_tau_on_h: float = 1.0  # room moisture follows the coil with this time constant (air + furnishings)
+    moisture_tau_off_h: float = 3.0  # ... and outdoor air by infiltration, buffered by hygroscopic materials
+    rh_limits_pct: tuple[float, float] = (15.0, 98.0)
     # loads
     cool_load_span_k: float = 22.0  # equilibrium this far above the band = full cooling load
     heat_load_span_k: float = 12.0  # equilibrium this far below the band = full heating load
@@ -205,6 +215,7 @@ class ZoneStates:
 
     T: np.ndarray
     C: np.ndarray
+    rh: np.ndarray  # zone relative humidity, % (from the moisture state and the zone temperature)
     teq: np.ndarray
     on: np.ndarray
     lo: np.ndarray
@@ -428,7 +439,10 @@ class BuildingModel:
         """Per-zone equilibria and time constants, then the zone temperature / CO2 loop."""
         P = self.params
         Z, n_ext = len(self.zones), tb.t.size
-        teq, on, lo, hi, ceq, ac = (np.empty((Z, n_ext)) for _ in range(6))
+        teq, on, lo, hi, ceq, ac, eeq, ae = (np.empty((Z, n_ext)) for _ in range(8))
+        e_out = tb.wx.rh / 100.0 * vapour_kpa(tb.wx.oat)
+        rh_on = P.rh_on_pct + P.rh_on_oa_slope * (tb.wx.rh - 70.0) + P.rh_on_occ_pct * tb.occ
+        e_on = rh_on / 100.0 * vapour_kpa(tb.sp)
         cool = tb.cooling
         for i, z in enumerate(self.zones):
             teq[i] = tb.wx.oat + P.free_float_k + z.gain_occ * tb.occ + z.gain_sol * tb.wx.solar
@@ -444,9 +458,12 @@ class BuildingModel:
                 vent_fault, f.param("ventilation") if f else 1.0, 1.0)
             ceq[i] = P.co2_outdoor_ppm + tb.occ * P.co2_occupied_ppm * z.density / vent
             ac[i] = np.where(on_z & ~vent_fault, DT_H / P.co2_tau_on_h, DT_H / P.co2_tau_off_h)
-        T, C = self._zone_loop(teq, on, lo, hi, ceq, ac, n_days)
+            eeq[i] = np.where(on_z, e_on, e_out + P.occ_vapour_kpa * tb.occ)
+            ae[i] = np.where(on_z, DT_H / P.moisture_tau_on_h, DT_H / P.moisture_tau_off_h)
+        T, C, E = self._zone_loop(teq, on, lo, hi, (ceq, eeq), (ac, ae), n_days)
         o = tb.out
-        return ZoneStates(T=T, C=C, teq=teq[:, o], on=on[:, o] > 0.5, lo=lo[:, o], hi=hi[:, o])
+        rh = np.clip(100.0 * E / vapour_kpa(T), *P.rh_limits_pct)
+        return ZoneStates(T=T, C=C, rh=rh, teq=teq[:, o], on=on[:, o] > 0.5, lo=lo[:, o], hi=hi[:, o])
 
     def _zone_signals(self, sig: dict[str, np.ndarray], tb: TimeBase, o: Output,
                       zs: ZoneStates) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -459,13 +476,11 @@ class BuildingModel:
             lh = np.clip((zs.lo[i] - teq_z) / P.heat_load_span_k, 0.0, 1.0) * ~o.cooling
             load = np.where(on_z, np.maximum(lc, lh), 0.0)
             zone_load[z.id] = (lc * on_z, lh * on_z)
-            rh_on = P.rh_on_pct + P.rh_on_oa_slope * (o.rh - 70.0) + P.rh_on_occ_pct * o.occ
-            rh_off = np.clip(o.rh - 3.0 * (zs.T[i] - o.oat), 30.0, 95.0)
             kz = rand.key64(self.k, "occ", z.id)
             motion = rand.uniform(kz, o.step_idx) < np.clip(o.occ * z.density * 1.3, 0, 1)
             damper = np.where(on_z, P.damper_min_pct + (95.0 - P.damper_min_pct) * load, 0.0)
             sig.update({f"{z.id}.t": zs.T[i], f"{z.id}.sp": o.sp, f"{z.id}.co2": zs.C[i],
-                        f"{z.id}.rh": np.where(on_z, rh_on, rh_off), f"{z.id}.occ": motion.astype(float),
+                        f"{z.id}.rh": zs.rh[i], f"{z.id}.occ": motion.astype(float),
                         f"{z.id}.damper": damper, f"{z.id}.flow": damper / 100.0 * 8.0 * z.area,
                         f"{z.id}.on": on_z.astype(float), f"{z.id}.load": load,
                         f"{z.id}.lux": np.where(o.occupied, 430.0, 15.0) + 250.0 * o.solar})
@@ -593,32 +608,39 @@ class BuildingModel:
         sig["gas.flow"] = gas
         return special
 
-    def _zone_loop(self, teq: np.ndarray, on: np.ndarray, lo: np.ndarray, hi: np.ndarray, ceq: np.ndarray,
-                   ac: np.ndarray, n_days: int) -> tuple[np.ndarray, np.ndarray]:
-        """First-order zone temperature and CO2, each output day simulated from WARM_DAYS before it."""
+    def _zone_loop(self, teq: np.ndarray, on: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   eq: tuple[np.ndarray, ...], gain: tuple[np.ndarray, ...],
+                   n_days: int) -> tuple[np.ndarray, ...]:
+        """Zone temperature, then first-order states (CO2, moisture: equilibria ``eq``, per-step gains ``gain``),
+        each output day simulated from WARM_DAYS before it.
+
+        The HVAC closes ``hvac_pull`` of the gap to the comfort band per step, capped by its capacity
+        (``hvac_max_k_per_h``): a warm-up after a cold night takes up to an hour, as in a real building.
+        """
         P = self.params
         L = (WARM_DAYS + 1) * STEPS
 
         def rows(x: np.ndarray) -> np.ndarray:
             return sliding_window_view(x, L, axis=1)[:, ::STEPS][:, :n_days]  # (Z, n_days, L), no copy
 
-        teq_r, on_r, lo_r, hi_r, ceq_r, ac_r = (rows(x) for x in (teq, on, lo, hi, ceq, ac))
+        teq_r, on_r, lo_r, hi_r = (rows(x) for x in (teq, on, lo, hi))
+        eq_r, gain_r = [rows(x) for x in eq], [rows(x) for x in gain]
         a = DT_H / P.zone_tau_h
         b = P.hvac_pull
+        cap = P.hvac_max_k_per_h * DT_H
         T = teq_r[:, :, :STEPS].mean(axis=2)
-        C = np.full(T.shape, 450.0)
+        S = [e[:, :, :STEPS].mean(axis=2) for e in eq_r]
         Z = teq.shape[0]
-        t_out = np.empty((Z, n_days, STEPS))
-        c_out = np.empty((Z, n_days, STEPS))
+        outs = [np.empty((Z, n_days, STEPS)) for _ in range(1 + len(eq))]
         first = L - STEPS
         for j in range(L):
             target = np.minimum(np.maximum(T, lo_r[:, :, j]), hi_r[:, :, j])
-            T = T + a * (teq_r[:, :, j] - T) + on_r[:, :, j] * b * (target - T)
-            C = C + ac_r[:, :, j] * (ceq_r[:, :, j] - C)
+            T = T + a * (teq_r[:, :, j] - T) + on_r[:, :, j] * np.clip(b * (target - T), -cap, cap)
+            S = [s + g[:, :, j] * (e[:, :, j] - s) for s, g, e in zip(S, gain_r, eq_r, strict=True)]
             if j >= first:
-                t_out[:, :, j - first] = T
-                c_out[:, :, j - first] = C
-        return t_out.reshape(Z, -1), c_out.reshape(Z, -1)
+                for k, x in enumerate((T, *S)):
+                    outs[k][:, :, j - first] = x
+        return tuple(x.reshape(Z, -1) for x in outs)
 
     def _ahu(self, a: Equipment, sig: dict[str, np.ndarray], t: np.ndarray, on: np.ndarray, oat: np.ndarray,
              vfd: np.ndarray) -> None:
@@ -674,7 +696,8 @@ class BuildingModel:
         plr = np.where(n_run > 0, np.clip(q / (np.maximum(n_run, 1) * cap), 0.0, 1.2), 0.0)
         cop_r = np.where(self.retrofit_on("chiller_upgrade", day), 6.2, 4.3)
         any_on = n_run > 0
-        chws = np.where(any_on, 7.0 + 0.4 * plr, np.clip(12.0 + 0.15 * (oat - 15.0), 9.0, 17.0))
+        idle = np.clip(12.0 + 0.15 * (oat - 15.0), 9.0, 17.0)  # still water in a stopped evaporator
+        chws = np.where(any_on, 7.0 + 0.4 * plr, idle)
         chwr = np.where(any_on, chws + 5.0 * plr, chws + 0.4)
         design_flow = cap / (4.186 * 5.0) * 3.6  # m3/h per chiller at 5 K
         pump_speed = np.where(any_on, np.where(vfd, np.clip(45.0 + 50.0 * plr, 45.0, 95.0), 100.0), 0.0)
@@ -686,8 +709,11 @@ class BuildingModel:
             qi = on * plr * cap
             with np.errstate(divide="ignore", invalid="ignore"):
                 cop = np.where(kw > 0, qi / np.maximum(kw, 1e-9), 0.0)
+            # each chiller's own leaving/entering water sensors: the header's water while it runs, its own
+            # still evaporator water while it (and its dedicated pump) is stopped
             sig.update({f"{c.id}.on": on.astype(float), f"{c.id}.kw": kw, f"{c.id}.q": qi, f"{c.id}.cop": cop,
-                        f"{c.id}.chws": chws, f"{c.id}.chwr": chwr, f"{c.id}.cws": cws,
+                        f"{c.id}.chws": np.where(on, chws, idle), f"{c.id}.chwr": np.where(on, chwr, idle + 0.4),
+                        f"{c.id}.cws": cws,
                         f"{c.id}.flow": on * design_flow * pump_speed / 100.0})
             hvac_parts.append(kw)
         pumps = self.pumps_hvac
