@@ -453,7 +453,9 @@ class BuildingModel:
                 starve, _ = self.fault_mask(tb.t, FaultKind.DSP_NOT_MET, self._eq_targets(z.ahu))
             lo[i] = tb.sp + np.where(cool, P.cool_band_k[0], P.heat_band_k[0])
             hi[i] = tb.sp + np.where(cool, P.cool_band_k[1], P.heat_band_k[1]) + P.starved_k * starve
-            vent_fault, f = self.fault_mask(tb.t, FaultKind.CO2_HIGH, self._eq_targets(z.id.split(".")[0]))
+            # outdoor air lost at the zone, or at the AHU that serves it
+            co2_keys = self._eq_targets(z.id.split(".")[0]) + (self._eq_targets(z.ahu) if z.ahu else ())
+            vent_fault, f = self.fault_mask(tb.t, FaultKind.CO2_HIGH, co2_keys)
             vent = np.where(on_z, 1.0, P.vent_off_fraction) * np.where(
                 vent_fault, f.param("ventilation") if f else 1.0, 1.0)
             ceq[i] = P.co2_outdoor_ppm + tb.occ * P.co2_occupied_ppm * z.density / vent
