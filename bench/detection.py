@@ -274,44 +274,37 @@ def _related(eng: Engine, e: AlarmEvent, g: dict[str, Any]) -> bool:
     return bool(set(b.points.values()) & set(g["points"])) or e.subject == device
 
 
-def onset(ph: SitePhysics, sc: Scenario) -> float:
-    """When the fault first shows in the data: the first sample at or after its start; for a sensor fault, the
-    first sample the sensor reports differently (a spike fault hits random samples)."""
-    f = sc.fault
-    assert f is not None
-    first = math.ceil(f.start / sc.step) * sc.step
-    if KINDS[f.kind].level != "sensor":
-        return first
-    t = np.arange(first, min(sc.t1, f.end if math.isfinite(f.end) else sc.t1), sc.step)
-    if t.size == 0:
-        return first
-    bad, _ = ph.evaluate(sc.building, t, [f.target], sensor_faults=True)
-    good, _ = ph.evaluate(sc.building, t, [f.target], sensor_faults=False)
-    diff = np.flatnonzero(np.abs(bad[f.target] - good[f.target]) > 1e-9)
-    return float(t[diff[0]]) if diff.size else first
+def effect(ph: SitePhysics, sc: Scenario, points: list[str]) -> tuple[bool, float]:
+    """Is the fault visible in its points' data, and from when (its onset, for latency)?
 
-
-def visible(ph: SitePhysics, sc: Scenario, points: list[str]) -> bool:
-    """Does the fault change what its points report by more than 5 % of their range (a state point: at all)?
-
-    A stuck damper at the position the economiser wanted anyway, or a meter reading 8x of almost nothing,
-    changes nothing a rule could see: such faults are counted apart, not as misses. Sensor and device faults
-    (stuck, spike, drift, offline) are always visible.
+    Sensor faults: from the first sample the sensor reports differently (a spike fault hits random samples).
+    Device faults: from the first sample after the start. Physical faults (and meter spikes): from the first
+    sample where a point differs from the fault-free run by more than 2 % of its range (a state point: at all);
+    a fault that never does (a damper stuck where the economiser wanted it anyway, a meter reading 8x of almost
+    nothing, an AHU left on while the hotel is open anyway) is not visible, and counted apart, not as a miss.
     """
     f = sc.fault
     assert f is not None
-    if KINDS[f.kind].level == "device" or f.kind in SENSOR_CLASSES and f.kind != FaultKind.METER_SPIKE:
-        return True
+    first = math.ceil(f.start / sc.step) * sc.step
+    if KINDS[f.kind].level == "device":
+        return True, first
     end = f.end if math.isfinite(f.end) else sc.t1
-    t = np.arange(math.ceil(f.start / sc.step) * sc.step, max(end, f.start + sc.step), sc.step)
+    t = np.arange(first, min(sc.t1, max(end, first + sc.step)), sc.step)
+    if f.kind in SENSOR_CLASSES and f.kind != FaultKind.METER_SPIKE:
+        bad, _ = ph.evaluate(sc.building, t, [f.target], sensor_faults=True)
+        good, _ = ph.evaluate(sc.building, t, [f.target], sensor_faults=False)
+        d = np.flatnonzero(np.abs(bad[f.target] - good[f.target]) > 1e-9)
+        return True, float(t[d[0]]) if d.size else first
     bad, _ = ph.evaluate(sc.building, t, points)
     good, _ = _W["clean"].evaluate(sc.building, t, points)
+    when = math.inf
     for k in points:
         rng = ph.site.points[k].point.range
         tol = 0.02 * (rng[1] - rng[0]) if rng else 0.5
-        if np.nanmax(np.abs(np.asarray(bad[k], float) - np.asarray(good[k], float))) > tol:
-            return True
-    return False
+        d = np.flatnonzero(np.abs(np.asarray(bad[k], float) - np.asarray(good[k], float)) > tol)
+        if d.size:
+            when = min(when, float(t[d[0]]))
+    return math.isfinite(when), when if math.isfinite(when) else first
 
 
 def run_one(sc: Scenario) -> Outcome:
@@ -328,8 +321,7 @@ def run_one(sc: Scenario) -> Outcome:
     events += eng.flush()
     truth = ground_truth(faults, site)[0] if faults else None
     if truth is not None and sc.fault is not None:
-        truth["onset"] = onset(ph, sc)
-        truth["visible"] = visible(ph, sc, truth["points"])
+        truth["visible"], truth["onset"] = effect(ph, sc, truth["points"])
     oc = Outcome(sc, truth=truth)
     by_rule = {r.id: r for r in lib}
     for e in events:

@@ -765,7 +765,8 @@ class BuildingModel:
             level = fan.location or ""
             mine = [g for g in self.kinds.get("garage", []) if level and g.location == level]
             co = np.max([sig[f"{g.id}.co"] for g in mine], axis=0) if mine else co_any
-            fon = (co > 20.0) | (traffic > 0.5)
+            left_on, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{fan.id}",))
+            fon = (co > 20.0) | (traffic > 0.5) | left_on
             spd = np.where(co > 35.0, 100.0, np.where(fon, 60.0, 0.0))
             self._fan_signals(sig, fan.id, fon, spd, max(3.0, 0.0002 * self.area))
 
