@@ -226,7 +226,8 @@ class BuildingModel:
     """The physics of one building (see module doc)."""
 
     def __init__(self, bf: BuildingFile, seed: int, weather: Weather, faults: list[Fault] | None = None,
-                 retrofit: bool = True, sizing: Sizing | None = None, params: PhysicsParams = DEFAULT_PARAMS):
+                 retrofit: bool = True, sizing: Sizing | None = None,
+                 params: PhysicsParams = DEFAULT_PARAMS) -> None:
         self.bf = bf
         self.params = params
         self.b = bf.building
