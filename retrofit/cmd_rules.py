@@ -223,9 +223,7 @@ def rules_replay(
     eng = Engine(s, lib, step_s=step, buildings=only, min_poll_s=interval or 0.0)
     book = None
     if save:
-        from rules.alarms import AlarmBook
-
-        book = AlarmBook(settings.effective_records_url)
+        book = alarm_book(settings)
     points = [k for k in eng.keys if "/@" not in k]
     lang = settings.language
     try:
@@ -278,7 +276,7 @@ def rules_run(
     owned = _owned_buildings(s, buildings)
     settings = settings_or_exit()
     eng = Engine(s, lib, step_s=step, lateness_s=lateness, buildings=set(owned))
-    book = _alarm_book(settings)
+    book = alarm_book(settings, publish=True)
     sub = _subscribe(source, owned, settings, client_id)
     # say "reading" only once the broker confirmed the subscription (SUBACK): a supervisor or a test may wait for it
     state = "reading" if sub.subscribed.wait(5.0) else "waiting for the broker to subscribe to"
@@ -305,15 +303,16 @@ def _owned_buildings(s: Any, text: str) -> list[str]:
     return owned
 
 
-def _alarm_book(settings: Any) -> Any:
-    """The records database's alarm book, publishing raise/clear events on MQTT when RETROFIT_MQTT_URL is set."""
-    from rules.alarms import AlarmBook, AlarmPublisher
+def alarm_book(settings: Any, publish: bool = False) -> Any:
+    """The records database's alarm book with the configured flood control; with ``publish``, raise/clear
+    events also go out on MQTT when RETROFIT_MQTT_URL is set."""
+    from rules.alarms import AlarmBook, AlarmPublisher, FloodControl
 
     pub = None
-    if settings.mqtt_url:
+    if publish and settings.mqtt_url:
         pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
-    return AlarmBook(settings.effective_records_url, publisher=pub)
+    return AlarmBook(settings.effective_records_url, publisher=pub, flood=FloodControl.from_settings(settings))
 
 
 def _subscribe(source: str, owned: list[str], settings: Any, client_id: str | None) -> Any:
@@ -373,10 +372,9 @@ def rules_alarms(
     from rich.table import Table
 
     from retrofit.cli import console
-    from rules.alarms import AlarmBook
 
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     rows = book.list(buildings=buildings.split(",") if buildings else None, family=family, state=state, limit=limit)
     book.close()
     t = Table(title=f"{len(rows)} alarms")
@@ -384,8 +382,10 @@ def rules_alarms(
         t.add_column(c, overflow="fold")
     for a in rows:
         msg = a.message_zh if settings.language == "zh" else a.message_en
-        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, f"{a.building}/{a.subject}",
-                  str(a.retriggers), msg)
+        more = ", ..." if len(a.points) > 3 else ""
+        where = (f"{a.building}: {len(a.points)} points ({', '.join(a.points[:3])}{more})" if a.points
+                 else f"{a.building}/{a.subject}")
+        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, where, str(a.retriggers), msg)
     console.print(t)
 
 
@@ -405,11 +405,11 @@ def rules_maintain(
     --to 2026-03-10T18:00 --reason "coil cleaning" --user li.na
     """
     from retrofit.cli import console, fail
-    from rules.alarms import AlarmBook, AlarmError
+    from rules.alarms import AlarmError
 
     t0, t1 = _when(start), _when(end, end=True)
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     try:
         w = book.suppress(building, t0, t1, equipment=equipment, reason=reason, user=user)
     except AlarmError as exc:
@@ -431,10 +431,10 @@ def rules_ack(
     Example: retrofit rules ack 12 --user zhang.wei --comment "damper actuator replaced"
     """
     from retrofit.cli import console, fail
-    from rules.alarms import AlarmBook, AlarmError
+    from rules.alarms import AlarmError
 
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     try:
         a = book.acknowledge(alarm_id, user, comment)
     except AlarmError as exc:

@@ -127,6 +127,13 @@ class FloodControl:
     def limit_of(self, rule: str) -> int:
         return int(self.rule_limits.get(rule, self.rule_limit))
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> FloodControl:
+        """From the ``alarm_*`` settings (retrofit.settings.Settings; RETROFIT_ALARM_* in the environment)."""
+        return cls(window_s=settings.alarm_flood_window_s, building_limit=settings.alarm_building_limit,
+                   rule_limit=settings.alarm_rule_limit, rule_limits=dict(settings.alarm_rule_limits),
+                   group_min=settings.alarm_group_min)
+
 
 @dataclass(frozen=True)
 class Flood:
@@ -457,11 +464,12 @@ class AlarmBook:
         return a
 
     def floods(self, buildings: Sequence[str] | None = None, now: float | None = None,
-               lookback_s: float = 86400.0) -> list[Flood]:
+               lookback_s: float = 86400.0, control: FloodControl | None = None) -> list[Flood]:
         """Buildings in flood now (more new alarms in the last window than the building limit) or with alarms
-        flood control suppressed in the look-back, with the counts per rule; for the dashboard's indicator."""
+        flood control suppressed in the look-back, with the counts per rule; for the dashboard's indicator.
+        ``control`` gives the window and limit when they are not this book's (a reader with the settings)."""
         now = time.time() if now is None else now
-        fc = self.flood
+        fc = control or self.flood
         recent = (select(Alarm.building, func.count()).where(Alarm.raised_at > now - fc.window_s,
                                                              Alarm.raised_at <= now).group_by(Alarm.building))
         held = (select(Alarm.building, Alarm.rule, func.count())
