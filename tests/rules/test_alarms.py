@@ -181,3 +181,28 @@ def test_building_limit_and_safety_alarms_are_never_hidden(tmp_path) -> None:
         assert book.floods(now=T0 + 9000 + 7 * 86400) == []  # nothing recent: no indicator
     finally:
         book.close()
+
+
+def test_engine_burst_through_the_book_is_one_alarm(tmp_path, site, library) -> None:
+    """The engine raising sv-range on every temperature of an AHU at one instant: one grouped alarm that clears
+    when the last point is back in range."""
+    from rules.engine import Engine
+    from tests.rules.conftest import MONDAY, only, readings
+
+    temps = ["sat", "mat", "rat", "oat"]
+    bad = (MONDAY + 9 * 3600, MONDAY + 10 * 3600)
+    series = {f"b1/{p}": (lambda t, p=p: 99.0 if bad[0] <= t < bad[1] + (600 if p == "oat" else 0) else 20.0)
+              for p in temps}
+    eng = Engine(site, only(library, "sv-range"), step_s=60.0)
+    events = eng.feed(readings(series, MONDAY + 8 * 3600, MONDAY + 12 * 3600)) + eng.flush()
+    raised = [e for e in events if e.kind == "raise"]
+    assert len(raised) == 4 and len({e.ts for e in raised}) == 1
+    book = AlarmBook(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        book.apply(events)
+        [a] = book.list()
+        assert (a.rule, a.subject, a.points, a.state) == ("sv-range", "*", sorted(temps), "cleared")
+        last_clear = max(e.ts for e in events if e.kind == "clear" and e.subject == "oat")
+        assert a.cleared_at == last_clear and a.raised_at == raised[0].ts
+    finally:
+        book.close()
