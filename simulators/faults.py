@@ -165,7 +165,8 @@ KINDS: dict[FaultKind, KindInfo] = {
     FaultKind.SWITCH_ROOM_OVERHEAT: KindInfo("physics", ("switch_room", "transformer"), "safety", "S-1",
                                              {"rise_per_h": Param(3.0, "K/h", 0.1, 1000.0, doc="above ~20 K/h is a "
                                                                  "fire rather than lost cooling"),
-                                              "max": Param(52.0, "°C", 35.0, 90.0)},
+                                              "max": Param(52.0, "°C", 35.0, 120.0, doc="a transformer's "
+                                                           "oil and windings run hotter than a room")},
                                              brick=("Air_Temperature_Sensor", "Transformer_Temperature_Sensor"),
                                              what="room cooling fails: temperature rises rise_per_h K/h to max"),
     FaultKind.CO_GARAGE: KindInfo("physics", ("garage",), "safety", "S-4",
@@ -213,6 +214,13 @@ class Fault:
     end: float = math.inf
     params: dict[str, float] = field(default_factory=dict)
     id: str = ""
+
+    def __post_init__(self) -> None:
+        # a fault made in code (a bench, a test) is held to the same units and ranges as a scenario file's
+        problems = param_problems(self.kind, self.params)
+        if problems:
+            raise ValueError("; ".join(f"fault {self.id or self.kind.value} params.{n}: {m}" + (f" ({h})" if h else "")
+                                       for n, m, h in problems))
 
     def param(self, name: str) -> float:
         """The parameter's value, or its declared default (in the unit of KINDS[kind].params[name])."""

@@ -270,6 +270,17 @@ def test_point_unit_parameters_fit_the_point_range(tmp_path: Path, site: Site) -
     assert load_scenario(str(path), site).faults[0].numbers() == {"rate_per_day": -4.0}
 
 
+def test_a_fault_made_in_code_is_held_to_the_same_units() -> None:
+    from simulators.faults import Fault
+
+    with pytest.raises(ValueError, match="drop: 0.04 looks like a fraction, but this parameter is in %"):
+        Fault(FaultKind.VOLTAGE_UNBALANCE, "jiefangbei-tower/meter-main", 0.0, params={"drop": 0.04})
+    with pytest.raises(ValueError, match="fraction was renamed: write pressure"):
+        Fault(FaultKind.DSP_NOT_MET, "jiefangbei-tower/ahu-2", 0.0, params={"fraction": 0.5})
+    assert Fault(FaultKind.CO2_HIGH, "jiefangbei-tower/vav-05n", 0.0, params={"ventilation": 15}).param(
+        "ventilation") == 15.0
+
+
 def test_live_injection_refuses_a_bad_parameter(site: Site) -> None:
     sim = SiteSimulation(site, seed=0, speed=60, start=epoch(2026, 3, 10, 10.0), clock=lambda: 0.0)
     with pytest.raises(SiteError, match=r"params.drop: voltage_unbalance parameter drop: 4000 % is out of range"):
