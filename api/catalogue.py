@@ -122,6 +122,8 @@ def datasets(site: Site | None = None) -> list[Dataset]:
                         _f("building", "string", "building id"), _f("severity", "string", "info .. critical"),
                         _f("state", "string", "raised, acknowledged, cleared"),
                         _f("raised_at", "number", "UTC epoch seconds", "s"),
+                        _f("points", "string[]", "a grouped alarm's points (subject '*'); empty for one point"),
+                        _f("flood", "boolean", "raised beyond a flood-control rate limit"),
                         _f("message_zh", "string", "message in Chinese"), _f("message_en", "string", "in English")]),
         Dataset(id="retrofit-projects", title_zh="改造项目", title_en="Retrofit projects",
                 description="Projects with stage, progress, budget, measures, milestones and document digests.",
