@@ -271,6 +271,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.paid": ("已拨付", "Paid"),
     "subsidy.met": ("满足", "met"),
     "subsidy.not_met": ("未满足", "not met"),
+    "subsidy.pass": ("满足", "met"),  # buildings.subsidy.status.ConditionStatus, for the conditions' status
+    "subsidy.fail": ("未满足", "not met"),
     "subsidy.unknown": ("待核实", "unknown"),
     # programme
     "program.projects_by_stage": ("各阶段项目数", "Projects by stage"),
