@@ -126,6 +126,8 @@ def _telemetry(unit_note: str) -> list[Dataset]:
                         _f("building", "string", "building id"), _f("severity", "string", "info .. critical"),
                         _f("state", "string", "raised, acknowledged, cleared"),
                         _f("raised_at", "number", "UTC epoch seconds", "s"),
+                        _f("points", "string[]", "a grouped alarm's points (subject '*'); empty for one point"),
+                        _f("flood", "boolean", "raised beyond a flood-control rate limit"),
                         _f("message_zh", "string", "message in Chinese"), _f("message_en", "string", "in English")]),
     ]
 

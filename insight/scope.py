@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-    from rules.alarms import Alarm, AlarmBook
+    from rules.alarms import Alarm, AlarmBook, Flood, FloodControl
 
 __all__ = ["AggregateCache", "LatestCache", "Scope", "ScopedStore"]
 
@@ -107,16 +107,25 @@ class Scope(Access):
 
     def alarms(self, state: str | Sequence[str] | None = None, building: str | None = None,
                family: Sequence[str] | None = None, severity: Sequence[str] | None = None,
-               since: float | None = None, limit: int = 500) -> list[Alarm]:
-        """Alarms of the user's buildings (optionally one building), newest first."""
+               since: float | None = None, limit: int = 500, include_suppressed: bool = False) -> list[Alarm]:
+        """Alarms of the user's buildings (optionally one building), newest first; suppressed ones (maintenance,
+        flood control) only when asked."""
         if building:
             self.check(building)
         ids = [building] if building else list(self.building_ids)
         if not ids:
             return []
         rows = self._book().list(buildings=ids, state=state, family=family or None, severity=severity or None,
-                                 since=since, limit=limit)
+                                 since=since, limit=limit, include_suppressed=include_suppressed)
         return [a for a in rows if self.allows(a.building)]
+
+    def alarm_floods(self, control: FloodControl | None = None) -> list[Flood]:
+        """Flood state of the user's buildings that are in flood or had alarms suppressed by flood control in the
+        last day, for the alarm page's indicator."""
+        ids = list(self.building_ids)
+        if not ids:
+            return []
+        return [f for f in self._book().floods(buildings=ids, control=control) if self.allows(f.building)]
 
     def acknowledge(self, alarm_id: int, comment: str) -> Alarm:
         """Acknowledge one of the user's alarms; someone else's alarm is 'not found', like a missing one."""
