@@ -100,6 +100,8 @@ def _cli(env: Env, bid: str) -> tuple[dict, dict]:
                              "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
+    text = runner.invoke(app, ["savings", "--building", bid, "--site", env.env["RETROFIT_SITE"]]).output
+    assert f"avoided {out['avoided_kwh']:,.0f} kWh" in text and "(building sensor)" in text, text
     r = runner.invoke(app, ["subsidy", "check", "--building", bid, "--policy", POLICY, "--json"])
     assert r.exit_code == 0, r.output
     return out, json.loads(r.output)
