@@ -8,6 +8,7 @@ back as frozen dataclasses with the StrEnum vocabulary of buildings.subsidy.stat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from buildings.access import Can, Unavailable
 from buildings.subsidy.status import ConditionStatus, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
+    from buildings.subsidy.engine import ConditionResult, Eligibility
     from insight.scope import Scope
 
 DONE_STAGES = ("mv", "subsidy_claim", "payment", "closed")  # past construction: no longer in the ranking
@@ -104,6 +106,7 @@ class ConditionView:
     expected: Any  # the policy's value: a number, date, string, list or bool
     actual: Any  # the building's fact, None when unknown
     evidence: str
+    result: ConditionResult = dataclasses.field(repr=False)  # the engine's own result (provenance, path, static ...)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class PolicyAssessment:
     paid: float
     conditions: tuple[ConditionView, ...]
     missing: tuple[str, ...]
+    eligibility: Eligibility = dataclasses.field(repr=False)  # the engine's whole answer (amount lines, tranches ...)
 
     @property
     def eligible(self) -> bool:
@@ -234,10 +238,10 @@ def subsidies(sc: Scope, building_id: str) -> list[PolicyAssessment]:
                 raise Unavailable(f"retrofit records ({exc})") from None
             conds = tuple(ConditionView(c.field, c.op, c.negated, Names(sc.fact_label(c.field, 0),
                                                                         sc.fact_label(c.field, 1)),
-                                        ConditionStatus(c.status), c.expected, c.actual, c.evidence)
+                                        ConditionStatus(c.status), c.expected, c.actual, c.evidence, c)
                           for c in e.conditions)
             out.append(PolicyAssessment(pid, Names(pol.name, pol.name_en or pol.name), Verdict(e.verdict),
-                                        e.amount.capped, paid_by_policy.get(pid, 0.0), conds, tuple(e.missing)))
+                                        e.amount.capped, paid_by_policy.get(pid, 0.0), conds, tuple(e.missing), e))
     return out
 
 
