@@ -8,14 +8,17 @@ hundred or thousand aggregate values.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from dashboard.scope import Scope
 from insight.portfolio import summed, total_meters
-from insight.savings import MeasuredSavings, measure_for
 from telemetry import queries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from insight.savings import MeasuredSavings
 
 DAY = 86400
 HOUR = 3600
@@ -115,5 +118,7 @@ def measured_savings(sc: Scope, building_id: str, now: float) -> MeasuredSavings
     """IPMVP option C savings of the year after the retrofit: the one definition (insight.savings) that
     `retrofit savings`, the subsidy check and the API use. Raises buildings.savings.BaselineError with the
     reason when it cannot."""
+    from insight.savings import measure_for  # scipy: loaded by the savings tab, not by every page
+
     tz = ZoneInfo(sc.building(building_id).building.timezone)
     return measure_for(sc, building_id, today=dt.datetime.fromtimestamp(now, tz).date())
