@@ -11,6 +11,23 @@ process. Traps handled here (see docs/collectors.md):
   reading, the rest of the request is good.
 - A device that rejects RPM (reject "unrecognized-service", or abort "segmentation-not-supported" /
   "buffer-overflow") is switched to ReadProperty for the rest of the run, and the poll is retried that way.
+
+Sample device config (site file; defaults in brackets)::
+
+    devices:
+      - id: ahu-1-ctl
+        protocol: bacnet
+        host: 192.168.10.40
+        port: 47808                # [47808]
+        device_instance: 1001      # required (`retrofit discover bacnet` finds it)
+        max_apdu: 1476             # [1476] what the device accepts; sizes our RPM requests
+        segmentation: true         # [true] false: every RPM answer must fit one APDU
+        rpm: true                  # [true] false: one ReadProperty per point
+        max_points: 50             # [50] properties per RPM request
+        timeout_s: 2               # [2]
+        poll_interval_s: 30        # [60]
+    # a point:  bacnet: {device: ahu-1-ctl, object_type: analog-input, instance: 1, property: present-value,
+    #                    cov: true}   # cov: subscribe to change-of-value where the device offers it
 """
 
 from __future__ import annotations
@@ -19,7 +36,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +47,9 @@ from bacpypes3.basetypes import ErrorType
 from bacpypes3.pdu import Address
 
 from buildings.bacpypes_speedup import install as _install_speedup
-from buildings.site import Device
+from buildings.site import Device, PointRef
 from collectors.decode import bacnet_value, judge
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext, Emit
 from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
 
@@ -86,11 +103,23 @@ class BacnetClient:
             self.app = None
 
 
-class BacnetDriver:
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> BacnetDriver:
+    """The registry's factory: every BACnet device of a collector shares one BACnet application (one UDP port);
+    points with ``cov: true`` are subscribed when the collector starts pushes (unless ``ctx.cov`` is off)."""
+    client = ctx.shared("bacnet-client", lambda: BacnetClient(ctx.bacnet_local))
+    cov = [BacnetPlanned(r.key, r.point.bacnet.object_type, r.point.bacnet.instance, r.point.bacnet.property,
+                         r.point.range)
+           for r in points if ctx.cov and r.point.bacnet is not None and r.point.bacnet.cov]
+    return BacnetDriver(device_key, device, client, cov_points=cov)
+
+
+class BacnetDriver(Driver[BacnetRead]):
     """Reads planned BACnet requests from one device; never writes (see ``write_point`` for the audited path)."""
 
-    def __init__(self, device_key: str, device: Device, client: BacnetClient) -> None:
+    def __init__(self, device_key: str, device: Device, client: BacnetClient,
+                 cov_points: Sequence[BacnetPlanned] = ()) -> None:
         self.name = device_key
+        self.cov_points = list(cov_points)
         self.device = device
         self.client = client
         self.address = f"{device.host}:{device.port or device.default_port}"
@@ -106,6 +135,14 @@ class BacnetDriver:
         self.client.start()
 
     async def close(self) -> None:
+        await self.stop()
+
+    async def start(self, emit: Emit) -> None:
+        """Subscribe the device's COV points (the pushed side of this driver)."""
+        if self.cov_points:
+            self.subscribe_cov(self.cov_points, emit)
+
+    async def stop(self) -> None:
         for t in self._cov_tasks:
             t.cancel()
         for t in self._cov_tasks:
@@ -130,7 +167,7 @@ class BacnetDriver:
         except OSError as exc:
             raise DeviceUnreachable(f"{self._label()}: {exc}") from None
 
-    async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
+    async def read(self, request: BacnetRead) -> list[Reading]:
         app = self.client.start()
         if request.rpm and self.use_rpm:
             if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
