@@ -119,7 +119,7 @@ class Collector:
         if self.on_status is not None:
             try:
                 self.on_status(status)
-            except Exception as exc:  # a listener's bug must not stop polling
+            except Exception as exc:  # noqa: BLE001 - a listener's bug must not stop polling
                 log.error("device-status listener failed: %s", exc)
 
     async def _status_loop(self, stop: asyncio.Event) -> None:

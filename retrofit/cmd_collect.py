@@ -166,7 +166,7 @@ def optional_sinks(site: Any, settings: Any, *, rules: bool, publish: bool, clie
     if rules:
         try:
             sinks.append(rules_sink(site, settings))
-        except Exception as exc:  # a broken rule library must not stop data collection
+        except Exception as exc:  # noqa: BLE001 - a broken rule library must not stop data collection
             log.error("rules engine not started (%s: %s); collecting without live rules, fix the library and "
                       "restart (`retrofit rules check`)", type(exc).__name__, exc)
     if publish:

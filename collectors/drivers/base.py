@@ -103,6 +103,6 @@ class DriverContext:
                 out = closer()
                 if inspect.isawaitable(out):
                     await out
-            except Exception:  # shutting down: one resource failing to close must not stop the others
+            except Exception:  # noqa: BLE001 - shutting down: one resource failing to close must not stop the others
                 pass
         self._shared.clear()

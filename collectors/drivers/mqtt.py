@@ -299,7 +299,7 @@ class MqttDriver(Driver[object]):
             # Called on paho's thread: wait for the pipeline to take it (back-pressure reaches the broker).
             try:
                 asyncio.run_coroutine_threadsafe(emit(batch), loop).result(timeout=60)
-            except Exception as exc:  # the loop closing at shutdown, or a stuck pipeline
+            except Exception as exc:  # noqa: BLE001 - the loop closing at shutdown, or a stuck pipeline
                 log.error("mqtt sensors: could not hand %d readings to the pipeline: %s", len(batch), exc)
 
         self.sensors = MqttSensors(self.url, self.refs, emit_threadsafe, *self.auth)
