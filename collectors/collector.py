@@ -34,12 +34,12 @@ class Collector:
                  bacnet_local: str | None = None, data_dir: Path | None = None, status_interval_s: float = 5.0,
                  on_status: Callable[[DeviceStatus], None] | None = None, keep_poll_starts: int = 0,
                  jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
-                 plans: dict[str, DevicePlan] | None = None) -> None:
+                 cov_lifetime_s: int = 300, plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
         self.plans = plans if plans is not None else plan_site(site)
         self.sinks = list(sinks)
         self.context = DriverContext(bacnet_local=bacnet_local, mqtt_url=mqtt_url, mqtt_username=mqtt_username,
-                                     mqtt_password=mqtt_password, cov=cov)
+                                     mqtt_password=mqtt_password, cov=cov, cov_lifetime_s=cov_lifetime_s)
         self.status_path = Path(data_dir) / STATUS_FILE if data_dir else None
         self.status_interval_s = status_interval_s
         self.on_status = on_status

@@ -49,6 +49,8 @@ from bacpypes3.pdu import Address
 from buildings.bacpypes_speedup import install as _install_speedup
 from buildings.site import Device, PointRef
 from collectors.decode import bacnet_value, judge
+from collectors.drivers.bacnet_cov import LIFETIME_S as COV_LIFETIME_S
+from collectors.drivers.bacnet_cov import CovSubscriptions
 from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext, Emit
 from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
@@ -110,16 +112,17 @@ def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Seq
     cov = [BacnetPlanned(r.key, r.point.bacnet.object_type, r.point.bacnet.instance, r.point.bacnet.property,
                          r.point.range)
            for r in points if ctx.cov and r.point.bacnet is not None and r.point.bacnet.cov]
-    return BacnetDriver(device_key, device, client, cov_points=cov)
+    return BacnetDriver(device_key, device, client, cov_points=cov, cov_lifetime_s=ctx.cov_lifetime_s)
 
 
 class BacnetDriver(Driver[BacnetRead]):
     """Reads planned BACnet requests from one device; never writes (see ``write_point`` for the audited path)."""
 
     def __init__(self, device_key: str, device: Device, client: BacnetClient,
-                 cov_points: Sequence[BacnetPlanned] = ()) -> None:
+                 cov_points: Sequence[BacnetPlanned] = (), cov_lifetime_s: int = COV_LIFETIME_S) -> None:
         self.name = device_key
-        self.cov_points = list(cov_points)
+        self.cov = CovSubscriptions(self, list(cov_points), cov_lifetime_s)
+        self.requests = 0  # read requests sent (RPM or ReadProperty); SubscribeCOVs are counted by self.cov
         self.device = device
         self.client = client
         self.address = f"{device.host}:{device.port or device.default_port}"
@@ -129,7 +132,6 @@ class BacnetDriver(Driver[BacnetRead]):
         self._vendor_info: Any = None
         self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
         self._types: dict[tuple[Any, Any], Any] = {}
-        self._cov_tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
         self.client.start()
@@ -138,21 +140,16 @@ class BacnetDriver(Driver[BacnetRead]):
         await self.stop()
 
     async def start(self, emit: Emit) -> None:
-        """Subscribe the device's COV points (the pushed side of this driver)."""
-        if self.cov_points:
-            self.subscribe_cov(self.cov_points, emit)
+        """Subscribe the device's COV points (the pushed side of this driver, see bacnet_cov.py)."""
+        self.cov.start(emit)
 
     async def stop(self) -> None:
-        for t in self._cov_tasks:
-            t.cancel()
-        for t in self._cov_tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception, ErrorRejectAbortNack):  # noqa: BLE001 - shutting down
-                pass
-        self._cov_tasks.clear()
+        await self.cov.stop()
 
-    def _label(self) -> str:
+    def stats(self) -> dict[str, Any] | None:
+        return {**self.cov.stats(), "requests": self.requests} if self.cov.points else None
+
+    def label(self) -> str:
         return f"BACnet device {self.name} (instance {self.device.device_instance}) at {self.address}"
 
     async def _bounded(self, coro: Any, what: str) -> Any:
@@ -160,14 +157,20 @@ class BacnetDriver(Driver[BacnetRead]):
         try:
             return await asyncio.wait_for(coro, self.device.timeout_s)
         except TimeoutError:
-            raise DeviceTimeout(f"{self._label()}: no answer to {what} within {self.device.timeout_s:g} s; check "
+            raise DeviceTimeout(f"{self.label()}: no answer to {what} within {self.device.timeout_s:g} s; check "
                                 f"the address, device_instance and that it is on the network") from None
         except ErrorRejectAbortNack as err:  # a BaseException: must be named to be caught
-            raise BacnetReply(err, f"{self._label()}: {what}: {describe_error(err)}") from None
+            raise BacnetReply(err, f"{self.label()}: {what}: {describe_error(err)}") from None
         except OSError as exc:
-            raise DeviceUnreachable(f"{self._label()}: {exc}") from None
+            raise DeviceUnreachable(f"{self.label()}: {exc}") from None
 
     async def read(self, request: BacnetRead) -> list[Reading]:
+        if self.cov.covered:  # points with a live COV subscription are not polled
+            points = tuple(p for p in request.points if p.key not in self.cov.covered)
+            if not points:
+                return []
+            if len(points) != len(request.points):
+                request = BacnetRead(request.rpm, points)
         app = self.client.start()
         if request.rpm and self.use_rpm:
             if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
@@ -238,12 +241,13 @@ class BacnetDriver(Driver[BacnetRead]):
         pdu.put_data(tpl.encoded.pduData)
         pdu.pduDestination = self._addr
         pdu.apduInvokeID = None  # Application.request assigns a free one
+        self.requests += 1
         result = await self._bounded(app.request(pdu), f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
-            raise BacnetReply(result, f"{self._label()}: ReadPropertyMultiple: {describe_error(result)}")
+            raise BacnetReply(result, f"{self.label()}: ReadPropertyMultiple: {describe_error(result)}")
         if not isinstance(result, ReadPropertyMultipleACK):
-            raise DeviceProtocolError(f"{self._label()}: ReadPropertyMultiple got an unexpected answer "
+            raise DeviceProtocolError(f"{self.label()}: ReadPropertyMultiple got an unexpected answer "
                                       f"({type(result).__name__})")
         points = request.points
         values: list[Any] = [_MISSING] * len(points)
@@ -269,7 +273,7 @@ class BacnetDriver(Driver[BacnetRead]):
                 if errors == 1:
                     why = "missing from the answer" if value is _MISSING else \
                         f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
-                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
+                    log.warning("%s: %s %s: %s", self.label(), p.object_id, p.property, why)
                 continue
             out.append(self._reading(p, value, ts))
         return out
@@ -283,6 +287,7 @@ class BacnetDriver(Driver[BacnetRead]):
         answered = 0
         last: BacnetReply | None = None
         for p in points:
+            self.requests += 1
             try:
                 raw = await self._bounded(app.read_property(Address(self.address), p.object_id, p.property),
                                           f"ReadProperty {p.object_id} {p.property}")
@@ -294,7 +299,7 @@ class BacnetDriver(Driver[BacnetRead]):
                 continue
             answered += 1
             if isinstance(raw, ErrorRejectAbortNack):
-                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
+                log.warning("%s: %s %s: %s", self.label(), p.object_id, p.property, describe_error(raw))
                 out.append(Reading(p.key, time.time(), None, Quality.BAD))
                 continue
             out.append(self._reading(p, raw, time.time()))
@@ -303,40 +308,10 @@ class BacnetDriver(Driver[BacnetRead]):
         return out
 
     def subscribe_cov(self, points: list[BacnetPlanned], emit: Callable[[list[Reading]], Any],
-                      lifetime_s: int = 300) -> None:
-        """COV per point; bacpypes3 renews each subscription 2 s before its lifetime ends, and we re-subscribe
-        after any failure, so a device restart does not end the updates."""
-        for p in points:
-            self._cov_tasks.append(asyncio.create_task(self._cov_loop(p, emit, lifetime_s),
-                                                       name=f"cov-{p.key}"))
-
-    async def _cov_loop(self, p: BacnetPlanned, emit: Callable[[list[Reading]], Any], lifetime_s: int) -> None:
-        app = self.client.start()
-        delay = 1.0
-        while True:
-            try:
-                from bacpypes3.primitivedata import ObjectIdentifier
-
-                async with app.change_of_value(Address(self.address), ObjectIdentifier(p.object_id),
-                                               lifetime=lifetime_s) as scm:
-                    delay = 1.0
-                    while True:
-                        prop, value = await scm.get_value()
-                        if str(prop) == p.property:
-                            await _maybe_await(emit([self._reading(p, value, time.time())]))
-            except asyncio.CancelledError:
-                raise
-            except (Exception, ErrorRejectAbortNack) as exc:  # noqa: BLE001 - keep the subscription alive
-                msg = describe_error(exc) if isinstance(exc, ErrorRejectAbortNack) else str(exc)
-                log.warning("%s: COV on %s failed (%s); re-subscribing in %.0f s", self._label(), p.object_id,
-                            msg, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-
-
-async def _maybe_await(x: Any) -> None:
-    if asyncio.iscoroutine(x):
-        await x
+                      lifetime_s: int = COV_LIFETIME_S) -> None:
+        """COV for these points now (what ``start`` does for the site's ``cov: true`` points)."""
+        self.cov = CovSubscriptions(self, points, lifetime_s)
+        self.cov.start(emit)
 
 
 class _Missing:
