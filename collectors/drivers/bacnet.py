@@ -149,7 +149,7 @@ class BacnetDriver(Driver[BacnetRead]):
     def stats(self) -> dict[str, Any] | None:
         return {**self.cov.stats(), "requests": self.requests} if self.cov.points else None
 
-    def label(self) -> str:
+    def _label(self) -> str:
         return f"BACnet device {self.name} (instance {self.device.device_instance}) at {self.address}"
 
     async def _bounded(self, coro: Any, what: str) -> Any:
@@ -157,12 +157,12 @@ class BacnetDriver(Driver[BacnetRead]):
         try:
             return await asyncio.wait_for(coro, self.device.timeout_s)
         except TimeoutError:
-            raise DeviceTimeout(f"{self.label()}: no answer to {what} within {self.device.timeout_s:g} s; check "
+            raise DeviceTimeout(f"{self._label()}: no answer to {what} within {self.device.timeout_s:g} s; check "
                                 f"the address, device_instance and that it is on the network") from None
         except ErrorRejectAbortNack as err:  # a BaseException: must be named to be caught
-            raise BacnetReply(err, f"{self.label()}: {what}: {describe_error(err)}") from None
+            raise BacnetReply(err, f"{self._label()}: {what}: {describe_error(err)}") from None
         except OSError as exc:
-            raise DeviceUnreachable(f"{self.label()}: {exc}") from None
+            raise DeviceUnreachable(f"{self._label()}: {exc}") from None
 
     async def read(self, request: BacnetRead) -> list[Reading]:
         if self.cov.covered:  # points with a live COV subscription are not polled
@@ -245,9 +245,9 @@ class BacnetDriver(Driver[BacnetRead]):
         result = await self._bounded(app.request(pdu), f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
-            raise BacnetReply(result, f"{self.label()}: ReadPropertyMultiple: {describe_error(result)}")
+            raise BacnetReply(result, f"{self._label()}: ReadPropertyMultiple: {describe_error(result)}")
         if not isinstance(result, ReadPropertyMultipleACK):
-            raise DeviceProtocolError(f"{self.label()}: ReadPropertyMultiple got an unexpected answer "
+            raise DeviceProtocolError(f"{self._label()}: ReadPropertyMultiple got an unexpected answer "
                                       f"({type(result).__name__})")
         points = request.points
         values: list[Any] = [_MISSING] * len(points)
@@ -273,7 +273,7 @@ class BacnetDriver(Driver[BacnetRead]):
                 if errors == 1:
                     why = "missing from the answer" if value is _MISSING else \
                         f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
-                    log.warning("%s: %s %s: %s", self.label(), p.object_id, p.property, why)
+                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
                 continue
             out.append(self._reading(p, value, ts))
         return out
@@ -299,7 +299,7 @@ class BacnetDriver(Driver[BacnetRead]):
                 continue
             answered += 1
             if isinstance(raw, ErrorRejectAbortNack):
-                log.warning("%s: %s %s: %s", self.label(), p.object_id, p.property, describe_error(raw))
+                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
                 out.append(Reading(p.key, time.time(), None, Quality.BAD))
                 continue
             out.append(self._reading(p, raw, time.time()))

@@ -96,7 +96,7 @@ class CovSubscriptions:
             self.covered.discard(p.key)
         if before is state:
             return
-        label = self.driver.label()
+        label = self.driver._label()
         if state is CovState.ACTIVE:
             if before in (CovState.LAPSED, CovState.REFUSED) and self._logged.pop(before, False):
                 log.info("%s: COV re-established (%s): polling stops for subscribed points", label, p.object_id)
