@@ -45,8 +45,10 @@ def emit(bench: str, metric: str, value: float, unit: str, baseline: float | Non
                       "ratio": None if ratio is None else round(ratio, 2)}), flush=True)
 
 
-def make_site(directory: Path, protocol: str, devices: int, points: int) -> Site:
-    """A generated building file: ``devices`` devices of ``points`` float32 / analog-input points each."""
+def make_site(directory: Path, protocol: str, devices: int, points: int, interval_s: float = 0.001,
+              cov: bool = False) -> Site:
+    """A generated building file: ``devices`` devices of ``points`` float32 / analog-input points each (BACnet
+    points with ``cov: true`` when ``cov``)."""
     devs, pts = [], []
     used: set[int] = set()
 
@@ -64,9 +66,9 @@ def make_site(directory: Path, protocol: str, devices: int, points: int) -> Site
                      "modbus": {"device": f"d{d}", "address": i * 2, "type": "float32"}} for i in range(points)]
         else:
             devs.append({"id": f"d{d}", "protocol": "bacnet", "port": port(), "device_instance": 5000 + d,
-                         "poll_interval_s": 0.001, "timeout_s": 5})
+                         "poll_interval_s": interval_s, "timeout_s": 5})
             pts += [{"id": f"d{d}-p{i}", "name": "p", "brick": "Point", "unit": "",
-                     "bacnet": {"device": f"d{d}", "object_type": "analog-input", "instance": i}}
+                     "bacnet": {"device": f"d{d}", "object_type": "analog-input", "instance": i, "cov": cov}}
                     for i in range(points)]
     doc = {"building": {"id": f"bench-{protocol}", "name": {"zh": "基准", "en": "bench"}, "address": "-",
                         "year_built": 2000, "gross_floor_area_m2": 1, "use": "office",
@@ -94,7 +96,17 @@ class ConstValues:
         return time.time()
 
 
-def serve(site_dir: str, protocol: str) -> None:
+class SteadyValues(ConstValues):
+    """A mostly steady building: every tenth point steps by 0.5 (five COV increments) once per second, the
+    others hold still."""
+
+    def value(self, key: str) -> float:
+        if int(key.rsplit("-p", 1)[-1]) % 10:
+            return 21.5
+        return 21.5 + 0.5 * (int(time.time()) % 2)
+
+
+def serve(site_dir: str, protocol: str, values: str = "const") -> None:
     """Child process: serve the generated site until stdin closes."""
     from simulators.servers.bacnet import start_bacnet
     from simulators.servers.modbus import start_modbus
@@ -102,7 +114,8 @@ def serve(site_dir: str, protocol: str) -> None:
     async def main() -> None:
         site = load_site(site_dir)
         start = start_modbus if protocol == "modbus" else start_bacnet
-        servers = await start(site, ConstValues(), refresh_s=1.0)
+        source = SteadyValues() if values == "steady" else ConstValues()
+        servers = await start(site, source, refresh_s=0.25 if values == "steady" else 1.0)
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         for s in servers:
@@ -112,8 +125,8 @@ def serve(site_dir: str, protocol: str) -> None:
 
 
 class Simulator:
-    def __init__(self, site_dir: Path, protocol: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(site_dir), protocol],
+    def __init__(self, site_dir: Path, protocol: str, values: str = "const") -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(site_dir), protocol, values],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if "ready" not in line:
@@ -378,6 +391,59 @@ def bench_bacnet(quick: bool, tmp: Path) -> None:
              best[name][1] / cpu_planned)
 
 
+# --- BACnet COV ---------------------------------------------------------------------------------------------
+
+COV_SPEEDUP = 60  # one bench second stands for one minute: polls every 60 s, COV lifetime 300 s
+
+
+async def wire_requests(site: Site, seconds: float, cov: bool) -> tuple[float, int]:
+    """Confirmed requests on the wire in ``seconds`` of collecting (after the subscriptions are live): our reads
+    (RPM), our SubscribeCOVs (renewals) and the device's COV notifications (each one a request we acknowledge).
+    Also how many points were left to polling (refused or lapsed subscriptions)."""
+    collector = Collector(site, [CountSink()], jitter=0.0, cov=cov, cov_lifetime_s=300 // COV_SPEEDUP)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await collector.ready.wait()
+    drivers: list[Any] = [p.driver for p in collector.pollers.values()]
+    deadline = time.perf_counter() + 30
+    while cov and time.perf_counter() < deadline and any(len(d.cov.covered) < len(d.cov.points) for d in drivers):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+
+    def count() -> int:
+        return sum(d.requests + d.cov.subscribes + d.cov.notifications for d in drivers)
+
+    n0 = count()
+    await asyncio.sleep(seconds)
+    n1 = count()
+    uncovered = sum(len(d.cov.points) - len(d.cov.covered) for d in drivers) if cov else 0
+    stop.set()
+    await task
+    return (n1 - n0) * 3600 / (seconds * COV_SPEEDUP), uncovered
+
+
+def bench_cov(quick: bool, tmp: Path) -> None:
+    """Requests per hour on a mostly steady building (4 devices x 50 points, every tenth point changing once a
+    minute, polled every minute), run 60x faster: RPM polling vs COV; ReadProperty polling is one request per
+    point per poll by definition."""
+    devices, points = 4, 50
+    site = make_site(tmp / "cov", "bacnet", devices, points, interval_s=60 / COV_SPEEDUP, cov=True)
+    sim = Simulator(tmp / "cov", "bacnet", values="steady")
+    try:
+        secs = 8.0 if quick else 30.0
+        polling, _ = asyncio.run(wire_requests(site, secs, cov=False))
+        with_cov, uncovered = asyncio.run(wire_requests(site, secs, cov=True))
+    finally:
+        sim.stop()
+    if uncovered:
+        raise RuntimeError(f"{uncovered} points were not subscribed during the COV run")
+    single = devices * points * 60.0  # one ReadProperty per point per poll, 60 polls an hour
+    bench = "collectors.bacnet_cov"
+    emit(bench, "requests_per_hour_cov_vs_readproperty_polling", with_cov, "requests/h", single, single / with_cov)
+    emit(bench, "requests_saved_per_hour_cov_vs_readproperty_polling", single - with_cov, "requests/h")
+    emit(bench, "requests_per_hour_cov_vs_rpm_polling", with_cov, "requests/h", polling, polling / with_cov)
+
+
 # --- memory -------------------------------------------------------------------------------------------------
 
 
@@ -413,14 +479,14 @@ def memory_run(modbus_dir: Path, seconds: float) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], sys.argv[3])
+        serve(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "const")
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         memory_child(sys.argv[2], float(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (under a minute)")
-    ap.add_argument("--only", choices=["modbus", "bacnet"], help="run one part (memory runs with modbus)")
+    ap.add_argument("--only", choices=["modbus", "bacnet", "cov"], help="run one part (memory runs with modbus)")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
     import logging
@@ -433,6 +499,8 @@ def main() -> None:
             bench_modbus(args.quick, tmp, memory=True)
         if args.only in (None, "bacnet"):
             bench_bacnet(args.quick, tmp)
+        if args.only in (None, "cov"):
+            bench_cov(args.quick, tmp)
 
 
 if __name__ == "__main__":
