@@ -133,6 +133,42 @@ async def test_rpm_fast_path_answers_as_bacpypes3_does(bacnet: Any) -> None:
     assert {"present-value", "object-name", "units"} <= {str(p) for _o, p, _i, _v in res}
 
 
+async def test_present_value_encoder_answers_as_bacpypes3_does(bacnet: Any) -> None:
+    """Present-value-only RP and RPM are answered by the simulator's direct encoder (every object kind): the same
+    values as bacpypes3's own handlers give for the same requests."""
+    client, servers, _vals = bacnet
+    server = servers[0]
+    objs = ["binary-input,1", "multi-state-value,2", "accumulator,3", "analog-value,4", "analog-input,100",
+            "analog-input,119"]
+    used: list[str] = []
+    encoders = (server.present_values_rpm, server.present_value_rp)
+
+    def spy_rpm(specs: Any) -> bytes | None:
+        used.append("rpm")
+        return encoders[0](specs)
+
+    def spy_rp(oid: Any) -> bytes | None:
+        used.append("rp")
+        return encoders[1](oid)
+
+    async def read() -> tuple[list[str], list[str]]:
+        res = await asyncio.wait_for(client.read_property_multiple(
+            addr(server), [x for o in objs for x in (o, ["present-value"])]), 5)
+        singles = [await asyncio.wait_for(client.read_property(addr(server), o, "present-value"), 5) for o in objs]
+        return [f"{o[0]},{o[1]} {p} {v}" for o, p, _i, v in res], [str(v) for v in singles]
+
+    server.present_values_rpm, server.present_value_rp = spy_rpm, spy_rp  # type: ignore[method-assign]
+    try:
+        fast = await read()
+        assert used.count("rpm") == 1 and used.count("rp") == len(objs)
+        assert fast[1][0] == "active" and float(fast[1][4]) == 20.0 and fast[1][2] == "1234"
+        server.present_values_rpm = lambda specs: None  # type: ignore[method-assign]
+        server.present_value_rp = lambda oid: None  # type: ignore[method-assign]
+        assert await read() == fast  # bacpypes3's own handlers
+    finally:
+        del server.present_values_rpm, server.present_value_rp
+
+
 async def test_segmented_rpm_object_list_and_who_is(bacnet: Any) -> None:
     client, servers, vals = bacnet
     spec: list[Any] = []
