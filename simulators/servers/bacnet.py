@@ -20,6 +20,11 @@
   which made the simulator, not the client, the bound of every benchmark). Anything else (other properties,
   array indexes, unknown objects, 'all') goes through bacpypes3, so errors and the rest answer as before. The
   values are read at request time: nothing is cached between requests.
+- Decoded ReadProperty / ReadPropertyMultiple requests are kept by their bytes (at most 4096): a poller sends
+  the same requests every cycle, and bacpypes3's decoder was then half of this simulator's CPU (a device's
+  firmware decodes a request in microseconds). Each use gets its own copy with that request's header (invoke
+  id, source); answers are never cached. Installed when this module is imported, for confirmed RP / RPM
+  requests only, so a collector in the same process (which sends, never receives, those) is not affected.
 - ``refuse_cov`` (a BacnetDeviceServer attribute, for tests) rejects SubscribeCOV with Reject
   unrecognized-service, as a controller without COV does.
 - Device modes: *offline* drops every incoming and outgoing packet (no Who-Is answer, no COV); *errors* answers
@@ -30,16 +35,19 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import socket
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bacpypes3.apdu import (
+    APCISequence,
     ComplexAckPDU,
     ConfirmedRequestPDU,
     Error,
@@ -74,6 +82,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
+
+_READ_SERVICES = (12, 14)  # confirmed ReadProperty, ReadPropertyMultiple
+_DECODE_CACHE_SIZE = 4096
+
+
+def _install_request_decode_cache() -> None:
+    """Keep decoded RP / RPM requests by their bytes (see the module doc); idempotent."""
+    original = APCISequence.decode.__func__  # type: ignore[attr-defined]
+    if getattr(original, "_retrofit_cache", False):
+        return
+    cache: OrderedDict[bytes, Any] = OrderedDict()
+
+    def decode(cls: type, apdu: Any) -> Any:
+        if apdu.apduType != ConfirmedRequestPDU.pduType or apdu.apduService not in _READ_SERVICES:
+            return original(cls, apdu)
+        key = bytes((apdu.apduService,)) + bytes(apdu.pduData)
+        decoded = cache.get(key)
+        if decoded is None:
+            decoded = cache[key] = original(cls, apdu)
+            if len(cache) > _DECODE_CACHE_SIZE:
+                cache.popitem(last=False)
+        mine = copy.copy(decoded)  # the request's fields are shared, read-only; the header is this request's
+        mine.update(apdu)
+        return mine
+
+    decode._retrofit_cache = True  # type: ignore[attr-defined]
+    APCISequence.decode = classmethod(decode)  # type: ignore[method-assign, assignment]
+
+
+_install_request_decode_cache()
 
 
 class AccumulatorObject(_LocalObject, _AccumulatorObject):

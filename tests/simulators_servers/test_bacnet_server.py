@@ -169,6 +169,27 @@ async def test_present_value_encoder_answers_as_bacpypes3_does(bacnet: Any) -> N
         del server.present_values_rpm, server.present_value_rp
 
 
+def test_decoded_requests_are_kept_by_their_bytes_with_each_requests_own_header() -> None:
+    """The simulator's request decode cache: the same request bytes from two clients with two invoke ids decode
+    to equal requests, each with its own header; a different request is decoded anew."""
+    from bacpypes3.apdu import APCISequence, ConfirmedRequestPDU, ReadPropertyRequest
+
+    def wire(oid: str, invoke_id: int, source: str) -> ConfirmedRequestPDU:
+        req = ReadPropertyRequest(objectIdentifier=oid, propertyIdentifier="present-value")
+        req.apduInvokeID = invoke_id
+        pdu = req.encode()
+        pdu.pduSource = Address(source)
+        return pdu
+
+    a = APCISequence.decode(wire("analog-input,7", 3, "127.0.0.1:50001"))
+    b = APCISequence.decode(wire("analog-input,7", 9, "127.0.0.1:50002"))
+    c = APCISequence.decode(wire("analog-input,8", 9, "127.0.0.1:50002"))
+    assert (a.apduInvokeID, str(a.pduSource)) == (3, "127.0.0.1:50001")
+    assert (b.apduInvokeID, str(b.pduSource)) == (9, "127.0.0.1:50002")
+    assert a is not b and str(a.objectIdentifier) == str(b.objectIdentifier) == "analog-input,7"
+    assert str(c.objectIdentifier) == "analog-input,8"
+
+
 async def test_segmented_rpm_object_list_and_who_is(bacnet: Any) -> None:
     client, servers, vals = bacnet
     spec: list[Any] = []
