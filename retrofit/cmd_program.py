@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import sessionmaker
 
     from buildings.site import Site
+    from buildings.subsidy.engine import Eligibility
     from insight.savings import MeasuredSavings
 
 DEFAULT_PROGRAMME = shown_path(SAMPLE_PROGRAMME)
@@ -294,10 +295,8 @@ def subsidy_check(
 
     Example: retrofit subsidy check --building jiefangbei-tower --policy CQ-YZ-OLDBLDG-SMART-DEMO
     """
-    from rich.table import Table
-
     from buildings.records import queries as q
-    from retrofit.cli import console, fail
+    from retrofit.cli import fail
 
     sf = open_records(records_url)
     with sf() as s:
@@ -307,11 +306,19 @@ def subsidy_check(
             raise fail(str(exc.args[0])) from None
     if as_json:
         _print_json(e.as_dict())
-        return
+    else:
+        _print_eligibility(e)
+
+
+def _print_eligibility(e: Eligibility) -> None:
+    """The verdict, the condition table, the amount with its caps, the tranches and what is missing."""
+    from rich.table import Table
+
     from buildings.subsidy.status import Verdict
+    from retrofit.cli import console
 
     colour = {Verdict.ELIGIBLE: "green", Verdict.NOT_YET: "yellow", Verdict.NOT_ELIGIBLE: "red"}[e.verdict]
-    console.print(f"[bold]{policy}[/] for [bold]{building}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
+    console.print(f"[bold]{e.policy_id}[/] for [bold]{e.building_id}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
                   f"[{colour}]{e.verdict}[/]")
     t = Table()
     for c in ("condition", "status", "has", "evidence", "provenance"):
