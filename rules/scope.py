@@ -221,9 +221,11 @@ class Scope(Access):
                     "conditions": [{"label_zh": self.fact_label(c["field"], 0),
                                     "label_en": self.fact_label(c["field"], 1),
                                     "status": {"pass": "met", "fail": "not_met"}.get(c["status"], "unknown"),
+                                    "field": c["field"], "op": c["op"], "negated": c["negated"],
                                     "expected": c["expected"], "actual": c["actual"],
-                                    "evidence": c["evidence"]} for c in e["conditions"]],
-                    "missing": e["missing"],
+                                    "evidence": c["evidence"], "evidence_msg": c["evidence_msg"]}
+                                   for c in e["conditions"]],
+                    "missing": e["missing"], "todo": e["todo"],
                 })
         return out
 
