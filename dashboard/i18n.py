@@ -20,6 +20,7 @@ from buildings.subsidy.messages import FIELD_FORMAT, TEXT, Msg, render
 
 LANGUAGES = ("zh", "en")
 LOCALES = {"zh": "zh_CN", "en": "en_US"}
+NEGATED_OP = {"in": "not_in", "not_in": "in", "==": "!=", "!=": "==", ">=": "<", "<": ">=", "<=": ">", ">": "<="}
 EMPTY = "—"  # what an empty, missing or not-a-number value shows
 
 
@@ -101,9 +102,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.energy_kwh": ("电量 (kWh)", "Energy (kWh)"),
     "col.period": ("时段", "Period"),
     "col.measure": ("改造措施", "Measure"),
-    "col.budget": ("预算 (元)", "Budget (CNY)"),
-    "col.paid": ("已拨付 (元)", "Paid (CNY)"),
-    "col.estimated": ("预计补贴 (元)", "Estimated subsidy (CNY)"),
+    "col.budget": ("预算", "Budget"),
+    "col.paid": ("已拨付", "Paid"),
+    "col.estimated": ("预计补贴", "Estimated subsidy"),
     "col.policy": ("政策", "Policy"),
     "col.condition": ("条件", "Condition"),
     "col.status": ("状态", "Status"),
@@ -113,6 +114,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.actual": ("实际", "Actual"),
     "col.structure": ("产权结构", "Ownership"),
     "col.verdict": ("最佳补贴结论", "Best subsidy verdict"),
+    "col.reasons": ("排名依据", "Reasons"),
+    "col.eui_source": ("能耗数据来源", "EUI source"),
     "col.rank": ("排名", "Rank"),
     "col.score": ("得分", "Score"),
     "col.savings": ("节能量 (kWh)", "Savings (kWh)"),
@@ -197,6 +200,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "building.points_n": ("测点数", "Points"),
     "building.last_update": ("最近更新", "Last update"),
     "building.owners": ("产权构成", "Ownership"),
+    "building.area": ("建筑面积", "Floor area"),
+    "portfolio.paid": ("已拨付 {amount}", "paid {amount}"),
     "range.1d": ("近 1 天", "Last day"),
     "range.7d": ("近 7 天", "Last 7 days"),
     "range.30d": ("近 30 天", "Last 30 days"),
@@ -271,6 +276,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.met": ("满足", "met"),
     "subsidy.not_met": ("未满足", "not met"),
     "subsidy.unknown": ("待核实", "unknown"),
+    "subsidy.headline.eligible": ("符合条件 · 预计补贴 {amount}", "Eligible · estimated subsidy {amount}"),
+    "subsidy.headline.not_yet": ("暂未满足，可补足 · 满足后预计补贴 {amount}",
+                                 "Not yet: can still qualify · estimated subsidy once met {amount}"),
+    "subsidy.headline.not_eligible": ("不符合条件", "Not eligible"),
+    "subsidy.next": ("下一步", "What to do next"),
+    "subsidy.why_not": ("原因", "Why not"),
+    "subsidy.who_does": ("**{who}**：{what}", "**{who}**: {what}"),
+    "subsidy.any_of": ("以下任选其一：", "any one of:"),
+    "subsidy.and": ("；并且", "; and "),
+    "subsidy.evidence_link": ("查看依据：{page}", "Evidence: {page}"),
+    "subsidy.details": ("条件明细", "Condition details"),
+    "subsidy.open_policies": ("可申请的政策", "Policies within reach"),
     # programme
     "program.projects_by_stage": ("各阶段项目数", "Projects by stage"),
     "program.committed": ("已承诺预算", "Budget committed"),
@@ -279,6 +296,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "program.ranking": ("待改造楼宇优先级", "Priority of buildings not yet retrofitted"),
     "program.export": ("导出", "Export"),
     "program.projects": ("项目数", "Projects"),
+    "program.story": ("第 {rank} 名 **{building}**：{verdict}，预计补贴 {amount}。{reasons}",
+                      "No. {rank} **{building}**: {verdict}, estimated subsidy {amount}. {reasons}"),
+    "program.no_amount": ("暂无法估算", "not estimable yet"),
     # subsidy conditions: the facts the policies test (buildings/records/queries.py)
     "fact.application.submitted_before_works": ("开工前已申报", "Applied before works started"),
     "fact.building.gross_floor_area_m2": ("建筑面积 (m²)", "Gross floor area (m²)"),
@@ -552,6 +572,8 @@ class Tr:
 
     def requirement(self, field_path: str, op: str, value: object, negated: bool = False) -> str:
         """What a condition requires, in words: ≥ 15.0%, one of: 单一产权、产权集中, must be given."""
+        if negated and op in NEGATED_OP:
+            op, negated = NEGATED_OP[op], False
         text = self(f"op.{op}", v=self.field_value(field_path, value))
         return self("op.not", v=text) if negated else text
 

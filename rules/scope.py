@@ -146,7 +146,8 @@ class Scope(Access):
             sub_en = (", ".join(states) + (f" (paid {paid:,.0f})" if paid else "")) if apps else "none"
             sub_zh = (", ".join(APPLICATION_ZH.get(x, x) for x in states) + (f"（已拨付 {paid:,.0f}）" if paid else "")
                       if apps else "无")
-            out[p["building_id"]] = {"stage_zh": zh, "stage_en": en, "subsidy_zh": sub_zh, "subsidy_en": sub_en}
+            out[p["building_id"]] = {"stage_zh": zh, "stage_en": en, "subsidy_zh": sub_zh, "subsidy_en": sub_en,
+                                     "stage": p.get("stage"), "applications": states, "paid": paid}
         return out
 
     def projects(self) -> list[dict[str, Any]]:

@@ -156,6 +156,9 @@ def todos(rule: Rule, facts: Mapping[str, Fact], groups: list[int] | None = None
     if isinstance(inner, Condition):
         fact = facts.get(inner.field)
         args = {"field": inner.field, "need": inner.value, "has": None if fact is None else fact.value}
+        if fact is None and inner.field in TODO_FOR:  # no data yet: the task is to provide it
+            key, actor, page = TODO_FOR[inner.field]
+            return [Todo(Msg(key, args), actor, page)]
         return [Todo(Msg("todo.must_not", args), "owner", TODO_FOR.get(inner.field, ("", "", None))[2])]
     return [Todo(Msg("todo.not_rule"), "owner")]
 

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import energy, health, ui
+from dashboard.i18n import EMPTY
 from dashboard.scope import Unavailable
 from telemetry.store import Agg
 
@@ -23,7 +24,7 @@ bf = sc.building(bid)
 b = bf.building
 tz = b.timezone
 refs = sc.points(bid)
-st.caption(f"{b.address} · {t('col.year')} {b.year_built} · {t('col.area')} {t.num(b.gross_floor_area_m2, 0)}")
+st.caption(f"{b.address} · {t('col.year')} {b.year_built} · {t('building.area')} {t.area(b.gross_floor_area_m2)}")
 
 latest: dict = {}
 store_problem = None
@@ -49,10 +50,10 @@ for r in refs:
     value = rd.value if rd is not None else None
     rows.append({
         t("col.equipment"): r.equipment.id, "id": r.point.id, t("col.point"): t.pick(r.point.name_zh, r.point.name),
-        t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else (value or "-")),
+        t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else t.fmt(value)),
         t("col.unit"): r.point.unit,
         t("col.quality"): t(f"quality.{rd.quality.value}") if rd is not None else t("quality.none"),
-        t("col.time"): t.datetime(rd.ts, tz) if rd is not None else "-", "Brick": r.point.brick,
+        t("col.time"): t.datetime(rd.ts, tz) if rd is not None else EMPTY, "Brick": r.point.brick,
         t("col.device"): r.device.id, t("col.health"): t(f"health.{dev_health.get(f'{bid}/{r.device.id}', 'unknown')}"),
     })
 live = pd.DataFrame(rows)

@@ -7,7 +7,18 @@ import streamlit as st
 
 from dashboard import energy, ui
 from dashboard import map as district_map
+from dashboard.i18n import EMPTY, Tr
 from dashboard.scope import Unavailable
+
+
+def subsidy_state(t: Tr, row: dict) -> str:
+    """A building's subsidy applications in words: their states, and what was paid."""
+    if not row.get("applications"):
+        return EMPTY
+    text = t.sep.join(t.term("app_status", s) for s in row["applications"])
+    return f"{text}（{t('portfolio.paid', amount=t.money(row['paid']))}）" if row.get("paid") and t.lang == "zh" else (
+        f"{text} ({t('portfolio.paid', amount=t.money(row['paid']))})" if row.get("paid") else text)
+
 
 t = ui.tr()
 sc = ui.scope()
@@ -53,8 +64,8 @@ for f in files:
         t("col.alarms_critical"): counts.get("critical", 0),
         t("col.alarms_fault"): counts.get("fault", 0),
         t("col.alarms_warning"): counts.get("warning", 0) + counts.get("advisory", 0),
-        t("col.stage"): st_row.get("stage_" + t.lang, "-"),
-        t("col.subsidy"): st_row.get("subsidy_" + t.lang, "-"),
+        t("col.stage"): st_row.get("stage_" + t.lang, EMPTY),
+        t("col.subsidy"): subsidy_state(t, st_row),
         "lat": b.lat, "lon": b.lon,
     })
 df = pd.DataFrame(rows)
@@ -76,9 +87,10 @@ district_map.show(df, t, ui.settings().map_file)
 
 st.subheader(t("portfolio.table"))
 table = df.drop(columns=["lat", "lon"]).rename(columns={"id": t("col.building_id")})
-st.dataframe(table, width="stretch", hide_index=True, key="portfolio_table",
-             column_config={t("col.area"): st.column_config.NumberColumn(format="localized"),
-                            t("col.eui"): st.column_config.NumberColumn(format="%.1f")})
+shown = table.copy()  # as a person reads it: separators, one decimal for the EUI, — for no data
+shown[t("col.area")] = [t.num(v, 0) for v in shown[t("col.area")]]
+shown[t("col.eui")] = [t.num(v, 1) for v in shown[t("col.eui")]]
+st.dataframe(shown, width="stretch", hide_index=True, key="portfolio_table")
 st.caption(t("portfolio.eui_note"))
 st.download_button(t("app.download_csv"), table.to_csv(index=False).encode("utf-8-sig"), "portfolio.csv",
                    "text/csv", key="portfolio_csv")

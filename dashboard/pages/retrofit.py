@@ -43,7 +43,7 @@ for p in projects:
     if p["measures"]:
         st.markdown(f"**{t('retrofit.measures')}**")
         st.dataframe(pd.DataFrame([{t("col.measure"): t.pick(m["name_zh"], m["name_en"]),
-                                    t("col.budget"): m.get("cost")} for m in p["measures"]]),
+                                    t("col.budget"): t.money(m.get("cost"))} for m in p["measures"]]),
                      width="stretch", hide_index=True)
     ms = [m for m in p["milestones"] if m.get("start") and m.get("end")]
     if ms:
@@ -58,5 +58,6 @@ for p in projects:
         st.plotly_chart(fig, width="stretch", key=f"gantt_{p['id']}")
     if p["documents"]:
         st.markdown(f"**{t('retrofit.documents')}**")
-        st.dataframe(pd.DataFrame([{t("col.document"): d["name"], t("col.type"): d["type"], "SHA-256": d["sha256"]}
-                                   for d in p["documents"]]), width="stretch", hide_index=True)
+        st.dataframe(pd.DataFrame([{t("col.document"): d["name"], t("col.type"): t.term("doc", d["type"]),
+                                    "SHA-256": d["sha256"]} for d in p["documents"]]), width="stretch",
+                     hide_index=True)

@@ -32,7 +32,7 @@ def test_every_used_key_is_in_both_languages() -> None:
         assert zh.strip() and en.strip(), key
         assert set(re.findall(r"\{(\w+)[:}]", zh)) == set(re.findall(r"\{(\w+)[:}]", en)), key
         if not key.startswith(("app.language",)):
-            assert re.search(r"[\u4e00-\u9fff]", zh) or zh == en or key.startswith("quality."), key
+            assert re.search(r"[\u4e00-\u9fff\uff00-\uffef]", zh) or zh == en or key.startswith("quality."), key
 
 
 def test_computed_keys_cover_the_values_they_take() -> None:
