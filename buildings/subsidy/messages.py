@@ -200,7 +200,7 @@ FieldFormatter = Callable[[Any, str, Mapping[str, Any]], str]
 
 
 class _Formatter(string.Formatter):
-    def __init__(self, fmt: FieldFormatter, args: Mapping[str, Any]):
+    def __init__(self, fmt: FieldFormatter, args: Mapping[str, Any]) -> None:
         self._fmt, self._args = fmt, args
 
     def format_field(self, value: Any, format_spec: str) -> str:
