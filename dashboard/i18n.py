@@ -433,6 +433,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "op.contains": ("包含 {v}", "includes {v}"),
     "op.exists": ("须填写", "must be given"),
     "op.not": ("不得满足：{v}", "must not be: {v}"),
+    "fmt.on": ("开", "on"),
+    "fmt.off": ("关", "off"),
+    "unit.degC": ("°C", "°C"),
+    "unit.m3": ("m³", "m³"),
+    "unit.m3/h": ("m³/h", "m³/h"),
+    "unit.PF": ("（功率因数）", "(power factor)"),
     "fmt.yes": ("是", "yes"),
     "fmt.no": ("否", "no"),
     "fmt.months": ("{n} 个月", "{n} months"),
@@ -517,6 +523,21 @@ class Tr:
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return format_datetime(value.astimezone(ZoneInfo(tz)), "yyyy-MM-dd HH:mm", locale=self.locale)
+
+    def unit(self, unit: str | None) -> str:
+        """A point's unit as printed (°C, m³/h); a state point (bool) has none."""
+        if not unit or unit == "bool":
+            return ""
+        key = f"unit.{unit}"
+        return self(key) if key in CATALOGUE else unit
+
+    def reading(self, value: object, unit: str | None = None) -> str:
+        """A live value: a state point as on/off, a number with two decimals, text as it is."""
+        if _empty(value):
+            return EMPTY
+        if unit == "bool" and isinstance(value, int | float):
+            return self("fmt.on") if value else self("fmt.off")
+        return self.num(value, 2) if isinstance(value, int | float) else str(value)
 
     def term(self, kind: str, value: object) -> str:
         """An enumeration's value in words (catalogue key ``kind.value``): structure, verdict, stage, use..."""

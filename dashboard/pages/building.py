@@ -50,8 +50,7 @@ for r in refs:
     value = rd.value if rd is not None else None
     rows.append({
         t("col.equipment"): r.equipment.id, "id": r.point.id, t("col.point"): t.pick(r.point.name_zh, r.point.name),
-        t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else t.fmt(value)),
-        t("col.unit"): r.point.unit,
+        t("col.value"): t.reading(value, r.point.unit), t("col.unit"): t.unit(r.point.unit),
         t("col.quality"): t(f"quality.{rd.quality.value}") if rd is not None else t("quality.none"),
         t("col.time"): t.datetime(rd.ts, tz) if rd is not None else EMPTY, "Brick": r.point.brick,
         t("col.device"): r.device.id, t("col.health"): t(f"health.{dev_health.get(f'{bid}/{r.device.id}', 'unknown')}"),
@@ -72,7 +71,8 @@ st.dataframe(live, width="stretch", hide_index=True, key="live_table")
 
 st.subheader(t("building.trends"))
 numeric = [r for r in refs if r.point.unit != "bool" and not (r.point.modbus and r.point.modbus.type == "string")]
-labels = {r.key: f"{r.equipment.id} · {t.pick(r.point.name_zh, r.point.name)} [{r.point.unit}]" for r in numeric}
+labels = {r.key: f"{r.equipment.id} · {t.pick(r.point.name_zh, r.point.name)} [{t.unit(r.point.unit)}]"
+          for r in numeric}
 default = [r.key for r in numeric if r.point.brick in ("Zone_Air_Temperature_Sensor", "Electric_Power_Sensor",
                                                        "Active_Power_Sensor")][:2] or [r.key for r in numeric[:1]]
 chosen = st.multiselect(t("building.points"), list(labels), default=default, format_func=labels.get,
