@@ -280,6 +280,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.headline.not_yet": ("暂未满足，可补足 · 满足后预计补贴 {amount}",
                                  "Not yet: can still qualify · estimated subsidy once met {amount}"),
     "subsidy.headline.not_eligible": ("不符合条件", "Not eligible"),
+    "subsidy.headline.no_amount": ("暂未满足，可补足 · 补齐项目面积和节能目标后可估算金额",
+                                   "Not yet: can still qualify · the amount can be estimated once the project has "
+                                   "an area and a savings target"),
+    "subsidy.before_payment": ("各笔拨付前还需", "Before each payment"),
     "subsidy.next": ("下一步", "What to do next"),
     "subsidy.why_not": ("原因", "Why not"),
     "subsidy.who_does": ("**{who}**：{what}", "**{who}**: {what}"),
@@ -296,8 +300,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "program.ranking": ("待改造楼宇优先级", "Priority of buildings not yet retrofitted"),
     "program.export": ("导出", "Export"),
     "program.projects": ("项目数", "Projects"),
-    "program.story": ("第 {rank} 名 **{building}**：{verdict}，预计补贴 {amount}。{reasons}",
-                      "No. {rank} **{building}**: {verdict}, estimated subsidy {amount}. {reasons}"),
+    "program.story": ("第 {rank} 名 **{building}** · {verdict} · 预计补贴 {amount} · 排名依据：{reasons}",
+                      "No. {rank} **{building}** · {verdict} · estimated subsidy {amount} · because: {reasons}"),
     "program.no_amount": ("暂无法估算", "not estimable yet"),
     # subsidy conditions: the facts the policies test (buildings/records/queries.py)
     "fact.application.submitted_before_works": ("开工前已申报", "Applied before works started"),

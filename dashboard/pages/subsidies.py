@@ -14,6 +14,7 @@ from dashboard.i18n import Tr
 from dashboard.scope import Can, Unavailable
 
 VERDICT_BOX = {"eligible": st.success, "not_yet": st.warning, "not_eligible": st.error}
+PAYMENT_KEYS = ("todo.stage", "todo.document")  # what a staged payment waits for, after eligibility
 PAGE_FILE = {"energy": "pages/energy.py", "building": "pages/building.py", "retrofit": "pages/retrofit.py",
              "program": "pages/program.py", "subsidies": "pages/subsidies.py"}
 
@@ -70,17 +71,23 @@ def show_policy(t: Tr, a: Mapping[str, Any], building: str, n: int, programme: b
     with st.container(border=True):
         st.subheader(t.pick(a["policy_zh"], a["policy_en"]))
         verdict = a["verdict"] if a["verdict"] in VERDICT_BOX else "not_yet"
-        amount = t.money(a["estimated"]) if verdict != "not_eligible" else None
-        head = t(f"subsidy.headline.{verdict}", amount=amount or "")
+        known = verdict != "not_eligible" and a["estimated"] is not None
+        head = t(f"subsidy.headline.{verdict}", amount=t.money(a["estimated"])) if known or verdict == "not_eligible" \
+            else t("subsidy.headline.no_amount")
         VERDICT_BOX[verdict](head)
         c1, c2 = st.columns(2)
         c1.metric(t("col.estimated"), t.money(a["estimated"]))
         c2.metric(t("col.paid"), t.money(a["paid"]))
         todo = a.get("todo") or []
-        if todo:
+        payment = [x for x in todo if x["key"] in PAYMENT_KEYS]
+        conditions = [x for x in todo if x["key"] not in PAYMENT_KEYS]
+        if conditions:
             st.markdown(f"**{t('subsidy.why_not' if verdict == 'not_eligible' else 'subsidy.next')}**")
-            st.markdown("\n".join(todo_lines(t, todo)))
-            evidence_links(t, todo, building, programme)
+            st.markdown("\n".join(todo_lines(t, conditions)))
+        if payment:
+            st.markdown(f"**{t('subsidy.before_payment')}**")
+            st.markdown("\n".join(todo_lines(t, payment)))
+        evidence_links(t, todo, building, programme)
         with st.expander(t("subsidy.details")):
             st.dataframe(condition_table(t, a["conditions"]), width="stretch", hide_index=True,
                          key=f"conditions_{n}_{t.lang}")
