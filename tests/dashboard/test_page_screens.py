@@ -4,8 +4,8 @@ browser, one signed-in session per user that walks its pages through the sidebar
 Each page is saved as screenshots/pages/{role}-{page}-{lang}.png (git-ignored; kept as a CI artefact) and its
 rendered text (what the browser lays out, including chart labels) gets the same check as the AppTest
 page-text test: no Python values or snake_case on any page, no catalogue English on a Chinese page, no
-Chinese on an English one. The subsidy, programme and portfolio shots are the ones in docs/img (see
-docs/dashboard.md: copy screenshots/pages/docs-*.png there after a change).
+Chinese on an English one. The subsidy and programme shots are the ones in docs/img (see docs/dashboard.md:
+copy screenshots/pages/docs-*.png there after a change).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from tests.dashboard.test_page_text import one_language_records as one_language_
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "pages"
 # The pages shown in docs/dashboard.md: (role, page) -> file name stem in docs/img
-DOCS = {(Role.DISTRICT, "subsidies"): "dashboard-subsidies", (Role.DISTRICT, "program"): "dashboard-program",
-        (Role.DISTRICT, "portfolio"): "dashboard-portfolio"}
+# (the portfolio's are taken by tests/dashboard/test_map.py::test_portfolio_screenshots_for_the_docs)
+DOCS = {(Role.DISTRICT, "subsidies"): "dashboard-subsidies", (Role.DISTRICT, "program"): "dashboard-program"}
 
 
 def _sign_in(page, url: str, username: str) -> None:  # noqa: ANN001
