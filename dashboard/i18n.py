@@ -201,7 +201,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "building.last_update": ("最近更新", "Last update"),
     "building.owners": ("产权构成", "Ownership"),
     "building.area": ("建筑面积", "Floor area"),
-    "portfolio.paid": ("已拨付 {amount}", "paid {amount}"),
+    "portfolio.subsidy_paid": ("{states}（已拨付 {amount}）", "{states} (paid {amount})"),
     "range.1d": ("近 1 天", "Last day"),
     "range.7d": ("近 7 天", "Last 7 days"),
     "range.30d": ("近 30 天", "Last 30 days"),
@@ -254,6 +254,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "alarms.context": ("告警前后数据", "What the rule saw"),
     "alarms.none": ("没有符合条件的告警。", "No alarms match."),
     "alarms.count": ("告警数", "Alarms"),
+    "alarms.flood_active": ("告警泛滥：{building} 最近 {minutes} 分钟新增 {n} 条告警，"
+                            "超过 {limit} 条的上限（ISA-18.2）。",
+                            "Alarm flood: {building} raised {n} alarms in the last {minutes} minutes, over the "
+                            "limit of {limit} (ISA-18.2)."),
+    "alarms.flood_suppressed": ("泛滥抑制：{building} 近 24 小时有 {n} 条告警被限流隐藏（{rules}）；"
+                                "安全类告警从不隐藏。",
+                                "Flood control: {n} alarms of {building} suppressed in the last 24 h ({rules}); "
+                                "safety alarms are never hidden."),
+    "alarms.show_suppressed": ("显示被抑制的告警（检修、泛滥抑制）",
+                               "Show suppressed alarms (maintenance, flood control)"),
+    "alarms.group": ("{n} 个点：{points}", "{n} points: {points}"),
     "family.sensor_health": ("传感器健康", "sensor health"),
     "family.energy": ("能耗", "energy"),
     "family.safety": ("安全", "safety"),
@@ -275,6 +286,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.paid": ("已拨付", "Paid"),
     "subsidy.met": ("满足", "met"),
     "subsidy.not_met": ("未满足", "not met"),
+    "subsidy.pass": ("满足", "met"),  # buildings.subsidy.status.ConditionStatus, for the conditions' status
+    "subsidy.fail": ("未满足", "not met"),
     "subsidy.unknown": ("待核实", "unknown"),
     "subsidy.headline.eligible": ("符合条件 · 预计补贴 {amount}", "Eligible · estimated subsidy {amount}"),
     "subsidy.headline.not_yet": ("暂未满足，可补足 · 满足后预计补贴 {amount}",

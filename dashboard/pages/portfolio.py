@@ -9,15 +9,15 @@ from dashboard import energy, ui
 from dashboard import map as district_map
 from dashboard.i18n import EMPTY, Tr
 from dashboard.scope import Unavailable
+from insight import retrofit as records
 
 
-def subsidy_state(t: Tr, row: dict) -> str:
+def subsidy_state(t: Tr, row: records.BuildingRecordStatus | None) -> str:
     """A building's subsidy applications in words: their states, and what was paid."""
-    if not row.get("applications"):
+    if row is None or not row.applications:
         return EMPTY
-    text = t.sep.join(t.term("app_status", s) for s in row["applications"])
-    return f"{text}（{t('portfolio.paid', amount=t.money(row['paid']))}）" if row.get("paid") and t.lang == "zh" else (
-        f"{text} ({t('portfolio.paid', amount=t.money(row['paid']))})" if row.get("paid") else text)
+    text = t.sep.join(t.term("app_status", s) for s in row.applications)
+    return t("portfolio.subsidy_paid", states=text, amount=t.money(row.paid)) if row.paid else text
 
 
 t = ui.tr()
@@ -38,9 +38,9 @@ try:
         counts[a.severity] = counts.get(a.severity, 0) + 1
 except Unavailable as exc:
     problems.append(str(exc))
-status: dict[str, dict[str, str]] = {}
+status: dict[str, records.BuildingRecordStatus] = {}
 try:
-    status = sc.records_status()
+    status = records.records_status(sc)
 except Unavailable as exc:
     problems.append(str(exc))
 store_problem = None
@@ -53,7 +53,7 @@ for f in files:
     b = f.building
     eui_value = euis.get(b.id, (None, 0))[0]
     counts = alarms_by_building.get(b.id, {})
-    st_row = status.get(b.id, {})
+    st_row = status.get(b.id)
     rows.append({
         "id": b.id,
         t("col.building"): t.pick(b.name.zh, b.name.en),
@@ -64,7 +64,7 @@ for f in files:
         t("col.alarms_critical"): counts.get("critical", 0),
         t("col.alarms_fault"): counts.get("fault", 0),
         t("col.alarms_warning"): counts.get("warning", 0) + counts.get("advisory", 0),
-        t("col.stage"): st_row.get("stage_" + t.lang, EMPTY),
+        t("col.stage"): t.pick(st_row.stage.zh, st_row.stage.en) if st_row else EMPTY,
         t("col.subsidy"): subsidy_state(t, st_row),
         "lat": b.lat, "lon": b.lon,
     })
