@@ -7,8 +7,19 @@ import streamlit as st
 
 from dashboard import map as district_map
 from dashboard import ui
+from dashboard.i18n import EMPTY, Tr
 from insight import portfolio
+from insight import retrofit as records
 from rules.model import Severity
+
+
+def subsidy_state(t: Tr, row: records.BuildingRecordStatus | None) -> str:
+    """A building's subsidy applications in words: their states, and what was paid."""
+    if row is None or not row.applications:
+        return EMPTY
+    text = t.sep.join(t.term("app_status", s) for s in row.applications)
+    return t("portfolio.subsidy_paid", states=text, amount=t.money(row.paid)) if row.paid else text
+
 
 t = ui.tr()
 sc = ui.scope()
@@ -31,8 +42,8 @@ for r in view.rows:
         t("col.alarms_critical"): r.alarms.get(Severity.CRITICAL, 0),
         t("col.alarms_fault"): r.alarms.get(Severity.FAULT, 0),
         t("col.alarms_warning"): r.alarms.get(Severity.WARNING, 0) + r.alarms.get(Severity.ADVISORY, 0),
-        t("col.stage"): t.pick(r.status.stage.zh, r.status.stage.en) if r.status else "-",
-        t("col.subsidy"): t.pick(r.status.subsidy.zh, r.status.subsidy.en) if r.status else "-",
+        t("col.stage"): t.pick(r.status.stage.zh, r.status.stage.en) if r.status else EMPTY,
+        t("col.subsidy"): subsidy_state(t, r.status),
         "lat": r.lat, "lon": r.lon,
     })
 df = pd.DataFrame(rows)
@@ -53,9 +64,10 @@ district_map.show(df, t, ui.settings().map_file)
 
 st.subheader(t("portfolio.table"))
 table = df.drop(columns=["lat", "lon"]).rename(columns={"id": t("col.building_id")})
-st.dataframe(table, width="stretch", hide_index=True, key="portfolio_table",
-             column_config={t("col.area"): st.column_config.NumberColumn(format="localized"),
-                            t("col.eui"): st.column_config.NumberColumn(format="%.1f")})
+shown = table.copy()  # as a person reads it: separators, one decimal for the EUI, — for no data
+shown[t("col.area")] = [t.num(v, 0) for v in shown[t("col.area")]]
+shown[t("col.eui")] = [t.num(v, 1) for v in shown[t("col.eui")]]
+st.dataframe(shown, width="stretch", hide_index=True, key="portfolio_table")
 st.caption(t("portfolio.eui_note"))
 st.download_button(t("app.download_csv"), table.to_csv(index=False).encode("utf-8-sig"), "portfolio.csv",
                    "text/csv", key="portfolio_csv")

@@ -40,12 +40,20 @@ def test_subsidy_assessments_speak_the_engine_vocabulary(site: Site, engine: Eng
     assert out and all(isinstance(a.verdict, Verdict) for a in out)
     conds = [c for a in out for c in a.conditions]
     assert conds and {c.status for c in conds} <= set(ConditionStatus)
-    assert all(c.result.status is c.status for c in conds)  # the engine's own status, not a renamed copy
-    assert all(isinstance(t.status, TrancheState) for a in out for t in a.eligibility.tranches)
+    assert all(type(c.status) is ConditionStatus for c in conds)  # the engine's own vocabulary, not a renamed copy
     a = out[0]
     assert a.eligible == (a.verdict is Verdict.ELIGIBLE)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.verdict = Verdict.ELIGIBLE  # type: ignore[misc]
+
+
+def test_tranches_speak_the_engine_vocabulary(site: Site, engine: Engine) -> None:
+    from buildings.records import queries as q
+
+    with _scope(site, engine).records() as s:
+        e = q.eligibility(s, "jiefangbei-tower", "CQ-YZ-OLDBLDG-SMART-DEMO")
+    assert e.tranches and all(isinstance(t.status, TrancheState) for t in e.tranches)
+    assert isinstance(e.verdict, Verdict)
 
 
 def test_projects_status_and_ranking(site: Site, engine: Engine) -> None:
