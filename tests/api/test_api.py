@@ -175,6 +175,21 @@ def test_projects_and_subsidies_are_the_records(served: Served) -> None:
     assert served.get("/api/v1/projects", "tech").status_code == 403
 
 
+def test_savings_endpoint_is_scoped_and_says_why_it_refuses(served: Served) -> None:
+    """Two days of history: the one savings function refuses the baseline, and the API says why (422); the
+    endpoint is scoped like the rest (another owner's building 404, technicians 403)."""
+    r = served.get(f"/api/v1/buildings/{B}/savings", "district")
+    assert r.status_code == 422 and r.json()["detail"].startswith("baseline refused: "), r.text
+    assert served.get(f"/api/v1/buildings/{B}/savings", "yuxin").status_code == 422  # its own building
+    assert served.get("/api/v1/buildings/daping-makerworks/savings", "yuxin").status_code == 404
+    assert served.get(f"/api/v1/buildings/{B}/savings", "tech").status_code == 403
+    r = served.get(f"/api/v1/buildings/{B}/savings", "district", baseline="2024-07-01:2025-06-30")
+    assert r.status_code == 422 and "both" in r.json()["detail"]
+    r = served.get(f"/api/v1/buildings/{B}/savings", "district", baseline="2025-06-30:2024-07-01",
+                   reporting="2025-07-01:2026-06-30")
+    assert r.status_code == 422 and "before" in r.json()["detail"]
+
+
 def test_rate_limit_gives_429(served: Served) -> None:
     codes = [served.get("/api/v1/catalogue", "slow").status_code for _ in range(7)]
     assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
@@ -250,7 +265,7 @@ def test_openapi_is_published(served: Served) -> None:
     paths = spec["paths"]
     for p in ("/api/v1/buildings", "/api/v1/buildings/{building_id}/latest", "/api/v1/alarms", "/api/v1/projects",
               "/api/v1/subsidies", "/api/v1/catalogue", "/api/v1/buildings/{building_id}/energy",
-              "/api/v1/buildings/{building_id}/points/{point_id}/history"):
+              "/api/v1/buildings/{building_id}/points/{point_id}/history", "/api/v1/buildings/{building_id}/savings"):
         assert "get" in paths[p], p
     assert not any("post" in v or "put" in v or "delete" in v for v in paths.values())  # read-only
 
