@@ -307,3 +307,19 @@ def test_the_detection_bench_draws_magnitudes_inside_the_declared_ranges() -> No
                 continue
             p = KINDS[kind].params[name]
             assert p.lo <= lo <= hi <= p.hi, (kind, name, lo, hi, p.range_text())
+
+
+def test_fault_kinds_command_lists_units_and_ranges() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from retrofit.cli import app
+
+    res = CliRunner().invoke(app, ["simulate", "fault", "kinds", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["kind"]: r for r in json.loads(res.output)}
+    assert set(rows) == {k.value for k in FaultKind}
+    assert rows["voltage_unbalance"]["params"]["drop"] == {"unit": "%", "range": "0.5 to 30 %", "default": 6.0,
+                                                           "note": "NEMA unbalance is about drop / 3"}
+    assert rows["sensor_stuck"]["params"]["value"]["default"] is None
