@@ -20,8 +20,8 @@ from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, P
 
 MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
 READ_LIMIT_REGISTERS = 125  # protocol maximum for read holding / input registers
-# Rough BACnet encoded sizes. A device that cannot segment must fit its whole RPM answer in one APDU of our size
-# (we accept 1476 bytes), and our request must fit the device's max APDU.
+# Rough BACnet encoded sizes. A device that cannot segment must fit its whole RPM answer in one APDU (the smaller
+# of its max APDU and our 1476 bytes), and our request must fit the device's max APDU.
 RPM_HEADER_BYTES = 8
 RPM_REQUEST_BYTES = 10  # per property: object identifier + property id + opening/closing tags
 RPM_ANSWER_BYTES = 24  # per property: object identifier, tags, property id, a REAL (or an error pair)
@@ -190,7 +190,9 @@ def rpm_capacity(device: Device) -> int:
     request_fit = (device.max_apdu - RPM_HEADER_BYTES) // RPM_REQUEST_BYTES
     if device.segmentation:
         return max(1, min(device.max_points, request_fit))
-    answer_fit = (OUR_MAX_APDU - RPM_HEADER_BYTES) // RPM_ANSWER_BYTES
+    # Unsegmented, the answer must fit one APDU of the smaller side: a device with a 50/128/206/480-byte
+    # max-APDU (MS/TP, LonTalk or ARCNET behind a router) cannot build a longer one, whatever we accept.
+    answer_fit = (min(device.max_apdu, OUR_MAX_APDU) - RPM_HEADER_BYTES) // RPM_ANSWER_BYTES
     return max(1, min(device.max_points, request_fit, answer_fit))
 
 

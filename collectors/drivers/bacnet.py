@@ -9,8 +9,9 @@ process. Traps handled here (see docs/collectors.md):
   ``timeout_s`` with ``asyncio.wait_for``.
 - Per-property errors inside an RPM answer arrive inline as ``ErrorType`` values: that point gets a BAD
   reading, the rest of the request is good.
-- A device that rejects RPM (reject "unrecognized-service", or abort "segmentation-not-supported" /
-  "buffer-overflow") is switched to ReadProperty for the rest of the run, and the poll is retried that way.
+- A device that rejects RPM (Reject "unrecognized-service", or Error services "service-request-denied") is
+  switched to ReadProperty for the rest of the run, and the poll is retried that way; one that aborts an answer
+  as too big ("segmentation-not-supported" / "buffer-overflow") gets RPMs of half the size from then on.
 """
 
 from __future__ import annotations
@@ -40,8 +41,23 @@ log = logging.getLogger("collectors.bacnet")
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
 
 RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService")
+RPM_REFUSED_CODES = ("service-request-denied", "reject-unrecognized-service", "optional-functionality-not-supported")
 TOO_BIG = ("segmentation-not-supported", "segmentationNotSupported", "buffer-overflow", "bufferOverflow",
            "apdu-too-long", "apduTooLong")
+
+
+POINT_HINTS = {
+    "unknown-object": "the object is gone from the device (reprogrammed?): re-run `retrofit discover bacnet` "
+                      "and update the site file",
+    "unknown-property": "the object has no such property: check the point's property in the site file",
+    "read-access-denied": "the device refuses to read it: check its access settings or remove the point",
+    "missing from the answer": "the device left it out of its RPM answer: try rpm: false for this device",
+}
+
+
+def point_hint(why: str) -> str:
+    """What to check for a property error, by its error code ('' when there is nothing useful to add)."""
+    return next((f"; {hint}" for code, hint in POINT_HINTS.items() if code in why), "")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -101,6 +117,7 @@ class BacnetDriver:
         self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
         self._types: dict[tuple[Any, Any], Any] = {}
         self._cov_tasks: list[asyncio.Task[None]] = []
+        self._bad: dict[str, str] = {}  # point key -> why it last read bad (logged once per reason)
 
     async def open(self) -> None:
         self.client.start()
@@ -224,22 +241,29 @@ class BacnetDriver:
                 kind = self._property_type(otype, prop)
                 values[i] = rr.propertyValue.cast_out(kind) if kind is not None else None
         out: list[Reading] = []
-        errors = 0
         for p, value in zip(points, values, strict=True):
             if value is _MISSING or isinstance(value, ErrorType):
-                errors += 1
-                out.append(Reading(p.key, ts, None, Quality.BAD))
-                if errors == 1:
-                    why = "missing from the answer" if value is _MISSING else \
-                        f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
-                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
+                why = "missing from the answer" if value is _MISSING else \
+                    f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
+                out.append(self._bad_point(p, why, ts))
                 continue
             out.append(self._reading(p, value, ts))
         return out
 
     def _reading(self, p: BacnetPlanned, raw: Any, ts: float) -> Reading:
+        if self._bad and p.key in self._bad:
+            del self._bad[p.key]
+            log.info("%s: %s %s reads again", self._label(), p.object_id, p.property)
         value = bacnet_value(raw)
         return Reading(p.key, ts, value, judge(value, p.range))
+
+    def _bad_point(self, p: BacnetPlanned, why: str, ts: float) -> Reading:
+        """A property the device answered with an error: a BAD reading every poll, a warning only when the
+        reason is new (a point that stays bad must not log once a poll)."""
+        if self._bad.get(p.key) != why:
+            self._bad[p.key] = why
+            log.warning("%s: %s %s: %s%s", self._label(), p.object_id, p.property, why, point_hint(why))
+        return Reading(p.key, ts, None, Quality.BAD)
 
     async def _read_each(self, app: Application, points: tuple[BacnetPlanned, ...]) -> list[Reading]:
         out: list[Reading] = []
@@ -252,13 +276,11 @@ class BacnetDriver:
             except BacnetReply as exc:  # an error for this property only: a bad reading, not a failed poll
                 last = exc
                 answered += 1
-                log.warning("%s", exc)
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(exc.err), time.time()))
                 continue
             answered += 1
             if isinstance(raw, ErrorRejectAbortNack):
-                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(raw), time.time()))
                 continue
             out.append(self._reading(p, raw, time.time()))
         if last is not None and answered == len(points) and all(r.quality is Quality.BAD for r in out):
@@ -326,10 +348,12 @@ class BacnetReply(DeviceProtocolError):
 
     @property
     def rejects_rpm(self) -> bool:
-        if not isinstance(self.err, RejectPDU | AbortPDU):
-            return False
-        reason = str(getattr(self.err, "apduAbortRejectReason", ""))
-        return any(r in reason for r in RPM_UNSUPPORTED)
+        """Reject/Abort unrecognized-service, or (some controllers) Error class services refusing the service."""
+        if isinstance(self.err, RejectPDU | AbortPDU):
+            reason = str(getattr(self.err, "apduAbortRejectReason", ""))
+            return any(r in reason for r in RPM_UNSUPPORTED)
+        return (str(getattr(self.err, "errorClass", "")) == "services"
+                and str(getattr(self.err, "errorCode", "")) in RPM_REFUSED_CODES)
 
     @property
     def too_big(self) -> bool:
