@@ -46,7 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": UNAUTHORIZED}, 4
 class RateLimiter:
     """A token bucket per API token: ``rate_per_min`` requests a minute, bursts up to that many."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()

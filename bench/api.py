@@ -22,11 +22,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from buildings.site import Site
+    from telemetry.store import Store
 
 B = "jiefangbei-tower"
 
@@ -37,7 +44,7 @@ def emit(bench: str, metric: str, value: float, unit: str, baseline: float | Non
                       "baseline": round(baseline, 3) if baseline is not None else None, "ratio": ratio}), flush=True)
 
 
-def rate(fn, seconds: float) -> float:  # noqa: ANN001
+def rate(fn: Callable[[], object], seconds: float) -> float:
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
@@ -45,7 +52,7 @@ def rate(fn, seconds: float) -> float:  # noqa: ANN001
     return n / (time.perf_counter() - t0)
 
 
-def naive_export(store, site, start: float, end: float, window: int) -> int:  # noqa: ANN001
+def naive_export(store: Store, site: Site, start: float, end: float, window: int) -> int:
     """Raw readings of every sub-item meter counter into Python, differenced per window."""
     from telemetry.queries import meters
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +34,9 @@ from telemetry.embedded import EmbeddedStore  # noqa: E402
 from telemetry.influx import InfluxStore  # noqa: E402
 from telemetry.reading import Reading  # noqa: E402
 from telemetry.store import Agg  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BATCH = 5000
 POINTS = 1000
@@ -115,7 +119,7 @@ def year_of_meter(t_end: float) -> tuple[list[Reading], float]:
     return readings, start
 
 
-def timed(fn, runs: int = 5) -> float:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         t = time.perf_counter()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -26,6 +27,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from buildings.records.base import Base, session_factory
 from buildings.site import BuildingFile, PointRef, Site
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not-a-real-password-used-to-equalise-timing")
@@ -249,7 +253,7 @@ def _lock_remaining(row: LoginFailure | None, now: dt.datetime) -> int:
     return max(0, int((until - now).total_seconds()) + 1) if until and until > now else 0
 
 
-def _record_failure(s, key: str, limit: int, policy: ThrottlePolicy, now: dt.datetime) -> None:  # noqa: ANN001
+def _record_failure(s: Session, key: str, limit: int, policy: ThrottlePolicy, now: dt.datetime) -> None:
     row = s.get(LoginFailure, key)
     if row is None:
         row = LoginFailure(key=key, failures=0, window_start=now, locked_until=None)

@@ -44,7 +44,7 @@ MIN_TEMP_RANGE_K = 8.0  # a baseline that never saw a season cannot learn a temp
 class BaselineError(ValueError):
     """The baseline cannot be used; ``reason`` says why and what to do (too short, too noisy, gaps...)."""
 
-    def __init__(self, reason: str, stats: dict[str, float] | None = None):
+    def __init__(self, reason: str, stats: dict[str, float] | None = None) -> None:
         self.reason = reason
         self.stats = stats or {}
         super().__init__(reason)

@@ -728,7 +728,7 @@ BUILDING_CHECKS = (_owner_areas, _owners_once)
 class SiteError(ValueError):
     """A site file or folder that cannot be loaded; carries every problem found."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

@@ -43,7 +43,7 @@ class SimStatus:
 class SimControl:
     """Simulators of one data dir: control files in DATA_DIR/dashboard-sim/<building>.json."""
 
-    def __init__(self, data_dir: Path, timeout_s: float = 5.0):
+    def __init__(self, data_dir: Path, timeout_s: float = 5.0) -> None:
         self.dir = Path(data_dir) / "dashboard-sim"
         self.timeout_s = timeout_s
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,6 +17,9 @@ from rich.tree import Tree
 
 from buildings import DEFAULT_SITE
 from retrofit.settings import settings_or_exit
+
+if TYPE_CHECKING:
+    from buildings.site import Site
 
 app = typer.Typer(
     name="retrofit",
@@ -41,7 +45,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_site_or_exit(path: str):  # noqa: ANN201 - returns buildings.site.Site
+def load_site_or_exit(path: str) -> Site:
     """Load a site for a command, turning SiteError into a readable error and exit code 2."""
     from buildings.site import SiteError, load_site
 

@@ -11,11 +11,18 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from retrofit.settings import settings_or_exit
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from buildings.site import Site
+    from retrofit.settings import Settings
+    from telemetry.store import Store
 
 token_app = typer.Typer(help="API tokens: create, list, revoke.  Example: retrofit users token list",
                         no_args_is_help=True)
@@ -29,19 +36,19 @@ contacts_app = typer.Typer(help="Owners' contact persons (personal information).
                                 "import contacts.csv", no_args_is_help=True)
 
 
-def _engine(s: Any):  # noqa: ANN202, ANN401 - Engine
+def _engine(s: Settings) -> Engine:
     from buildings.records.base import make_engine
 
     return make_engine(s.effective_records_url)
 
 
-def _site(s: Any, site: str | None):  # noqa: ANN202, ANN401 - Site
+def _site(s: Settings, site: str | None) -> Site:
     from retrofit.cli import DEFAULT_SITE, load_site_or_exit
 
     return load_site_or_exit(site or str(s.site or DEFAULT_SITE))
 
 
-def _store(s: Any) -> tuple[Any, str | None]:  # noqa: ANN401
+def _store(s: Settings) -> tuple[Store | None, str | None]:
     from telemetry import open_store
     from telemetry.store import StoreError
 
@@ -281,7 +288,7 @@ def export_energy(
 EVERY = {"15min": 900, "1h": 3600, "1d": 86400}
 
 
-def _scheduled(store: Any, st: Any, ids: list[str], resolution: str, fmt: str, out_dir: Path, every: str,  # noqa: ANN401
+def _scheduled(store: Any, st: Any, ids: list[str], resolution: str, fmt: str, out_dir: Path, every: str,
                iterations: int) -> None:
     """The export loop: each round writes [last exported end, the last completed period end) per building."""
     from api import exports

@@ -6,15 +6,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from retrofit.settings import Settings
 
 users_app = typer.Typer(help="Dashboard users: add, list, disable.  Example: retrofit users list",
                         no_args_is_help=True)
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
-def _engine():  # noqa: ANN202 - sqlalchemy Engine
+def _engine() -> tuple[Settings, Engine]:
     from buildings.records.base import make_engine
     from retrofit.settings import settings_or_exit
 

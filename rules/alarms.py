@@ -108,7 +108,7 @@ class AlarmPublisher:
     """Publish alarm events as JSON with QoS 1 on ``<root>/<building>/alarms/<rule>`` (paho VERSION2)."""
 
     def __init__(self, url: str, root: str = "retrofit", username: str | None = None,
-                 password: str | None = None, client_id: str = "", timeout_s: float = 5.0):
+                 password: str | None = None, client_id: str = "", timeout_s: float = 5.0) -> None:
         from urllib.parse import urlsplit
 
         import paho.mqtt.client as mqtt
@@ -170,7 +170,7 @@ class Applied:
 class AlarmBook:
     """The alarm records: apply engine events, list, acknowledge, suppress. Safe to share across threads."""
 
-    def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0):
+    def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0) -> None:
         self._own_engine = isinstance(engine, str)
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         Base.metadata.create_all(self.engine, tables=[Alarm.__table__, MaintenanceWindow.__table__])

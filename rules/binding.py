@@ -130,58 +130,66 @@ def _key(building_id: str, local_id: str) -> str:
     return sys.intern(point_key(building_id, local_id))
 
 
-def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport,  # noqa: C901
-               shared: _Shared) -> str:
+def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport, shared: _Shared) -> str:
+    """Bind one rule on every building; returns why it bound nowhere (used only when it did not bind)."""
     r = rule.rule
-    attrs_used = rule.attrs_used
     kinds = set(r.equipment)
     missing_attr = 0
     for bf in files:
-        b = bf.building
         if r.scope == "device":
-            for d in bf.devices:
-                rep.bindings.append(Binding(rule, b.id, "", d.id,
-                                            shared({"dev": sys.intern(device_point_key(b.id, d.id))}),
-                                            _params(rule, bf, None), shared({"poll_s": d.poll_interval_s})))
+            _bind_devices(rule, bf, rep, shared)
             continue
         for eq in bf.equipment:
             if kinds and eq.kind not in kinds:
                 continue
-            if r.scope == "point":
-                spec = r.points["x"]
-                for p in eq.points:
-                    if not spec.matches(p.brick, p.subitem):
-                        continue
-                    attrs = {"poll_s": _poll(bf, p)}
-                    if p.range is not None:
-                        attrs["range_min"], attrs["range_max"] = p.range
-                    if not attrs_used <= set(attrs):
-                        missing_attr += 1
-                        continue
-                    rep.bindings.append(Binding(rule, b.id, eq.id, p.id, shared({"x": _key(b.id, p.id)}),
-                                                _params(rule, bf, eq), shared(attrs)))
-                continue
-            used: set[str] = set()
-            found: dict[str, str] = {}
-            polls = []
-            for var, spec in r.points.items():
-                p = _find(spec, eq, bf, used)
-                if p is None:
-                    break
-                used.add(p.id)
-                found[var] = _key(b.id, p.id)
-                polls.append(_poll(bf, p))
-            else:
-                attrs = {"poll_s": max(polls), "floor_area_m2": b.gross_floor_area_m2}
-                if eq.breaker_rating_a is not None:
-                    attrs["breaker_rating_a"] = eq.breaker_rating_a
-                if not attrs_used <= set(attrs):
-                    missing_attr += 1
-                    continue
-                rep.bindings.append(Binding(rule, b.id, eq.id, eq.id, shared(found), _params(rule, bf, eq),
-                                            shared(attrs)))
+            bind = _bind_points if r.scope == "point" else _bind_equipment
+            missing_attr += bind(rule, bf, eq, rep, shared)
     if missing_attr:
-        return f"{missing_attr} candidate(s) lack {', '.join(sorted(attrs_used))} in the site file"
+        return f"{missing_attr} candidate(s) lack {', '.join(sorted(rule.attrs_used))} in the site file"
     need = "; ".join(f"{v}: {'/'.join(s.classes or s.quantity)}" for v, s in r.points.items())
     where = f" on {'/'.join(sorted(kinds))}" if kinds else ""
     return f"no equipment{where} has {need}"
+
+
+def _bind_devices(rule: CompiledRule, bf: BuildingFile, rep: BindReport, shared: _Shared) -> None:
+    """A device-scope rule: one binding per device, on its health point."""
+    b = bf.building
+    for d in bf.devices:
+        rep.bindings.append(Binding(rule, b.id, "", d.id, shared({"dev": sys.intern(device_point_key(b.id, d.id))}),
+                                    _params(rule, bf, None), shared({"poll_s": d.poll_interval_s})))
+
+
+def _bind_points(rule: CompiledRule, bf: BuildingFile, eq: Equipment, rep: BindReport, shared: _Shared) -> int:
+    """A point-scope rule: one binding per matching point; returns how many lacked a needed attribute."""
+    b, spec, missing = bf.building, rule.rule.points["x"], 0
+    for p in eq.points:
+        if not spec.matches(p.brick, p.subitem):
+            continue
+        attrs = {"poll_s": _poll(bf, p)}
+        if p.range is not None:
+            attrs["range_min"], attrs["range_max"] = p.range
+        if not rule.attrs_used <= set(attrs):
+            missing += 1
+            continue
+        rep.bindings.append(Binding(rule, b.id, eq.id, p.id, shared({"x": _key(b.id, p.id)}),
+                                    _params(rule, bf, eq), shared(attrs)))
+    return missing
+
+
+def _bind_equipment(rule: CompiledRule, bf: BuildingFile, eq: Equipment, rep: BindReport, shared: _Shared) -> int:
+    """An equipment-scope rule: one binding when every variable finds its own point; 1 if an attribute is missing."""
+    b, used, found, polls = bf.building, set(), {}, []
+    for var, spec in rule.rule.points.items():
+        p = _find(spec, eq, bf, used)
+        if p is None:
+            return 0
+        used.add(p.id)
+        found[var] = _key(b.id, p.id)
+        polls.append(_poll(bf, p))
+    attrs = {"poll_s": max(polls), "floor_area_m2": b.gross_floor_area_m2}
+    if eq.breaker_rating_a is not None:
+        attrs["breaker_rating_a"] = eq.breaker_rating_a
+    if not rule.attrs_used <= set(attrs):
+        return 1
+    rep.bindings.append(Binding(rule, b.id, eq.id, eq.id, shared(found), _params(rule, bf, eq), shared(attrs)))
+    return 0

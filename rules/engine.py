@@ -66,7 +66,7 @@ class AlarmEvent:
 class _Snapshot:
     """Engine point state as numpy arrays at one tick (built once per tick, shared by every rule)."""
 
-    def __init__(self, eng: Engine, now: float):
+    def __init__(self, eng: Engine, now: float) -> None:
         self.val_ts = np.frombuffer(eng._val_ts)
         self.age = now - self.val_ts
         self.qual = np.frombuffer(eng._qual, dtype=np.int8)
@@ -91,7 +91,7 @@ class _Snapshot:
 class _View:
     """A rule variable's slice of the snapshot (lazy: only what the rule's functions read is gathered)."""
 
-    def __init__(self, snap: _Snapshot, idx: np.ndarray, value: np.ndarray):
+    def __init__(self, snap: _Snapshot, idx: np.ndarray, value: np.ndarray) -> None:
         self._s = snap
         self._i = idx
         self.value = value
@@ -129,7 +129,7 @@ class RuleInstance:
     """One rule with all its bindings, and their persistence state, as arrays."""
 
     def __init__(self, rule: CompiledRule, bindings: list[Binding], index: dict[str, int],
-                 bidx: dict[str, int], step_s: float):
+                 bidx: dict[str, int], step_s: float) -> None:
         self.rule = rule
         self.bindings = bindings
         n = self.n = len(bindings)
@@ -271,7 +271,7 @@ class Engine:
 
     def __init__(self, site: Site, rules: list[CompiledRule], step_s: float = 60.0, lateness_s: float = 120.0,
                  stale_factor: float = 3.0, buildings: set[str] | None = None, report: BindReport | None = None,
-                 min_poll_s: float = 0.0):
+                 min_poll_s: float = 0.0) -> None:
         """``min_poll_s``: the sampling interval of the data when it is coarser than the site's poll intervals
         (e.g. 15-minute history): staleness and the rules' ``poll_s`` use the larger of the two."""
         self.site = site

@@ -36,7 +36,7 @@ _UNIT_S = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 6048
 class ExprError(ValueError):
     """A condition that is not valid; ``col`` is the 1-based column, ``line`` the 1-based line in the text."""
 
-    def __init__(self, message: str, line: int = 1, col: int = 1):
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
         self.line = line
         self.col = col
         self.reason = message
@@ -129,7 +129,7 @@ class Window:
     Values are sampled once per engine step: a mean is therefore time-weighted, whatever the poll rate.
     """
 
-    def __init__(self, n: int, window_s: float, step_s: float, need: frozenset[str], min_coverage: float = 0.5):
+    def __init__(self, n: int, window_s: float, step_s: float, need: frozenset[str], min_coverage: float = 0.5) -> None:
         self.k = max(1, min(MAX_BUCKETS, math.ceil(window_s / step_s - 1e-9)))
         self.width = window_s / self.k
         self.window_s = window_s
@@ -209,7 +209,7 @@ class Window:
 class Lag:
     """The value an expression had about ``lag_s`` ago (the mean of the bucket that far back)."""
 
-    def __init__(self, n: int, lag_s: float, step_s: float):
+    def __init__(self, n: int, lag_s: float, step_s: float) -> None:
         self.k = max(1, min(LAG_BUCKETS, math.ceil(lag_s / step_s - 1e-9)))
         self.width = lag_s / self.k
         self.sum = np.zeros((n, self.k + 1))
@@ -317,7 +317,7 @@ def _const(c: float) -> _N:
 
 
 class _Compiler:
-    def __init__(self, known: set[str], points: set[str], slot_base: int, line_offset: int):
+    def __init__(self, known: set[str], points: set[str], slot_base: int, line_offset: int) -> None:
         self.known = known
         self.points = points
         self.out = Compiled(fn=lambda f: f)  # placeholder, replaced

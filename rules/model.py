@@ -201,7 +201,7 @@ class CompiledRule:
 class RuleError(ValueError):
     """A rule library that cannot be loaded; carries every problem found (file, line, field, message)."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

@@ -12,10 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rules.engine import AlarmEvent, Engine
 from telemetry.reading import Reading
 from telemetry.store import Store
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 log = logging.getLogger("rules.runner")
 
@@ -87,7 +91,7 @@ class MqttReadings:
     """
 
     def __init__(self, url: str, buildings: Sequence[str], decode: Callable[[bytes], Reading], root: str = "retrofit",
-                 username: str | None = None, password: str | None = None, client_id: str = ""):
+                 username: str | None = None, password: str | None = None, client_id: str = "") -> None:
         from urllib.parse import urlsplit
 
         import paho.mqtt.client as mqtt
@@ -112,13 +116,14 @@ class MqttReadings:
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: mqtt.ReasonCode, properties: mqtt.Properties | None) -> None:
         if reason_code.is_failure:
             log.error("rules: broker %s:%d refused the connection: %s", self.host, self.port, reason_code)
             return
         client.subscribe([(t, 1) for t in self.topics])
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
             r = self.decode(msg.payload)
         except ValueError as exc:

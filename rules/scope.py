@@ -242,7 +242,7 @@ class ScopedStore:
     """The Store interface, restricted to one Scope: every key is checked, aggregates go through the cache,
     store errors become Unavailable. Writing is refused: the dashboard only reads."""
 
-    def __init__(self, scope: Scope):
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
     def write(self, readings: Sequence[Reading]) -> None:

@@ -95,7 +95,7 @@ class BuildingModel:
     """The physics of one building (see module doc)."""
 
     def __init__(self, bf: BuildingFile, seed: int, weather: Weather, faults: list[Fault] | None = None,
-                 retrofit: bool = True, sizing: Sizing | None = None):
+                 retrofit: bool = True, sizing: Sizing | None = None) -> None:
         self.bf = bf
         self.b = bf.building
         self.id = self.b.id

@@ -46,7 +46,7 @@ class SitePhysics:
     """All buildings of a site: point values at any times, with faults; deterministic for a seed."""
 
     def __init__(self, site: Site, seed: int = 0, faults: list[Fault] | None = None, retrofit: bool = True,
-                 sizing: dict[str, Sizing] | None = None):
+                 sizing: dict[str, Sizing] | None = None) -> None:
         self.site = site
         self.seed = int(seed)
         self.retrofit = retrofit

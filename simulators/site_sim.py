@@ -17,10 +17,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from buildings.site import Site, SiteError
+from buildings.site import Problem, Site, SiteError
 from simulators.faults import DEVICE_KINDS, KINDS, Fault, FaultKind, FaultSpec, Scenario, check_targets
 from simulators.physics import STEP
 from simulators.points import SitePhysics
@@ -37,7 +38,7 @@ class SiteSimulation:
 
     def __init__(self, site: Site, seed: int = 0, speed: float = 1.0, start: float | None = None,
                  faults: list[Fault] | None = None, retrofit: bool = True,
-                 clock: Callable[[], float] = time.monotonic, refresh_s: float = 2.0):
+                 clock: Callable[[], float] = time.monotonic, refresh_s: float = 2.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0 (1 = real time, 60 = a minute per second)")
         self.site = site
@@ -54,7 +55,7 @@ class SiteSimulation:
 
     @classmethod
     def from_scenario(cls, site: Site, scenario_path: str | None, seed: int | None = None, speed: float = 1.0,
-                      start: float | None = None, **kw) -> SiteSimulation:  # noqa: ANN003
+                      start: float | None = None, **kw: Any) -> SiteSimulation:
         """A simulation with a scenario file's faults (relative times count from ``start``, default now)."""
         from simulators.faults import load_scenario
 
@@ -180,7 +181,6 @@ class SiteSimulation:
                  "family": KINDS[f.kind].family, "rule": KINDS[f.kind].rule} for f in self.physics.faults]
 
 
-def _problem(msg: str, hint: str):  # noqa: ANN202 - buildings.site.Problem
-    from buildings.site import Problem
+def _problem(msg: str, hint: str) -> Problem:
 
     return Problem(file="(live fault)", line=None, field="target", message=msg, hint=hint)

@@ -33,7 +33,7 @@ class WeatherSample:
 class Weather:
     """Outdoor weather for one site; the same for every building of the site (they share a city)."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
         self._k = [rand.key64("weather", seed, i) for i in range(6)]
 

@@ -163,7 +163,7 @@ class DurableBuffer:
     def __init__(self, directory: str | Path, store: Store, *, max_bytes: int = 512 * 2**20,
                  segment_bytes: int = 16 * 2**20, drain_batch: int | None = None, warn_fraction: float = 0.8,
                  retry_initial_s: float = 0.2, retry_max_s: float = 10.0, fsync: bool = True, start: bool = True,
-                 on_state: Callable[[BufferState, BufferStatus], None] | None = None, owns_store: bool = False):
+                 on_state: Callable[[BufferState, BufferStatus], None] | None = None, owns_store: bool = False) -> None:
         self.directory = Path(directory)
         self.store = store
         self.max_bytes = max_bytes

@@ -58,7 +58,7 @@ class EmbeddedStore:
     # every commit rewrites one leaf page per series it touches: bigger batches cost less per reading
     preferred_batch = 50_000
 
-    def __init__(self, path: str | Path, readonly: bool = False, timeout_s: float = 10.0):
+    def __init__(self, path: str | Path, readonly: bool = False, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.readonly = readonly
         try:

@@ -96,7 +96,7 @@ class InfluxStore:
     def __init__(self, url: str, database: str = "retrofit", *, username: str | None = None,
                  password: str | None = None, token: str | None = None, raw_retention: str = "400d",
                  downsampled_retention: str = "3650d", precision: str = "ms", verify_tls: bool | str = True,
-                 timeout_s: float = 10.0, tag_resolver: TagResolver | None = None, create: bool = True):
+                 timeout_s: float = 10.0, tag_resolver: TagResolver | None = None, create: bool = True) -> None:
         if precision not in ("ms", "s"):
             raise ValueError(f"precision must be 'ms' or 's', got {precision!r}")
         self.url, url_user, url_password = strip_credentials(url.rstrip("/"))
@@ -518,7 +518,7 @@ class InfluxStore:
 class DownsampleJob(threading.Thread):
     """Our own hourly rollup for servers without continuous queries (2.x/3.x): every hour, the last hours."""
 
-    def __init__(self, store: InfluxStore, every_s: float = 3600.0, lookback_h: int = 2):
+    def __init__(self, store: InfluxStore, every_s: float = 3600.0, lookback_h: int = 2) -> None:
         super().__init__(name="influx-downsample", daemon=True)
         self.store, self.every_s, self.lookback_h = store, every_s, lookback_h
         self._stop_event = threading.Event()

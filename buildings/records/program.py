@@ -51,7 +51,7 @@ PROGRAM_DIR = Path(__file__).resolve().parent.parent / "program"
 class ProgramError(ValueError):
     """Programme data that cannot be written; nothing was changed. Carries file/line/field problems if known."""
 
-    def __init__(self, message: str, problems: list[Problem] | None = None):
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
         self.problems = problems or []
         super().__init__(message if not self.problems else "\n".join(str(p) for p in self.problems))
 

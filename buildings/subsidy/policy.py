@@ -315,46 +315,49 @@ def _interval(conds: list[Condition]) -> tuple[float, bool, float, bool]:
 
 def contradictions(rule: Rule, path: str = "") -> list[tuple[str, str]]:
     """Conditions of one ``all`` that no value can satisfy together (numeric ranges, equal/in sets)."""
+    if isinstance(rule, AnyOf):
+        return [c for i, r in enumerate(rule.any) for c in contradictions(r, f"{path}.any[{i}]")]
+    if isinstance(rule, Not):
+        return contradictions(rule.not_, f"{path}.not")
+    if not isinstance(rule, All):
+        return []
     out: list[tuple[str, str]] = []
-    if isinstance(rule, All):
-        by_field: dict[str, list[Condition]] = {}
-        for i, r in enumerate(rule.all):
-            if isinstance(r, Condition):
-                by_field.setdefault(r.field, []).append(r)
-            else:
-                out += contradictions(r, f"{path}.all[{i}]")
-        for f, cs in by_field.items():
+    by_field: dict[str, list[Condition]] = {}
+    for i, r in enumerate(rule.all):
+        if isinstance(r, Condition):
+            by_field.setdefault(r.field, []).append(r)
+        else:
+            out += contradictions(r, f"{path}.all[{i}]")
+    for f, cs in by_field.items():
+        if _range_empty(f, cs) or _sets_empty(cs):
             desc = " and ".join(f"{c.op} {c.value!r}" for c in cs)
-            if FIELDS[f].type in ("number", "date") and all(c.op in (">=", ">", "<=", "<", "==") for c in cs):
-                if all(not isinstance(c.value, str) for c in cs):
-                    lo, lo_in, hi, hi_in = _interval(cs)
-                    if lo > hi or (lo == hi and not (lo_in and hi_in)):
-                        out.append((path, f"{f} {desc} can never all hold"))
-                        continue
-            allowed: set | None = None
-            banned: set = set()
-            for c in cs:
-                if c.op == "==":
-                    s = {_hashable(c.value)}
-                elif c.op == "in":
-                    s = {_hashable(x) for x in c.value}
-                elif c.op == "!=":
-                    banned.add(_hashable(c.value))
-                    continue
-                elif c.op == "not_in":
-                    banned |= {_hashable(x) for x in c.value}
-                    continue
-                else:
-                    continue
-                allowed = s if allowed is None else allowed & s
-            if allowed is not None and not (allowed - banned):
-                out.append((path, f"{f} {desc} can never all hold"))
-    elif isinstance(rule, AnyOf):
-        for i, r in enumerate(rule.any):
-            out += contradictions(r, f"{path}.any[{i}]")
-    elif isinstance(rule, Not):
-        out += contradictions(rule.not_, f"{path}.not")
+            out.append((path, f"{f} {desc} can never all hold"))
     return out
+
+
+def _range_empty(field: str, cs: list[Condition]) -> bool:
+    """True when numeric or date bounds on one field leave no value between them."""
+    if FIELDS[field].type not in ("number", "date"):
+        return False
+    if not all(c.op in (">=", ">", "<=", "<", "==") and not isinstance(c.value, str) for c in cs):
+        return False
+    lo, lo_in, hi, hi_in = _interval(cs)
+    return lo > hi or (lo == hi and not (lo_in and hi_in))
+
+
+def _sets_empty(cs: list[Condition]) -> bool:
+    """True when ==/in conditions allow values that !=/not_in conditions all ban (or none at all)."""
+    allowed: set | None = None
+    banned: set = set()
+    for c in cs:
+        if c.op == "!=":
+            banned.add(_hashable(c.value))
+        elif c.op == "not_in":
+            banned |= {_hashable(x) for x in c.value}
+        elif c.op in ("==", "in"):
+            s = {_hashable(c.value)} if c.op == "==" else {_hashable(x) for x in c.value}
+            allowed = s if allowed is None else allowed & s
+    return allowed is not None and not (allowed - banned)
 
 
 def _hashable(v: Any) -> Any:
@@ -364,7 +367,7 @@ def _hashable(v: Any) -> Any:
 class PolicyError(ValueError):
     """A policy file that cannot be loaded; carries every problem with file, line and field."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

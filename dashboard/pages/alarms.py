@@ -3,6 +3,8 @@ chart of what the rule saw around the alarm time."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -10,6 +12,9 @@ import streamlit as st
 from dashboard import ui
 from dashboard.scope import Can, ScopeDenied, Unavailable
 from telemetry.store import Agg
+
+if TYPE_CHECKING:
+    from rules.alarms import Alarm
 
 t = ui.tr()
 sc = ui.scope()
@@ -45,7 +50,7 @@ if pick_b:
     alarms = [a for a in alarms if a.building in pick_b]
 
 
-def row(a) -> dict:  # noqa: ANN001 - rules.alarms.Alarm
+def row(a: Alarm) -> dict:
     tz = tz_of[a.building]
     return {
         "id": a.id, t("col.building"): names.get(a.building, a.building),

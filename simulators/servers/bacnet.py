@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bacpypes3.apdu import (
     ConfirmedRequestPDU,
@@ -56,6 +56,9 @@ from buildings.bacpypes_speedup import install as _install_speedup
 from buildings.site import Device, Point, Protocol, Site, point_key
 from simulators.servers import Endpoint
 from simulators.values import DeviceMode, ValueSource
+
+if TYPE_CHECKING:
+    from bacpypes3.basetypes import ServicesSupported
 
 log = logging.getLogger(__name__)
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
@@ -163,7 +166,7 @@ class SimApplication(Application):
             results.append(ReadAccessResult(objectIdentifier=spec.objectIdentifier, listOfResults=elements))
         await self.response(ReadPropertyMultipleACK(listOfReadAccessResults=results, context=apdu))
 
-    def get_services_supported(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
+    def get_services_supported(self) -> ServicesSupported:
         services = super().get_services_supported()
         if not self.sim.device.rpm:
             services[services.readPropertyMultiple] = 0

@@ -20,7 +20,7 @@ from tests.api.conftest import PERSONAL, Served
 B = "jiefangbei-tower"
 
 
-def ids(resp) -> list[str]:  # noqa: ANN001
+def ids(resp) -> list[str]:
     return [x["id"] for x in resp.json()["items"]]
 
 
@@ -263,7 +263,7 @@ def requests_get_json(url: str) -> dict:
     return r.json()
 
 
-def test_no_audit_log_no_data(tmp_path) -> None:  # noqa: ANN001
+def test_no_audit_log_no_data(tmp_path) -> None:
     """Fail closed: a records database without the audit log serves nothing (503), it does not serve unlogged."""
     from api.app import create_app
     from api.tokens import create_token

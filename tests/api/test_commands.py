@@ -20,12 +20,12 @@ from retrofit.cli import app
 from tests.api.conftest import PERSONAL, ApiEnv
 
 
-def said(res) -> str:  # noqa: ANN001 - click Result
+def said(res) -> str:
     """The command's output with rich's line wrapping undone (wrap points depend on path lengths)."""
     return " ".join(res.output.split())
 
 
-def run(*args: str, ok: bool = True, env: dict[str, str] | None = None):  # noqa: ANN201 - click Result
+def run(*args: str, ok: bool = True, env: dict[str, str] | None = None):
     res = CliRunner().invoke(app, list(args), env=env)
     if ok:
         assert res.exit_code == 0, (args, res.output, res.exception)

@@ -17,12 +17,12 @@ from tests.api.conftest import ApiEnv
 PASS = "a long enough passphrase"
 
 
-def said(res) -> str:  # noqa: ANN001 - click Result
+def said(res) -> str:
     """The command's output with rich's line wrapping undone (wrap points depend on path lengths)."""
     return " ".join(res.output.split())
 
 
-def run(*args: str, ok: bool = True):  # noqa: ANN201 - click Result
+def run(*args: str, ok: bool = True):
     res = CliRunner().invoke(app, list(args))
     if ok:
         assert res.exit_code == 0, (args, res.output, res.exception)

@@ -14,15 +14,15 @@ from tests.api.conftest import Served
 EXAMPLES = 15
 
 
-def _checker(served: Served, op, headers: dict[str, str], seen: dict[str, set[int]],  # noqa: ANN001
-             examples: int):  # noqa: ANN202 - a hypothesis test function
+def _checker(served: Served, op, headers: dict[str, str], seen: dict[str, set[int]],
+             examples: int):
     """A bounded property test of one operation: every generated request answers below 500."""
     label = op.label
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(case=op.as_strategy())
-    def check(case) -> None:  # noqa: ANN001 - a schemathesis Case
+    def check(case) -> None:
         resp = case.call(base_url=served.base, headers=headers, timeout=30)
         seen.setdefault(label, set()).add(resp.status_code)
         assert resp.status_code < 500, (label, case.path_parameters, case.query, resp.status_code, resp.text[:300])

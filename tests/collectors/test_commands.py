@@ -93,7 +93,7 @@ def test_collect_never_writes(tmp_path: Path) -> None:
     codes: list[int] = []
     original = ModbusEndpointServer._trace_pdu
 
-    def spy(self: ModbusEndpointServer, sending: bool, pdu: object):  # noqa: ANN202
+    def spy(self: ModbusEndpointServer, sending: bool, pdu: object):
         if not sending:
             codes.append(pdu.function_code)  # type: ignore[attr-defined]
         return original(self, sending, pdu)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from tests.collectors.conftest import DictValues, building_doc, point, write_sit
 UNITS = (1, 2, 3, 4, 5)
 
 
-def _gateway_site(tmp_path: Path):  # noqa: ANN202 - a buildings.site.Site
+def _gateway_site(tmp_path: Path):
     port = free_port()
     devices = [{"id": f"meter-{u}", "protocol": "modbus", "port": port, "unit_id": u, "poll_interval_s": 60}
                for u in UNITS]

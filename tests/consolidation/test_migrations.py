@@ -238,7 +238,7 @@ def test_a_failed_migration_changes_nothing(records_url: str, monkeypatch: pytes
     tables = _tables(records_url)
     real = migrate.command.upgrade
 
-    def upgrade_then_fail(cfg, revision):  # noqa: ANN001, ANN202 - alembic's signature
+    def upgrade_then_fail(cfg, revision):
         real(cfg, revision)  # 0002 and 0003 ran: their tables exist inside the transaction...
         conn = cfg.attributes["connection"]
         assert "users" in inspect(conn).get_table_names()
@@ -282,7 +282,7 @@ def test_records_commands_say_from_which_revision_to_which(records_url: str,
         assert "Example" in run("records", cmd, "--help")
 
 
-def test_sqlite_stays_the_default_and_never_loads_psycopg(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_sqlite_stays_the_default_and_never_loads_psycopg(tmp_path, monkeypatch) -> None:
     """`retrofit demo` on a fresh machine: the records database is a SQLite file and psycopg is not imported."""
     import subprocess
     import sys

@@ -76,7 +76,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     seen: list[bytes] = []
     real = MemoryMediaFileStorage.load_and_get_id
 
-    def spy(self, path_or_data, mimetype, kind, filename=None):  # noqa: ANN001, ANN202
+    def spy(self, path_or_data, mimetype, kind, filename=None):
         seen.append(path_or_data if isinstance(path_or_data, bytes) else str(path_or_data).encode())
         return real(self, path_or_data, mimetype, kind, filename)
 
@@ -84,7 +84,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return seen
 
 
-def sign_in(username: str, password: str = PASSWORD, query: dict[str, str] | None = None):  # noqa: ANN201
+def sign_in(username: str, password: str = PASSWORD, query: dict[str, str] | None = None):
     """An AppTest of the dashboard, signed in through the real form."""
     from streamlit.testing.v1 import AppTest
 
@@ -98,13 +98,13 @@ def sign_in(username: str, password: str = PASSWORD, query: dict[str, str] | Non
     return at.run()
 
 
-def page_text(at) -> str:  # noqa: ANN001
+def page_text(at) -> str:
     """Everything the page rendered: every element's proto as UTF-8 text plus every dataframe as CSV."""
     from google.protobuf import text_format
 
     out: list[str] = []
 
-    def walk(node) -> None:  # noqa: ANN001
+    def walk(node) -> None:
         proto = getattr(node, "proto", None)
         if proto is not None:
             out.append(text_format.MessageToString(proto, as_utf8=True))

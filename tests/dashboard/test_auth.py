@@ -17,13 +17,13 @@ PW = "a-long-enough-password"
 
 
 @pytest.fixture()
-def engine(tmp_path: Path):  # noqa: ANN201
+def engine(tmp_path: Path):
     e = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
     yield e
     e.dispose()
 
 
-def test_password_is_hashed_with_argon2_and_verifies(engine) -> None:  # noqa: ANN001
+def test_password_is_hashed_with_argon2_and_verifies(engine) -> None:
     add_user(engine, "alice", PW, "owner", "owner-a")
     with engine.connect() as c:
         stored = c.execute(text("SELECT password_hash FROM users WHERE username='alice'")).scalar_one()
@@ -41,13 +41,13 @@ def test_password_is_hashed_with_argon2_and_verifies(engine) -> None:  # noqa: A
     (("bob", PW, "admin", None), "role"),
     (("bob", "short", "district", None), "at least"),
 ])
-def test_bad_users_are_refused(engine, args, msg) -> None:  # noqa: ANN001
+def test_bad_users_are_refused(engine, args, msg) -> None:
     with pytest.raises(AuthError, match=msg):
         add_user(engine, *args)
     assert list_users(engine) == []
 
 
-def test_unknown_owner_refused_and_duplicate_refused(engine) -> None:  # noqa: ANN001
+def test_unknown_owner_refused_and_duplicate_refused(engine) -> None:
     with pytest.raises(AuthError, match="not in the site"):
         add_user(engine, "bob", PW, "owner", "ghost", known_owners={"owner-a"})
     add_user(engine, "bob", PW, "district")
@@ -55,7 +55,7 @@ def test_unknown_owner_refused_and_duplicate_refused(engine) -> None:  # noqa: A
         add_user(engine, "bob", PW, "district")
 
 
-def test_disabled_user_cannot_sign_in(engine) -> None:  # noqa: ANN001
+def test_disabled_user_cannot_sign_in(engine) -> None:
     add_user(engine, "dora", PW, "district")
     set_disabled(engine, "dora")
     assert authenticate(engine, "dora", PW, "c").principal is None
@@ -81,7 +81,7 @@ def test_throttle_per_user_survives_restart(tmp_path: Path) -> None:
     e.dispose()
 
 
-def test_throttle_per_client_across_user_names(engine) -> None:  # noqa: ANN001
+def test_throttle_per_client_across_user_names(engine) -> None:
     add_user(engine, "bob", PW, "district")
     policy = ThrottlePolicy(user_max=100, client_max=4, lock_s=120)
     now = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
@@ -91,7 +91,7 @@ def test_throttle_per_client_across_user_names(engine) -> None:  # noqa: ANN001
     assert authenticate(engine, "bob", PW, "7.7.7.7", policy, now).principal is not None
 
 
-def test_failures_outside_window_do_not_accumulate(engine) -> None:  # noqa: ANN001
+def test_failures_outside_window_do_not_accumulate(engine) -> None:
     add_user(engine, "bob", PW, "district")
     policy = ThrottlePolicy(user_max=3, client_max=100, window_s=600)
     t0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)

@@ -53,7 +53,7 @@ def dashboard_url(dash_env: DashEnv, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def _settle(page) -> None:  # noqa: ANN001
+def _settle(page) -> None:
     """Wait until Streamlit has finished the script run (the running indicator is gone)."""
     page.wait_for_timeout(300)
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=60_000)

@@ -38,14 +38,14 @@ def fixture_doc(**meta: str) -> dict:
 
 
 @pytest.fixture()
-def map_file(dash_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: ANN001
+def map_file(dash_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "district.geojson"
     path.write_text(json.dumps(fixture_doc(), ensure_ascii=False), encoding="utf-8")
     monkeypatch.setenv("RETROFIT_MAP_FILE", str(path))
     return path
 
 
-def chart(at) -> dict:  # noqa: ANN001
+def chart(at) -> dict:
     charts = at.get("plotly_chart")
     assert charts, "no chart on the page"
     return json.loads(charts[0].proto.spec)
@@ -59,7 +59,7 @@ def marker_ids(fig: dict) -> list[str]:
     return [c[0] for tr in layer(fig, "buildings") for c in tr["customdata"]]
 
 
-def open_states(dash_env) -> dict[str, str]:  # noqa: ANN001
+def open_states(dash_env) -> dict[str, str]:
     """Each building's worst open severity, read from the AlarmBook itself (not through the page)."""
     from rules.alarms import AlarmBook
 
@@ -91,7 +91,7 @@ def test_parse_basemap_reads_outline_water_and_provenance() -> None:
     (lambda d: d["features"].pop(0), "no feature of kind 'district'"),
     (lambda d: d.update(type="Feature"), "not a GeoJSON FeatureCollection"),
 ])
-def test_bad_basemap_names_file_and_feature(change, expected: str) -> None:  # noqa: ANN001
+def test_bad_basemap_names_file_and_feature(change, expected: str) -> None:
     doc = fixture_doc()
     change(doc)
     with pytest.raises(dmap.MapDataError, match=expected.replace("(", r"\(").replace("'", "'")):
@@ -126,7 +126,7 @@ def test_alarm_state_is_the_worst_open_severity() -> None:
 
 # --- the portfolio page (AppTest) ----------------------------------------------------------------------------
 
-def test_map_draws_outline_water_and_buildings_coloured_by_eui(dash_env, map_file: Path) -> None:  # noqa: ANN001
+def test_map_draws_outline_water_and_buildings_coloured_by_eui(dash_env, map_file: Path) -> None:
     at = sign_in("dora")
     assert not at.exception, at.exception
     fig = chart(at)
@@ -150,7 +150,7 @@ def test_map_draws_outline_water_and_buildings_coloured_by_eui(dash_env, map_fil
     assert "retrofit tests" in captions and "CC0-1.0" in captions and "点击楼宇" in captions
 
 
-def test_map_alarm_mode_colours_each_building_by_its_worst_open_alarm(dash_env, map_file: Path) -> None:  # noqa: ANN001
+def test_map_alarm_mode_colours_each_building_by_its_worst_open_alarm(dash_env, map_file: Path) -> None:
     expected = open_states(dash_env)
     assert set(expected.values()) >= {"fault", "warning"}  # the seeded alarms: something to tell apart
     at = sign_in("dora")
@@ -169,7 +169,7 @@ def test_map_alarm_mode_colours_each_building_by_its_worst_open_alarm(dash_env, 
     assert layer(fig, "district"), "the outline stays under the alarm view"
 
 
-def test_map_in_english(dash_env, map_file: Path) -> None:  # noqa: ANN001
+def test_map_in_english(dash_env, map_file: Path) -> None:
     at = sign_in("dora")
     at.session_state["lang"] = "en"  # as test_pages does: AppTest drops the entry script's sidebar radio
     at.run()
@@ -183,7 +183,7 @@ def test_map_in_english(dash_env, map_file: Path) -> None:  # noqa: ANN001
     assert at.radio(key="map_mode_en").label == "Colour by"
 
 
-def test_owner_sees_only_own_buildings_on_the_map(dash_env, map_file: Path) -> None:  # noqa: ANN001
+def test_owner_sees_only_own_buildings_on_the_map(dash_env, map_file: Path) -> None:
     at = sign_in("alice")
     assert not at.exception, at.exception
     for mode in ("eui", "alarms"):
@@ -196,7 +196,7 @@ def test_owner_sees_only_own_buildings_on_the_map(dash_env, map_file: Path) -> N
         assert not leaked, (mode, leaked)
 
 
-def test_map_without_base_map_says_so(dash_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # noqa: ANN001
+def test_map_without_base_map_says_so(dash_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(dmap, "DEFAULT_FILE", tmp_path / "none.geojson")
     monkeypatch.delenv("RETROFIT_MAP_FILE", raising=False)
     at = sign_in("dora")
@@ -206,7 +206,7 @@ def test_map_without_base_map_says_so(dash_env, monkeypatch: pytest.MonkeyPatch,
     assert any("未安装区界底图" in c.value for c in at.caption)
 
 
-def test_broken_base_map_is_a_warning_not_a_traceback(dash_env, map_file: Path) -> None:  # noqa: ANN001
+def test_broken_base_map_is_a_warning_not_a_traceback(dash_env, map_file: Path) -> None:
     doc = fixture_doc()
     doc["retrofit"].pop("licence")
     map_file.write_text(json.dumps(doc), encoding="utf-8")
@@ -218,9 +218,9 @@ def test_broken_base_map_is_a_warning_not_a_traceback(dash_env, map_file: Path) 
 
 # --- a real browser, offline ---------------------------------------------------------------------------------
 
-def _block_outside(context, attempts: list[str]) -> None:  # noqa: ANN001
+def _block_outside(context, attempts: list[str]) -> None:
     """Every request that is not to the loopback dashboard is recorded and aborted."""
-    def route(r) -> None:  # noqa: ANN001
+    def route(r) -> None:
         host = urlparse(r.request.url).hostname or ""
         if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost", "::1"):
             r.continue_()
@@ -231,7 +231,7 @@ def _block_outside(context, attempts: list[str]) -> None:  # noqa: ANN001
     context.route("**/*", route)
 
 
-def _marker_center(page, bid: str) -> tuple[float, float]:  # noqa: ANN001
+def _marker_center(page, bid: str) -> tuple[float, float]:
     """Where the building's marker is drawn: the map's own axes turn lon/lat into page pixels."""
     box = page.evaluate("""(bid) => {
         const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -306,7 +306,7 @@ def test_portfolio_screenshots_for_the_docs(dashboard_url: str, lang: str) -> No
 
 # --- scripts/build_district_map.py ---------------------------------------------------------------------------
 
-def _build_script():  # noqa: ANN202
+def _build_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("build_district_map", ROOT / "scripts" / "build_district_map.py")
@@ -340,7 +340,7 @@ def _inputs(tmp_path: Path) -> tuple[Path, Path]:
     return b, w
 
 
-def test_build_district_map_simplifies_clips_and_records_the_licence(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_build_district_map_simplifies_clips_and_records_the_licence(tmp_path: Path, capsys) -> None:
     from shapely.geometry import shape
 
     mod = _build_script()
@@ -363,7 +363,7 @@ def test_build_district_map_simplifies_clips_and_records_the_licence(tmp_path: P
     assert bm.of("district")[0].name_zh == "渝中区"
 
 
-def test_build_district_map_errors_say_what_to_change(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_build_district_map_errors_say_what_to_change(tmp_path: Path, capsys) -> None:
     mod = _build_script()
     boundary, _ = _inputs(tmp_path)
     rc = mod.main(["--boundary", str(boundary), "--name", "Nowhere", "--source", "s", "--licence", "l",

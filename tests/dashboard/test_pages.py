@@ -14,18 +14,18 @@ PAGES = ["pages/portfolio.py", "pages/building.py", "pages/energy.py", "pages/al
          "pages/subsidies.py", "pages/program.py"]
 
 
-def metrics(at) -> dict[str, str]:  # noqa: ANN001
+def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def test_wrong_password_is_refused(dash_env) -> None:  # noqa: ANN001
+def test_wrong_password_is_refused(dash_env) -> None:
     at = sign_in("dora", "not-the-password")
     assert not at.exception
     assert any("用户名或密码错误" in e.value for e in at.error)
     assert not at.metric
 
 
-def test_portfolio_metrics_district(dash_env) -> None:  # noqa: ANN001
+def test_portfolio_metrics_district(dash_env) -> None:
     site = load_site(str(dash_env.site))
     at = sign_in("dora")
     assert not at.exception, at.exception
@@ -41,7 +41,7 @@ def test_portfolio_metrics_district(dash_env) -> None:  # noqa: ANN001
     assert at.get("plotly_chart"), "the map is drawn"
 
 
-def test_building_page_values_and_trends(dash_env) -> None:  # noqa: ANN001
+def test_building_page_values_and_trends(dash_env) -> None:
     site = load_site(str(dash_env.site))
     at = sign_in("dora", query={"building": "jiefangbei-tower"})
     at.switch_page("pages/building.py").run()
@@ -59,7 +59,7 @@ def test_building_page_values_and_trends(dash_env) -> None:  # noqa: ANN001
     assert metrics(at)["测点数"] == str(sum(1 for k in site.points if k.startswith("huaxin-building/")))
 
 
-def test_energy_page_totals_match_the_store(dash_env) -> None:  # noqa: ANN001
+def test_energy_page_totals_match_the_store(dash_env) -> None:
     from buildings.site import load_site
     from telemetry.embedded import EmbeddedStore
     from telemetry.queries import meters
@@ -86,7 +86,7 @@ def test_energy_page_totals_match_the_store(dash_env) -> None:  # noqa: ANN001
     assert metrics(at)["已登记的实测节能量"].endswith("kWh")
 
 
-def test_language_switch_changes_labels(dash_env) -> None:  # noqa: ANN001
+def test_language_switch_changes_labels(dash_env) -> None:
     at = sign_in("dora")
     assert at.title[0].value == "楼宇总览"
     # AppTest drops the entry script's sidebar from its element tree after the first run with st.navigation,
@@ -102,7 +102,7 @@ def test_language_switch_changes_labels(dash_env) -> None:  # noqa: ANN001
     assert "Nov" in page_text(at) or "Dec" in page_text(at) or "kWh" in page_text(at)
 
 
-def test_session_timeout_and_disabled_user(dash_env) -> None:  # noqa: ANN001
+def test_session_timeout_and_disabled_user(dash_env) -> None:
     at = sign_in("dora")
     assert at.metric
     at.session_state["last_seen"] = 0.0
@@ -121,7 +121,7 @@ def test_session_timeout_and_disabled_user(dash_env) -> None:  # noqa: ANN001
         engine.dispose()
 
 
-def _denied(at, page: str) -> bool:  # noqa: ANN001
+def _denied(at, page: str) -> bool:
     """The page is either not in the user's menu (AppTest refuses it) or refuses the role itself."""
     try:
         at.switch_page(page)
@@ -132,7 +132,7 @@ def _denied(at, page: str) -> bool:  # noqa: ANN001
     return any("无权" in e.value for e in at.error) and not at.metric and not at.dataframe
 
 
-def test_roles_see_their_pages(dash_env) -> None:  # noqa: ANN001
+def test_roles_see_their_pages(dash_env) -> None:
     """Each page checks the role itself: opening a page by its path does not get around the menu."""
     from dashboard.app import PAGES as MENU
 
@@ -148,7 +148,7 @@ def test_roles_see_their_pages(dash_env) -> None:  # noqa: ANN001
         assert _denied(alice, page), page
 
 
-def test_pages_refuse_roles_even_when_run_directly(dash_env) -> None:  # noqa: ANN001
+def test_pages_refuse_roles_even_when_run_directly(dash_env) -> None:
     """Run each restricted page as its own script with a signed-in session of the wrong role."""
     import time as _time
 
@@ -169,7 +169,7 @@ def test_pages_refuse_roles_even_when_run_directly(dash_env) -> None:  # noqa: A
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if p != "pages/program.py"])
-def test_owner_sees_only_own_buildings(dash_env, downloads, page) -> None:  # noqa: ANN001
+def test_owner_sees_only_own_buildings(dash_env, downloads, page) -> None:
     """alice owns a share of jiefangbei-tower only: no other building on the page, in its filters, in its
     downloads, in either language, nor when the URL asks for another building (?building=huaxin-building)."""
     at = sign_in("alice")
@@ -193,7 +193,7 @@ def test_owner_sees_only_own_buildings(dash_env, downloads, page) -> None:  # no
         assert not [f for f in FOREIGN if f.encode() in payload], page
 
 
-def test_owner_portfolio_download_is_scoped(dash_env, downloads) -> None:  # noqa: ANN001
+def test_owner_portfolio_download_is_scoped(dash_env, downloads) -> None:
     at = sign_in("bob")
     assert metrics(at)["楼宇数"] == "1"
     csv = [p for p in downloads if b"chaotianmen-harbour" in p]
@@ -201,7 +201,7 @@ def test_owner_portfolio_download_is_scoped(dash_env, downloads) -> None:  # noq
     assert csv and not [f for f in others for p in downloads if f.encode() in p]
 
 
-def test_owner_cannot_open_programme_even_by_page_path(dash_env) -> None:  # noqa: ANN001
+def test_owner_cannot_open_programme_even_by_page_path(dash_env) -> None:
     """The programme page refuses non-district users itself, not only through the menu."""
     from buildings.site import load_site
     from dashboard.auth import Principal, Role
@@ -215,7 +215,7 @@ def test_owner_cannot_open_programme_even_by_page_path(dash_env) -> None:  # noq
     assert PASSWORD not in page_text(at)
 
 
-def test_alarms_page_lists_and_acknowledges(dash_env) -> None:  # noqa: ANN001
+def test_alarms_page_lists_and_acknowledges(dash_env) -> None:
     """Acknowledging with a comment changes the alarm's state in the records and on the page."""
     import time as _time
 
@@ -245,7 +245,7 @@ def test_alarms_page_lists_and_acknowledges(dash_env) -> None:  # noqa: ANN001
     book.close()
 
 
-def test_alarm_filters_and_history(dash_env) -> None:  # noqa: ANN001
+def test_alarm_filters_and_history(dash_env) -> None:
     at = sign_in("dora")
     at.switch_page("pages/alarms.py").run()
     at.multiselect(key="alarm_severities_zh").set_value(["critical"]).run()
@@ -258,7 +258,7 @@ def test_alarm_filters_and_history(dash_env) -> None:  # noqa: ANN001
     assert all(v == "能耗" for d in at.dataframe for v in d.value["类别"])
 
 
-def test_owner_cannot_acknowledge_or_see_another_owners_alarm(dash_env) -> None:  # noqa: ANN001
+def test_owner_cannot_acknowledge_or_see_another_owners_alarm(dash_env) -> None:
     from buildings.records.base import make_engine as mk
     from dashboard.auth import Principal
     from dashboard.scope import Scope, ScopeDenied
@@ -283,7 +283,7 @@ def test_owner_cannot_acknowledge_or_see_another_owners_alarm(dash_env) -> None:
 
 
 @pytest.mark.parametrize("page", ["pages/portfolio.py", "pages/building.py", "pages/energy.py"])
-def test_unreachable_store_is_a_message_not_a_traceback(dash_env, monkeypatch, page) -> None:  # noqa: ANN001
+def test_unreachable_store_is_a_message_not_a_traceback(dash_env, monkeypatch, page) -> None:
     """InfluxDB configured on a port where nothing listens: the page says so and still shows the rest."""
     from retrofit.devservers import free_port
 
@@ -299,7 +299,7 @@ def test_unreachable_store_is_a_message_not_a_traceback(dash_env, monkeypatch, p
         assert metrics(at)["楼宇数"] == "4"
 
 
-def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:  # noqa: ANN001
+def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:
     """The portfolio's batched EUI gives what telemetry.queries.energy_use_intensity gives per building."""
     import time as _time
 
@@ -322,7 +322,7 @@ def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:
     store.close()
 
 
-def test_programme_page_and_exports(dash_env, downloads) -> None:  # noqa: ANN001
+def test_programme_page_and_exports(dash_env, downloads) -> None:
     import io
 
     import openpyxl
@@ -347,7 +347,7 @@ def test_programme_page_and_exports(dash_env, downloads) -> None:  # noqa: ANN00
     assert any("解放碑渝信大厦".encode() in p for p in downloads if p[:2] != b"PK")
 
 
-def test_retrofit_and_subsidy_pages_for_an_owner(dash_env) -> None:  # noqa: ANN001
+def test_retrofit_and_subsidy_pages_for_an_owner(dash_env) -> None:
     from buildings.subsidy.policy import POLICY_DIR, load_policies
 
     at = sign_in("alice")
@@ -367,7 +367,7 @@ def test_retrofit_and_subsidy_pages_for_an_owner(dash_env) -> None:  # noqa: ANN
     assert metrics(at)["已拨付"].startswith("¥")
 
 
-def test_dashboard_totals_agree_with_telemetry_queries(dash_env) -> None:  # noqa: ANN001
+def test_dashboard_totals_agree_with_telemetry_queries(dash_env) -> None:
     """The dashboard queries only the whole-building meters; the result is telemetry.queries' building total."""
     import time as _time
 

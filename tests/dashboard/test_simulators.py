@@ -11,7 +11,7 @@ from tests.dashboard.conftest import sign_in
 BUILDING = "daping-makerworks"
 
 
-def test_start_inject_clear_stop(dash_env) -> None:  # noqa: ANN001
+def test_start_inject_clear_stop(dash_env) -> None:
     ctl = SimControl(dash_env.data_dir)
     at = sign_in("tom")
     at.switch_page("pages/simulators.py").run()
@@ -45,7 +45,7 @@ def test_start_inject_clear_stop(dash_env) -> None:  # noqa: ANN001
         ctl.stop(BUILDING)
 
 
-def test_bad_fault_shows_the_simulators_reason(dash_env) -> None:  # noqa: ANN001
+def test_bad_fault_shows_the_simulators_reason(dash_env) -> None:
     """An error from the simulator is a message naming what is wrong, not a traceback."""
     ctl = SimControl(dash_env.data_dir)
     from dashboard.simctl import SimControlError

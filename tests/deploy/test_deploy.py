@@ -39,7 +39,7 @@ def test_containerfile_parses() -> None:
                 assert (DEPLOY.parent / src).exists(), src
 
 
-def test_settings_example_loads(monkeypatch) -> None:  # noqa: ANN001
+def test_settings_example_loads(monkeypatch) -> None:
     monkeypatch.setenv("RETROFIT_CONFIG", str(DEPLOY / "retrofit.toml.example"))
     s = load_settings()
     assert s.influx_url == "http://127.0.0.1:8086" and s.mqtt_url == "mqtt://127.0.0.1:1883"

@@ -17,13 +17,13 @@ from tests.seed import alarm_event
 
 
 @pytest.fixture()
-def engine(db_url: str):  # noqa: ANN201 - Engine
+def engine(db_url: str):
     e = make_engine(db_url)
     yield e
     e.dispose()
 
 
-def test_users_sign_in_and_lockout(engine) -> None:  # noqa: ANN001
+def test_users_sign_in_and_lockout(engine) -> None:
     from buildings.access import AuthError, ThrottlePolicy, add_user, authenticate, list_users, set_disabled
 
     add_user(engine, "dora", "correct horse battery", "district")
@@ -44,7 +44,7 @@ def test_users_sign_in_and_lockout(engine) -> None:  # noqa: ANN001
     assert [u.username for u in list_users(engine)] == ["dora", "oscar"]
 
 
-def test_api_tokens_expire_and_revoke(engine) -> None:  # noqa: ANN001
+def test_api_tokens_expire_and_revoke(engine) -> None:
     from api.tokens import authenticate, create_token, list_tokens, revoke_token
 
     rec, token = create_token(engine, "municipal platform", "district", days=30, pii=True)
@@ -59,7 +59,7 @@ def test_api_tokens_expire_and_revoke(engine) -> None:  # noqa: ANN001
     assert {t.id: t.state() for t in list_tokens(engine)} == {rec.id: "revoked", old.id: "expired"}
 
 
-def test_owner_contacts_replace_all_or_nothing(engine) -> None:  # noqa: ANN001
+def test_owner_contacts_replace_all_or_nothing(engine) -> None:
     from api.pii import ContactError, contacts_by_owner, import_contacts
 
     csv = ("owner_id,contact_name,id_number,phone\n"
@@ -72,7 +72,7 @@ def test_owner_contacts_replace_all_or_nothing(engine) -> None:  # noqa: ANN001
     assert [c.contact_name for c in got] == ["李华"]
 
 
-def test_keys_signatures_and_the_chain(engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_keys_signatures_and_the_chain(engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from api.evidence import checkpoint, generate_key, load_private_key, sign_application, verify_all
     from buildings.access import add_user
     from buildings.records.program import import_sample

@@ -23,7 +23,7 @@ def ev(kind: str, ts: float, rule: str = "e-simultaneous-heat-cool", subject: st
 
 
 @pytest.fixture()
-def book(tmp_path) -> AlarmBook:  # noqa: ANN001
+def book(tmp_path) -> AlarmBook:
     b = AlarmBook(f"sqlite:///{tmp_path / 'records.db'}", reopen_s=3600)
     yield b
     b.close()
@@ -84,7 +84,7 @@ def test_maintenance_suppresses_only_non_safety_alarms(book: AlarmBook) -> None:
         book.suppress("b1", T0, T0 - 1)
 
 
-def test_raise_and_clear_are_published_on_mqtt(tmp_path, mosquitto) -> None:  # noqa: ANN001
+def test_raise_and_clear_are_published_on_mqtt(tmp_path, mosquitto) -> None:
     got: list[tuple[str, dict]] = []
     ready = threading.Event()
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

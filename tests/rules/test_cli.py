@@ -157,7 +157,7 @@ def _open_session(port: int, client_id: str, topic: str) -> None:
     c.loop_stop()
 
 
-def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path: Path, mosquitto) -> None:  # noqa: ANN001
+def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path: Path, mosquitto) -> None:
     url = f"mqtt://127.0.0.1:{mosquitto.port}"
     result: dict = {}
 
@@ -193,7 +193,7 @@ def test_run_evaluates_readings_from_mqtt_for_its_buildings(env: Path, site_path
         ("s-water-leak", "b1", "leak-1", MONDAY + 10 * H)]
 
 
-def test_run_gets_readings_published_while_it_was_stopped(env: Path, site_path: Path, mosquitto) -> None:  # noqa: ANN001
+def test_run_gets_readings_published_while_it_was_stopped(env: Path, site_path: Path, mosquitto) -> None:
     """The worker's MQTT session is persistent and named after its buildings: readings published while it is
     down (a restart) are queued by the broker and evaluated when it is back, so the leak still raises."""
     url = f"mqtt://127.0.0.1:{mosquitto.port}"

@@ -34,7 +34,7 @@ STEP_FAULTS = {"sensor_stuck", "sensor_spike", "device_offline", "device_errors"
 
 
 @pytest.fixture(scope="module")
-def district(sample_site_path) -> Site:  # noqa: ANN001
+def district(sample_site_path) -> Site:
     return load_site(str(sample_site_path))
 
 

@@ -23,7 +23,7 @@ def feed_all(eng: Engine, rs: list[Reading]) -> list:
     return eng.feed(rs) + eng.flush()
 
 
-def test_persistence_then_hysteresis(site, library) -> None:  # noqa: ANN001
+def test_persistence_then_hysteresis(site, library) -> None:
     eng = Engine(site, only(library, "e-simultaneous-heat-cool"))
     t0, f0, f1 = MONDAY + 10 * H, MONDAY + 11 * H, MONDAY + 12 * H
     vals = {k: (lambda t, k=k: ahu(hc=40 if f0 <= t < f1 else 0)[k]) for k in AHU}
@@ -34,7 +34,7 @@ def test_persistence_then_hysteresis(site, library) -> None:  # noqa: ANN001
     assert "40" in e.message_en and "同时开启" in e.message_zh
 
 
-def test_unknown_inputs_neither_raise_nor_clear(site, library) -> None:  # noqa: ANN001
+def test_unknown_inputs_neither_raise_nor_clear(site, library) -> None:
     eng = Engine(site, only(library, "e-simultaneous-heat-cool"))
     t0, f0 = MONDAY + 10 * H, MONDAY + 11 * H
     vals = {k: (lambda t, k=k: ahu(hc=40 if t >= f0 else 0)[k]) for k in AHU}
@@ -51,7 +51,7 @@ def test_unknown_inputs_neither_raise_nor_clear(site, library) -> None:  # noqa:
     assert eng.active() == [("e-simultaneous-heat-cool", "b1", "ahu-1")]
 
 
-def test_schedule_and_holidays(site, library) -> None:  # noqa: ANN001
+def test_schedule_and_holidays(site, library) -> None:
     eng = Engine(site, only(library, "e-fan-unoccupied"))
     vals = {k: (lambda t, k=k: ahu()[k]) for k in AHU}  # the fan never stops
     ev = feed_all(eng, readings(vals, MONDAY + 6 * H, MONDAY + 20 * H))
@@ -64,7 +64,7 @@ def test_schedule_and_holidays(site, library) -> None:  # noqa: ANN001
     assert [(e.kind, e.ts) for e in ev] == [("raise", holiday + 9.5 * H)]
 
 
-def test_thresholds_overridden_per_building_and_equipment(site, library) -> None:  # noqa: ANN001
+def test_thresholds_overridden_per_building_and_equipment(site, library) -> None:
     eng = Engine(site, only(library, "s-co2-high"))
     vals = {"b1/co2-1": lambda t: 1000.0, "b1/co2-2": lambda t: 1000.0}
     ev = feed_all(eng, readings(vals, MONDAY + 9 * H, MONDAY + 11 * H))
@@ -73,7 +73,7 @@ def test_thresholds_overridden_per_building_and_equipment(site, library) -> None
     assert ev[0].values["limit_ppm"] == 900
 
 
-def test_device_comm_loss_and_recovery(site, library) -> None:  # noqa: ANN001
+def test_device_comm_loss_and_recovery(site, library) -> None:
     eng = Engine(site, only(library, "sv-comm", "sv-stale"))
     keys = ["b1/ua", "b1/ub", "b1/uc", "b1/ia", "b1/ib", "b1/ic"]
     f0, f1 = MONDAY + 10 * H, MONDAY + 11 * H
@@ -92,7 +92,7 @@ def test_device_comm_loss_and_recovery(site, library) -> None:  # noqa: ANN001
     assert stale and stale[0] == ("raise", f0 + 12 * 60)
 
 
-def test_flapping_is_one_alarm_with_retriggers(site, library) -> None:  # noqa: ANN001
+def test_flapping_is_one_alarm_with_retriggers(site, library) -> None:
     eng = Engine(site, only(library, "s-water-leak"))
     # the leak sensor chatters: wet 2 min, dry 2 min, for an hour (clear_for is 10 min)
     vals = {"b1/leak-1": lambda t: 1.0 if (t // 120) % 2 == 0 else 0.0, "b1/co2-1": lambda t: 500.0}
@@ -101,7 +101,7 @@ def test_flapping_is_one_alarm_with_retriggers(site, library) -> None:  # noqa: 
     assert kinds.count("raise") == 1 and kinds.count("clear") == 0 and kinds.count("retrigger") >= 10
 
 
-def test_replay_gives_the_same_alarms_as_live_out_of_order_batches(site, library) -> None:  # noqa: ANN001
+def test_replay_gives_the_same_alarms_as_live_out_of_order_batches(site, library) -> None:
     rules = only(library, "s-voltage-unbalance-2", "s-voltage-unbalance-3", "s-co2-high", "e-simultaneous-heat-cool",
                  "sv-spike", "s-water-leak")
     f0 = MONDAY + 10 * H
@@ -130,7 +130,7 @@ def test_replay_gives_the_same_alarms_as_live_out_of_order_batches(site, library
     assert live.stats.late == 0
 
 
-def test_binding_reports_unbound_rules_and_bad_overrides(tmp_path, library) -> None:  # noqa: ANN001
+def test_binding_reports_unbound_rules_and_bad_overrides(tmp_path, library) -> None:
     bad = SITE_YAML.replace("s-co2-high: {limit_ppm: 900}", "s-co2-high: {limit_pmm: 900}\n    no-such-rule: {x: 1}")
     (tmp_path / "b.yaml").write_text(bad, encoding="utf-8")
     rep = bind(load_site(str(tmp_path)), library)
@@ -144,7 +144,7 @@ def test_binding_reports_unbound_rules_and_bad_overrides(tmp_path, library) -> N
     assert {tuple(sorted(b.points.values())) for b in by["s-voltage-unbalance-2"]} == {("b1/ua", "b1/ub", "b1/uc")}
 
 
-def test_no_alarm_on_a_healthy_day(site, library) -> None:  # noqa: ANN001
+def test_no_alarm_on_a_healthy_day(site, library) -> None:
     step = 60.0
     eng = Engine(site, library, step_s=step)
     occ = lambda t: 8 <= ((t - MONDAY) / H) % 24 < 18  # noqa: E731
@@ -159,7 +159,7 @@ def test_no_alarm_on_a_healthy_day(site, library) -> None:  # noqa: ANN001
     assert ev == []
 
 
-def test_live_lateness_raises_a_leak_within_a_tick_and_late_uplinks_still_count(site, library) -> None:  # noqa: ANN001
+def test_live_lateness_raises_a_leak_within_a_tick_and_late_uplinks_still_count(site, library) -> None:
     """The collector's in-process engine (LIVE_LATENESS_S): readings arrive in real time, a leak raises at the
     first tick the watermark passes (not two minutes later), and an uplink that arrives after the watermark
     passed its timestamp (queued during a broker outage) still raises, at the next tick."""

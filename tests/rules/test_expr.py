@@ -11,7 +11,7 @@ KNOWN = {"a", "b", "c", "x", "tol"}
 
 
 def run(text: str, names: dict[str, list[float]], now: float = 0.0, slots: list | None = None,
-        compiled=None) -> np.ndarray:  # noqa: ANN001
+        compiled=None) -> np.ndarray:
     c = compiled or compile_expr(text, KNOWN, {"x"})
     n = len(next(iter(names.values())))
     if slots is None:

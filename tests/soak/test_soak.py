@@ -154,7 +154,7 @@ def recorded_alarms(data_dir: Path, since: float) -> list[dict]:
         engine.dispose()
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001 - a zero-argument callable
+def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -9,11 +9,16 @@ are not in the metadata are never dropped by autogenerate either.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from buildings.records.base import Base
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.schema import SchemaItem
 
 config = context.config
 for module in (config.get_main_option("record_modules") or "").split():
@@ -21,7 +26,8 @@ for module in (config.get_main_option("record_modules") or "").split():
 target_metadata = Base.metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001, ANN201 - alembic hook signature
+def include_object(obj: SchemaItem, name: str | None, type_: str, reflected: bool,
+                   compare_to: SchemaItem | None) -> bool:
     """Never drop a table autogenerate only saw in the database (another area's table not imported here)."""
     return not (type_ == "table" and reflected and compare_to is None)
 
@@ -44,7 +50,7 @@ def run_migrations_online() -> None:
         _run(conn)
 
 
-def _run(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                       include_object=include_object, compare_type=True)
     with context.begin_transaction():
