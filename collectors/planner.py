@@ -14,6 +14,7 @@ import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from buildings.modbus_codec import PointCodec, codec_for
 from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, PointRef, Protocol, Site
@@ -183,6 +184,22 @@ def _modbus_read(unit: int, function: ModbusFunction, start: int, end: int,
     return ModbusRead(unit=unit, function=function, start=start, count=end - start, points=planned)
 
 
+def sub_read(read: ModbusRead, points: Sequence[ModbusPlanned]) -> ModbusRead:
+    """A read of just ``points`` of ``read``, spanning only their registers (how a rejected coalesced read is
+    re-split: the halves drop the gap or the length the device refused)."""
+    items = [(p.key, p.source, p.range) for p in points]
+    start = min(p.source.address for p in points)
+    end = max(p.source.address + p.source.count for p in points)
+    return _modbus_read(read.unit, read.function, start, end, items)
+
+
+def halves(read: ModbusRead) -> tuple[ModbusRead, ModbusRead]:
+    """``read`` cut in two between its points, in address order (for bisecting a read the device refuses)."""
+    pts = sorted(read.points, key=lambda p: (p.source.address, p.source.count))
+    mid = len(pts) // 2
+    return sub_read(read, pts[:mid]), sub_read(read, pts[mid:])
+
+
 def rpm_capacity(device: Device) -> int:
     """Properties per RPM request: the device's max_points, and what fits one APDU if it cannot segment."""
     if not device.rpm:
@@ -248,8 +265,10 @@ def naive_request_count(plan: DevicePlan) -> int:
     return plan.point_count
 
 
-def format_plan(plans: dict[str, DevicePlan]) -> str:
-    """A human-readable plan, one device per block (what `retrofit collect --plan` prints)."""
+def format_plan(plans: dict[str, DevicePlan], learned: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """A human-readable plan, one device per block (what `retrofit collect --plan` prints); ``learned`` (from the
+    collector's status file) shows, under a read the device refused, the reads the collector uses instead."""
+    learned = learned or {}
     lines: list[str] = []
     total_req = total_pts = 0
     for key, plan in plans.items():
@@ -261,6 +280,11 @@ def format_plan(plans: dict[str, DevicePlan]) -> str:
             lines.append(f"  every {g.interval_s:g} s:")
             for r in g.reads:
                 lines.append(f"    {r.describe()}")
+                for change in learned.get(key, ()):
+                    if change.get("read") == r.describe():
+                        lines.append(f"      refused by the device ({change.get('reason')}); the collector reads "
+                                     f"it as {len(change.get('now') or [])} requests:")
+                        lines.extend(f"        {now}" for now in change.get("now") or [])
         total_req += plan.request_count
         total_pts += plan.point_count
     lines.append(f"total: {total_pts} points in {total_req} requests per cycle ({len(plans)} devices)")

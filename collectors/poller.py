@@ -60,6 +60,7 @@ class DeviceStatus:
     last_latency_s: float | None = None
     max_latency_s: float = 0.0
     latency_sum_s: float = 0.0
+    plan_changes: list[dict[str, object]] = field(default_factory=list)  # reads the driver re-split
     poll_starts: list[float] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, object]:
@@ -79,7 +80,7 @@ class DevicePoller:
 
     def __init__(self, plan: DevicePlan, driver: Driver, emit: Emit, on_status: StatusListener | None = None,
                  jitter: float = 0.02, backoff_max_s: float = 300.0, offline_after: int = 2,
-                 keep_poll_starts: int = 0, seed: int | None = None) -> None:
+                 keep_poll_starts: int = 0, seed: int | None = None, quiet: QuietLog | None = None) -> None:
         self.plan = plan
         self.driver = driver
         self.emit = emit
@@ -90,6 +91,7 @@ class DevicePoller:
         self.keep_poll_starts = keep_poll_starts
         self.rng = random.Random(seed)
         self.status = DeviceStatus(device=plan.device_key, protocol=plan.device.protocol.value)
+        self.quiet = quiet or QuietLog(plan.device_key)
         self._stop = asyncio.Event()
         self._opened = False
 
@@ -208,7 +210,6 @@ class DevicePoller:
             st.errors += len(errors)
             st.last_error = errors[0] if len(errors) == 1 else f"{errors[0]} (+{len(errors) - 1} more)"
             st.last_error_ts = time.time()
-            log.warning("device %s: %s", st.device, st.last_error)
         if all_failed:
             st.failed_polls += 1
             st.consecutive_failures += 1
@@ -217,9 +218,68 @@ class DevicePoller:
             st.consecutive_failures = 0
             st.last_ok_ts = time.time()
             st.health = Health.DEGRADED if errors or bad else Health.OK
-        if st.health != before:
-            lvl = logging.WARNING if st.health != Health.OK else logging.INFO
-            log.log(lvl, "device %s: %s -> %s%s", st.device, before.value, st.health.value,
-                    f" ({st.last_error})" if st.health != Health.OK and st.last_error else "")
-            if self.on_status is not None:
-                self.on_status(st)
+        plan_changes = getattr(self.driver, "plan_changes", None)
+        if plan_changes:
+            st.plan_changes = list(plan_changes)
+        self.quiet.poll(before, st.health, st.last_error if errors else None)
+        if st.health != before and self.on_status is not None:
+            self.on_status(st)
+
+
+class QuietLog:
+    """A device's failures in the log the way Home Assistant's coordinator does it: one line when it starts
+    failing (the reason, which says what to check), one when its health changes, one when it recovers, and
+    while it stays down a summary at most every ``summary_every_s`` (10 min). Health and reading quality
+    still change on every poll; only the log is quiet. ``clock`` is injectable so a test can run an hour."""
+
+    def __init__(self, device: str, summary_every_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.device = device
+        self.summary_every_s = summary_every_s
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.last_line = 0.0
+        self.failed = 0  # failed polls since the last line
+        self.failed_total = 0
+        self.last_error: str | None = None
+
+    def poll(self, before: Health, after: Health, error: str | None) -> None:
+        now = self.clock()
+        if error is None:
+            if self.failing_since is not None:
+                log.info("device %s: recovered (%s) after %s with %d failed polls", self.device, after.value,
+                         _duration(now - self.failing_since), self.failed_total)
+                self.failing_since = None
+            elif after != before:
+                log.log(logging.INFO if after is Health.OK else logging.WARNING, "device %s: %s -> %s",
+                        self.device, before.value, after.value)
+            return
+        self.failed += 1
+        self.failed_total += 1
+        if self.failing_since is None:
+            self.failing_since, self.failed_total = now, 1
+            self._line(now, error, f"{before.value} -> {after.value}: {error}")
+        elif after != before:
+            self._line(now, error, f"{before.value} -> {after.value}: {error}")
+        elif error != self.last_error and _kind(error) != _kind(self.last_error):
+            self._line(now, error, f"still {after.value}, now: {error}")
+        elif now - self.last_line >= self.summary_every_s:
+            self._line(now, error, f"still {after.value} after {_duration(now - self.failing_since)}, "
+                                   f"{self.failed} failed polls since the last report; last error: {error}")
+
+    def _line(self, now: float, error: str, text: str) -> None:
+        log.warning("device %s: %s", self.device, text)
+        self.last_line, self.failed, self.last_error = now, 0, error
+
+
+def _kind(error: str | None) -> str:
+    """The gist of an error without its numbers (a new timeout is not news; a new kind of error is)."""
+    return "".join(c for c in (error or "") if not c.isdigit())[:80]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
