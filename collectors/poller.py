@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -228,9 +230,10 @@ class DevicePoller:
 
 class QuietLog:
     """A device's failures in the log the way Home Assistant's coordinator does it: one line when it starts
-    failing (the reason, which says what to check), one when its health changes, one when it recovers, and
-    while it stays down a summary at most every ``summary_every_s`` (10 min). Health and reading quality
-    still change on every poll; only the log is quiet. ``clock`` is injectable so a test can run an hour."""
+    failing (the reason, which says what to check), one when it gets worse (offline) or fails in a new way, one
+    when it recovers, and while it stays down a summary at most every ``summary_every_s`` (10 min). A device
+    that flaps (fails again within that time) is not announced again: the summary counts its flaps. Health and
+    reading quality still change on every poll; only the log is quiet. ``clock`` is injectable for tests."""
 
     def __init__(self, device: str, summary_every_s: float = 600.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -238,43 +241,66 @@ class QuietLog:
         self.summary_every_s = summary_every_s
         self.clock = clock
         self.failing_since: float | None = None
-        self.last_line = 0.0
+        self.recovered_at = -math.inf
+        self.last_line = -math.inf
         self.failed = 0  # failed polls since the last line
-        self.failed_total = 0
-        self.last_error: str | None = None
+        self.failed_total = 0  # failed polls in this episode
+        self.flaps = 0  # recoveries followed by a new failure within the window
+        self.kinds: set[str] = set()  # kinds of error reported in this window
+        self.worst = 0  # the worst health reported in this window (RANK)
+        self.reported = False  # a failure was logged and its recovery not yet
 
     def poll(self, before: Health, after: Health, error: str | None) -> None:
         now = self.clock()
         if error is None:
-            if self.failing_since is not None:
-                log.info("device %s: recovered (%s) after %s with %d failed polls", self.device, after.value,
-                         _duration(now - self.failing_since), self.failed_total)
-                self.failing_since = None
-            elif after != before:
-                log.log(logging.INFO if after is Health.OK else logging.WARNING, "device %s: %s -> %s",
-                        self.device, before.value, after.value)
+            self._ok(now, before, after)
             return
         self.failed += 1
-        self.failed_total += 1
         if self.failing_since is None:
-            self.failing_since, self.failed_total = now, 1
-            self._line(now, error, f"{before.value} -> {after.value}: {error}")
-        elif after != before:
-            self._line(now, error, f"{before.value} -> {after.value}: {error}")
-        elif error != self.last_error and _kind(error) != _kind(self.last_error):
-            self._line(now, error, f"still {after.value}, now: {error}")
+            self.failing_since, self.failed_total = now, 0
+            if now - self.recovered_at < self.summary_every_s:
+                self.flaps += 1
+            else:
+                self.kinds, self.worst, self.flaps = set(), 0, 0
+        self.failed_total += 1
+        kind = _kind(error)
+        if kind not in self.kinds or RANK[after] > self.worst:
+            news = f"{before.value} -> {after.value}" if after != before else f"still {after.value}, now"
+            self.kinds.add(kind)
+            self.worst = max(self.worst, RANK[after])
+            self._line(now, f"{news}: {error}")
         elif now - self.last_line >= self.summary_every_s:
-            self._line(now, error, f"still {after.value} after {_duration(now - self.failing_since)}, "
-                                   f"{self.failed} failed polls since the last report; last error: {error}")
+            flaps = f", {self.flaps} recoveries that did not last" if self.flaps else ""
+            self._line(now, f"still {after.value} after {_duration(now - self.failing_since)}, {self.failed} "
+                            f"failed polls since the last report{flaps}; last error: {error}")
+            self.kinds, self.worst, self.flaps = {kind}, RANK[after], 0
 
-    def _line(self, now: float, error: str, text: str) -> None:
+    def _ok(self, now: float, before: Health, after: Health) -> None:
+        if self.failing_since is not None:
+            if self.reported:
+                log.info("device %s: recovered (%s) after %s with %d failed polls", self.device, after.value,
+                         _duration(now - self.failing_since), self.failed_total)
+                self.reported = False
+                self.last_line = now
+            self.failing_since, self.recovered_at = None, now
+        elif after != before and now - self.last_line >= self.summary_every_s / 60:
+            log.log(logging.INFO if after is Health.OK else logging.WARNING, "device %s: %s -> %s",
+                    self.device, before.value, after.value)
+            self.last_line = now
+
+    def _line(self, now: float, text: str) -> None:
         log.warning("device %s: %s", self.device, text)
-        self.last_line, self.failed, self.last_error = now, 0, error
+        self.last_line, self.failed, self.reported = now, 0, True
 
 
-def _kind(error: str | None) -> str:
-    """The gist of an error without its numbers (a new timeout is not news; a new kind of error is)."""
-    return "".join(c for c in (error or "") if not c.isdigit())[:80]
+RANK = {Health.STARTING: 0, Health.OK: 0, Health.DEGRADED: 1, Health.OFFLINE: 2}
+_NUMBERS = re.compile(r"\b[0-9a-fA-F]+\b|\d+")  # numbers, hex bytes and ids
+_RUNS = re.compile(r"#(?:[ .:,/-]*#)+")
+
+
+def _kind(error: str) -> str:
+    """The gist of an error without its numbers and hex bytes (a new timeout is not news; a new kind is)."""
+    return _RUNS.sub("#", _NUMBERS.sub("#", error))[:300]
 
 
 def _duration(seconds: float) -> str:

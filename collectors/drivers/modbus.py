@@ -74,6 +74,8 @@ class ModbusLink:
     rx: bytearray = field(default_factory=bytearray)  # what arrived for the request in flight
     bad_frame: bool = False  # a malformed answer arrived for the request in flight
     inflight: asyncio.Future[object] | None = None
+    tx: bytes = b""  # the request in flight, as sent
+    mismatch: str | None = None  # a well-formed answer that does not answer our request (why)
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         d = self.device
@@ -89,10 +91,15 @@ class ModbusLink:
         (which raises inside asyncio's data_received and leaves the request to time out)."""
         if sending:
             self.rx.clear()
+            self.tx = bytes(data)
             self.bad_frame = False
+            self.mismatch = None
             return data
         self.rx[:] = data  # pymodbus passes its whole receive buffer
-        if self.device.protocol == Protocol.MODBUS and malformed_mbap(data):
+        if self.device.protocol != Protocol.MODBUS:
+            return data
+        self.mismatch = None if malformed_mbap(data) else answer_mismatch(self.tx, data)
+        if self.mismatch is not None or malformed_mbap(data):
             self.bad_frame = True
             if self.inflight is not None and not self.inflight.done():
                 self.inflight.cancel()  # fail now rather than at the timeout
@@ -146,8 +153,10 @@ class ModbusLink:
                     raise TimeoutError
                 return task.result()
             except (TimeoutError, ModbusIOException) as exc:
-                got = bytes(self.rx)
+                got, mismatch = bytes(self.rx), self.mismatch
                 self.reset()
+                if mismatch is not None:
+                    raise DeviceProtocolError(f"{label}: {mismatch}") from None
                 if got:  # bytes came back, just not a frame we can decode
                     raise DeviceProtocolError(f"{label}: malformed answer ({len(got)} bytes: {got[:16].hex(' ')}"
                                               f"{' ...' if len(got) > 16 else ''}); the device or gateway sends "
@@ -164,6 +173,30 @@ class ModbusLink:
                 self.inflight = None
                 if pause_s > 0:
                     await asyncio.sleep(pause_s)
+
+
+def answer_mismatch(sent: bytes, got: bytes) -> str | None:
+    """Why a complete, well-formed Modbus TCP answer does not answer the read we sent (None when it does):
+    another transaction id, another function code, or fewer (or more) data bytes than registers asked for.
+    pymodbus would drop the first (and wait out the timeout) and hand back the other two as data."""
+    if len(sent) < 12 or len(got) < 9:
+        return None
+    if got[0:2] != sent[0:2]:
+        return (f"answered transaction id {got[0:2].hex()} to our {sent[0:2].hex()}: a gateway mixing up "
+                f"requests, or another master on this connection")
+    fc, want_fc = got[7] & 0x7F, sent[7]
+    if fc != want_fc:
+        return (f"answered function code {fc} to a read with function code {want_fc}: the device or gateway "
+                f"mixes up requests; its data is not used")
+    if got[7] & 0x80 or want_fc not in (1, 2, 3, 4):
+        return None
+    count = int.from_bytes(sent[10:12], "big")
+    want_bytes = 2 * count if want_fc in (3, 4) else (count + 7) // 8
+    if got[8] != want_bytes:
+        what = "registers" if want_fc in (3, 4) else "bits"
+        return (f"answered {got[8]} data bytes for {count} {what} (expected {want_bytes}): a short or padded "
+                f"frame; check the register map and max_registers")
+    return None
 
 
 def malformed_mbap(data: bytes) -> bool:
