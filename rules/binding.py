@@ -12,7 +12,12 @@ import sys
 from dataclasses import dataclass, field
 
 from buildings.site import BuildingFile, Equipment, Point, Problem, Site, point_key
-from rules.model import CompiledRule, PointSpec
+from rules.model import CompiledRule, PointSpec, Rule
+
+
+def absent_point_key(building_id: str) -> str:
+    """The engine's pseudo-point an optional variable reads where the building has no such point: always unknown."""
+    return f"{building_id}/@absent"
 
 
 def device_point_key(building_id: str, device_id: str) -> str:
@@ -58,6 +63,12 @@ def _find(spec: PointSpec, eq: Equipment, bf: BuildingFile, used: set[str]) -> P
     for p in eq.points:
         if p.id not in used and spec.matches(p.brick, p.subitem):
             return p
+    if spec.plant:
+        for other in bf.equipment:
+            if other.id in eq.feeds or eq.id in other.feeds:
+                for p in other.points:
+                    if p.id not in used and spec.matches(p.brick, p.subitem):
+                        return p
     if spec.anywhere:
         for other in bf.equipment:
             for p in other.points:
@@ -130,6 +141,16 @@ def _key(building_id: str, local_id: str) -> str:
     return sys.intern(point_key(building_id, local_id))
 
 
+def _context(r: Rule, bf: BuildingFile, eq: Equipment, p: Point) -> dict[str, str]:
+    """A point-scope binding: x, and each optional context variable found in the equipment or its plant."""
+    out = {"x": _key(bf.building.id, p.id)}
+    for var, spec in r.points.items():
+        if var != "x":
+            found = _find(spec, eq, bf, {p.id})
+            out[var] = _key(bf.building.id, found.id) if found else sys.intern(absent_point_key(bf.building.id))
+    return out
+
+
 def _bind_rule(rule: CompiledRule, files: list[BuildingFile], rep: BindReport, shared: _Shared) -> str:
     """Bind one rule on every building; returns why it bound nowhere (used only when it did not bind)."""
     r = rule.rule
@@ -171,7 +192,7 @@ def _bind_points(rule: CompiledRule, bf: BuildingFile, eq: Equipment, rep: BindR
         if not rule.attrs_used <= set(attrs):
             missing += 1
             continue
-        rep.bindings.append(Binding(rule, b.id, eq.id, p.id, shared({"x": _key(b.id, p.id)}),
+        rep.bindings.append(Binding(rule, b.id, eq.id, p.id, shared(_context(rule.rule, bf, eq, p)),
                                     _params(rule, bf, eq), shared(attrs)))
     return missing
 

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from buildings.site import Schedule, Site, point_key
-from rules.binding import Binding, BindReport, bind, device_point_key
+from rules.binding import Binding, BindReport, absent_point_key, bind, device_point_key
 from rules.expr import NAN, QUALITY_CODES, Frame, _and, _or
 from rules.model import CompiledRule, Family, Severity
 from telemetry.reading import Quality, Reading
@@ -291,6 +291,11 @@ class Engine:
                 ranges.append((NAN, NAN))
                 max_age.append(max(stale_factor * max(d.poll_interval_s, min_poll_s), 2 * self.step))
                 dev_of.append(-1)
+        for bf in files:  # what an optional variable reads where the building has no such point
+            keys.append(sys.intern(absent_point_key(bf.building.id)))
+            ranges.append((NAN, NAN))
+            max_age.append(math.inf)
+            dev_of.append(-1)
         for bf in files:
             for _eq, p in bf.points():
                 poll = p.poll_interval_s or bf.device_by_id[p.source.device].poll_interval_s

@@ -62,6 +62,10 @@ class PointSpec(Strict):
     classes: list[str] = Field(default_factory=list, alias="class")
     quantity: list[str] = Field(default_factory=list)
     anywhere: bool = Field(default=False, description="look in the whole building, not only the equipment")
+    plant: bool = Field(default=False, description="also look in the equipment linked to it by feeds: (its "
+                                                   "plant: the pump of a chiller, the AHU of a zone)")
+    optional: bool = Field(default=False, description="a context point (point scope): reads as unknown where "
+                                                      "the equipment and its plant have none")
     subitem: list[Literal["lighting_sockets", "hvac", "power", "special", "total"]] = Field(
         default_factory=list, description="only meter points of these sub-item categories (分项)")
 
@@ -148,8 +152,10 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _scope_shape(self) -> Rule:
-        if self.scope == "point" and list(self.points) != ["x"]:
-            raise ValueError("a point-scope rule has exactly one point variable, named x")
+        if self.scope == "point" and (list(self.points)[:1] != ["x"]
+                                      or not all(s.optional for v, s in self.points.items() if v != "x")):
+            raise ValueError("a point-scope rule has one point variable, named x (first), plus optional context "
+                             "points (optional: true), e.g. the equipment's run status")
         if self.scope == "device" and self.points:
             raise ValueError("a device-scope rule has no points: it reads the device as `dev`")
         if self.scope == "equipment" and not self.points:

@@ -28,13 +28,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from buildings.site import BuildingFile, Equipment
 from simulators import rand
 from simulators.faults import Fault, FaultKind
-from simulators.weather import DAY, Weather
+from simulators.weather import DAY, Weather, WeatherSample
 
 STEP = 900.0  # physics grid: 15 minutes
 STEPS = int(DAY // STEP)  # grid points per day
 WARM_DAYS = 2  # days simulated before each day for zone temperature / CO2 memory
 DT_H = STEP / 3600.0
-PRESTART_H = 0.5  # normal HVAC start before occupancy
 CATEGORIES = ("lighting_sockets", "hvac", "power", "special")
 ZONE_KINDS = ("zone", "vav", "fcu")
 ZONE_BRICKS = ("Zone_Air_Temperature_Sensor", "CO2_Sensor", "Zone_Air_Humidity_Sensor", "Occupancy_Sensor")
@@ -52,6 +51,11 @@ def tz_offset(tz: str) -> float:
 def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
+
+
+def vapour_kpa(t_c: np.ndarray) -> np.ndarray:
+    """Saturation vapour pressure of water over a flat surface (kPa) at ``t_c`` degC (Magnus, WMO-No. 8)."""
+    return 0.6112 * np.exp(17.62 * t_c / (243.12 + t_c))
 
 
 def has_brick(eq: Equipment, bricks: tuple[str, ...]) -> bool:
@@ -91,12 +95,141 @@ class Sizing:
     peak_total: float = 0.0  # kW, the main meter's calibrated peak (switch-room heat, power factor)
 
 
+@dataclass(frozen=True)
+class PhysicsParams:
+    """The numbers of the building physics, named and documented (one place to read or change them).
+
+    Temperatures in degC, differences in K, times in hours, powers per floor area in W/m2 or kW/m2.
+    """
+
+    # comfort and season
+    cool_setpoint_c: float = 24.0  # zone setpoint in the cooling season (GB 50736 summer comfort 24-28 C)
+    heat_setpoint_c: float = 21.0  # zone setpoint in the heating season (GB 50736 winter comfort 18-22 C)
+    cool_band_k: tuple[float, float] = (-1.5, 0.5)  # zone held within setpoint + (low, high) when cooling
+    heat_band_k: tuple[float, float] = (-0.5, 1.2)  # ... and when heating
+    changeover_c: float = 17.0  # cooling season when the mean outdoor temperature of the days around is above
+    changeover_days: int = 7  # how many days that mean spans (a plant changes over between seasons, not daily)
+    starved_k: float = 1.8  # a zone of an AHU that cannot hold static pressure runs this much warmer
+    # schedule and occupancy
+    prestart_h: float = 0.5  # optimum start: HVAC on this long before occupancy
+    legacy_prestart_h: float = 2.5  # fixed early start before a schedule_fix retrofit
+    occ_day_spread: float = 0.2  # day-to-day occupancy varies by up to this fraction
+    lunch_h: float = 12.4  # lunch dip centre (local hour)
+    lunch_width_h: float = 0.6
+    lunch_dip: float = 0.3  # fraction of people out at lunch
+    # zone thermal model
+    free_float_k: float = 3.5  # a closed, unconditioned zone settles this much above outdoor air
+    zone_tau_h: float = 16.0  # free-floating time constant (heavy old building)
+    hvac_pull: float = 0.7  # fraction of the gap to the comfort band the HVAC closes per 15-minute step
+    hvac_max_k_per_h: float = 8.0  # ... but no faster than its capacity allows (room air, 2 K per 15 min)
+    # zone air quality
+    co2_outdoor_ppm: float = 420.0
+    co2_occupied_ppm: float = 380.0  # CO2 above outdoor at full occupancy and design ventilation
+    vent_off_fraction: float = 0.3  # infiltration as a fraction of design outdoor air when the HVAC is off
+    co2_tau_on_h: float = 0.6  # CO2 time constant with the HVAC on (about 1.7 air changes per hour)
+    co2_tau_off_h: float = 2.5  # ... and off (infiltration only)
+    rh_on_pct: float = 52.0  # zone RH held by the cooling coil / humidifier at outdoor RH 70 %
+    rh_on_oa_slope: float = 0.2  # %RH per %RH of outdoor air above 70 %
+    rh_on_occ_pct: float = 5.0  # %RH added by full occupancy (people, plants, mopping)
+    occ_vapour_kpa: float = 0.15  # vapour pressure added by full occupancy with the HVAC off
+    moisture_tau_on_h: float = 1.0  # room moisture follows the coil with this time constant (air + furnishings)
+    moisture_tau_off_h: float = 3.0  # ... and outdoor air by infiltration, buffered by hygroscopic materials
+    rh_limits_pct: tuple[float, float] = (15.0, 98.0)
+    # loads
+    cool_load_span_k: float = 22.0  # equilibrium this far above the band = full cooling load
+    heat_load_span_k: float = 12.0  # equilibrium this far below the band = full heating load
+    damper_min_pct: float = 25.0  # VAV minimum damper position while the unit runs
+    local_cool_kw_m2: float = 0.09  # design cooling of zones on local units (fan coils, splits)
+    local_heat_kw_m2: float = 0.06  # design heating of zones on local units
+    fan_coil_fan_ratio: float = 0.03  # fan-coil fan kW per kW of cooling
+    split_cop: float = 3.2
+    heat_pump_cop: float = 2.6
+    dx_cop: float = 3.6  # packaged rooftop (DX) cooling
+    lpd_w_m2: float = 10.0  # lighting power density before an LED retrofit (GB 50034 office 9-15)
+    lpd_led_w_m2: float = 5.5
+    plug_w_m2: float = 11.0
+    special_w_m2: float = 1.8  # data rooms, security, BMS: always on
+
+
+DEFAULT_PARAMS = PhysicsParams()
+
+
+@dataclass
+class TimeBase:
+    """One run's extended grid (WARM_DAYS warm-up days first): schedule, occupancy, HVAC state, season."""
+
+    t: np.ndarray
+    wx: WeatherSample
+    hour: np.ndarray
+    day: np.ndarray
+    s0: np.ndarray  # occupied start hour (0 on closed days)
+    e0: np.ndarray
+    open_day: np.ndarray
+    occupied: np.ndarray
+    occ: np.ndarray  # occupancy 0..1
+    bldg_on: np.ndarray  # the building's HVAC schedule (plus building-wide after-hours faults)
+    ahu_on: dict[str, np.ndarray]
+    cooling: np.ndarray  # cooling season (per day)
+    sp: np.ndarray  # zone setpoint
+
+    @property
+    def out(self) -> slice:
+        return slice(WARM_DAYS * STEPS, None)
+
+    def output(self) -> Output:
+        """The output days only (no warm-up)."""
+        o = self.out
+        return Output(t=self.t[o], oat=self.wx.oat[o], rh=self.wx.rh[o], solar=self.wx.solar[o],
+                      daily_mean=self.wx.daily_mean[o], occ=self.occ[o], hour=self.hour[o], day=self.day[o],
+                      occupied=self.occupied[o], open_day=self.open_day[o], s=self.s0[o], e=self.e0[o],
+                      bldg_on=self.bldg_on[o], cooling=self.cooling[o], sp=self.sp[o],
+                      step_idx=np.round(self.t[o] / STEP).astype(np.int64), vfd=np.zeros(0, dtype=bool))
+
+
+@dataclass
+class Output:
+    """The time base on the output days (what the signals are computed on)."""
+
+    t: np.ndarray
+    oat: np.ndarray
+    rh: np.ndarray
+    solar: np.ndarray
+    daily_mean: np.ndarray
+    occ: np.ndarray
+    hour: np.ndarray
+    day: np.ndarray
+    occupied: np.ndarray
+    open_day: np.ndarray
+    s: np.ndarray
+    e: np.ndarray
+    bldg_on: np.ndarray
+    cooling: np.ndarray
+    sp: np.ndarray
+    step_idx: np.ndarray
+    vfd: np.ndarray  # variable-speed fans and pumps in effect
+
+
+@dataclass
+class ZoneStates:
+    """Zone temperature and CO2 (output days) and the per-zone inputs the signals need."""
+
+    T: np.ndarray
+    C: np.ndarray
+    rh: np.ndarray  # zone relative humidity, % (from the moisture state and the zone temperature)
+    teq: np.ndarray
+    on: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
 class BuildingModel:
     """The physics of one building (see module doc)."""
 
     def __init__(self, bf: BuildingFile, seed: int, weather: Weather, faults: list[Fault] | None = None,
-                 retrofit: bool = True, sizing: Sizing | None = None) -> None:
+                 retrofit: bool = True, sizing: Sizing | None = None,
+                 params: PhysicsParams = DEFAULT_PARAMS) -> None:
         self.bf = bf
+        self.params = params
         self.b = bf.building
         self.id = self.b.id
         self.seed = seed
@@ -243,240 +376,274 @@ class BuildingModel:
     # --- run ---------------------------------------------------------------------------------------------
     def run(self, day0: int, n_days: int) -> dict[str, np.ndarray]:
         """All signals for local days [day0, day0 + n_days) on the 15-minute grid."""
-        W = WARM_DAYS
-        ne = n_days + W
-        t = self.grid(day0 - W, ne)
-        n_ext = t.size
-        out_sl = slice(W * STEPS, None)
-        wx = self.weather.at(t)
+        tb = self._timebase(day0, n_days)
+        zs = self._zone_states(tb, n_days)
+        o = tb.output()
+        o.vfd = self.retrofit_on("vfd_fans_pumps", o.day) | ("vfd_fans_pumps" not in self.declared)
+        sig: dict[str, np.ndarray] = {"t": o.t}
+        sig.update(oat=o.oat, oa_rh=o.rh, solar=o.solar, occ=o.occ, occupied=o.occupied.astype(float),
+                   hvac_on=o.bldg_on.astype(float))
+        zone_load = self._zone_signals(sig, tb, o, zs)
+        hvac_parts = self._hvac(sig, tb, o, zone_load)
+        light_kw, plug_kw = self._lighting(sig, o)
+        power_parts, special = self._loads(sig, o)
+        cat = {
+            "lighting_sockets": light_kw + plug_kw,
+            "hvac": np.sum(hvac_parts, axis=0) if hvac_parts else np.zeros(o.t.size),
+            "power": np.sum(power_parts, axis=0) if power_parts else np.zeros(o.t.size),
+            "special": np.sum(special, axis=0),
+        }
+        self._scale(sig, cat)
+        self._meters(sig, o.t, cat, o.oat, o.daily_mean, o.rh)
+        for w in self.kinds.get("weather", []):
+            sig[f"{w.id}.oat"] = o.oat
+        return sig
+
+    def _timebase(self, day0: int, n_days: int) -> TimeBase:
+        """The extended grid (WARM_DAYS before day0), schedule, occupancy, HVAC on-states and the season."""
+        P = self.params
+        ne = n_days + WARM_DAYS
+        t = self.grid(day0 - WARM_DAYS, ne)
         hour = np.tile(np.arange(STEPS) * DT_H, ne)
-        day = np.repeat(np.arange(day0 - W, day0 + n_days), STEPS)
-        s_d, e_d = self._schedule(day0 - W, ne)
+        day = np.repeat(np.arange(day0 - WARM_DAYS, day0 + n_days), STEPS)
+        s_d, e_d = self._schedule(day0 - WARM_DAYS, ne)
         s, e = np.repeat(s_d, STEPS), np.repeat(e_d, STEPS)
         open_day = ~np.isnan(s)
         s0, e0 = np.nan_to_num(s, nan=0.0), np.nan_to_num(e, nan=0.0)
         occupied = open_day & (hour >= s0) & (hour < e0)
-        dayfac = 0.8 + 0.2 * rand.uniform(rand.key64(self.k, "dayfac"), day)
-        lunch = np.exp(-(((hour - 12.4) / 0.6) ** 2))
+        dayfac = 1.0 - P.occ_day_spread + P.occ_day_spread * rand.uniform(rand.key64(self.k, "dayfac"), day)
+        lunch = np.exp(-(((hour - P.lunch_h) / P.lunch_width_h) ** 2))
         occ = np.where(open_day, smoothstep((hour - s0 + 0.25) / 1.0) * smoothstep((e0 - hour) / 1.0), 0.0)
-        occ = occ * (1.0 - 0.3 * lunch) * dayfac
-        # HVAC starts 30 min before occupancy (optimum start); before a schedule_fix retrofit, 2.5 h before
+        occ = occ * (1.0 - P.lunch_dip * lunch) * dayfac
+        # optimum start before occupancy; before a schedule_fix retrofit, the old fixed early start
         prestart = np.where(self.retrofit_on("schedule_fix", day) | ("schedule_fix" not in self.declared),
-                            PRESTART_H, 2.5)
+                            P.prestart_h, P.legacy_prestart_h)
         sched_hvac = open_day & (hour >= s0 - prestart) & (hour < e0)
-        bkeys = (self.id, f"{self.id}/")
-        ah_bldg, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, bkeys)
+        ah_bldg, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, (self.id, f"{self.id}/"))
         bldg_on = sched_hvac | ah_bldg
         ahu_on = {}
         for a in self.ahus:
             m, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{a.id}",))
             ahu_on[a.id] = bldg_on | m
         # the season (cooling or heating setpoints) is decided once per day, from the mean temperature of the
-        # week around it (a plant changes over between seasons, not every other day)
-        noons = self.grid(day0 - W - 3, ne + 6)[STEPS // 2::STEPS]
-        week = np.convolve(self.weather.at(noons).daily_mean, np.ones(7) / 7.0, mode="valid")
-        cooling = np.repeat(week >= 17.0, STEPS)
-        sig: dict[str, np.ndarray] = {}
+        # days around it (a plant changes over between seasons, not every other day)
+        half = P.changeover_days // 2
+        noons = self.grid(day0 - WARM_DAYS - half, ne + 2 * half)[STEPS // 2::STEPS]
+        week = np.convolve(self.weather.at(noons).daily_mean, np.ones(P.changeover_days) / P.changeover_days,
+                           mode="valid")
+        cooling = np.repeat(week >= P.changeover_c, STEPS)
+        return TimeBase(t=t, wx=self.weather.at(t), hour=hour, day=day, s0=s0, e0=e0, open_day=open_day,
+                        occupied=occupied, occ=occ, bldg_on=bldg_on, ahu_on=ahu_on, cooling=cooling,
+                        sp=np.where(cooling, P.cool_setpoint_c, P.heat_setpoint_c))
 
-        # zones: thermal mass and CO2, simulated per day row with warm-up
-        Z = len(self.zones)
-        teq = np.empty((Z, n_ext))
-        on = np.empty((Z, n_ext))
-        lo = np.empty((Z, n_ext))
-        hi = np.empty((Z, n_ext))
-        ceq = np.empty((Z, n_ext))
-        ac = np.empty((Z, n_ext))
-        sp = np.where(cooling, 24.0, 21.0)
+    def _zone_states(self, tb: TimeBase, n_days: int) -> ZoneStates:
+        """Per-zone equilibria and time constants, then the zone temperature / CO2 loop."""
+        P = self.params
+        Z, n_ext = len(self.zones), tb.t.size
+        teq, on, lo, hi, ceq, ac, eeq, ae = (np.empty((Z, n_ext)) for _ in range(8))
+        e_out = tb.wx.rh / 100.0 * vapour_kpa(tb.wx.oat)
+        rh_on = P.rh_on_pct + P.rh_on_oa_slope * (tb.wx.rh - 70.0) + P.rh_on_occ_pct * tb.occ
+        e_on = rh_on / 100.0 * vapour_kpa(tb.sp)
+        cool = tb.cooling
         for i, z in enumerate(self.zones):
-            teq[i] = wx.oat + 3.5 + z.gain_occ * occ + z.gain_sol * wx.solar
-            on_z = ahu_on[z.ahu] if z.ahu else bldg_on
+            teq[i] = tb.wx.oat + P.free_float_k + z.gain_occ * tb.occ + z.gain_sol * tb.wx.solar
+            on_z = tb.ahu_on[z.ahu] if z.ahu else tb.bldg_on
             on[i] = on_z
             starve = np.zeros(n_ext, dtype=bool)
             if z.ahu:
-                starve, _ = self.fault_mask(t, FaultKind.DSP_NOT_MET, self._eq_targets(z.ahu))
-            lo[i] = np.where(cooling, sp - 1.5, sp - 0.5)
-            hi[i] = np.where(cooling, sp + 0.5, sp + 1.2) + 1.8 * starve
-            vent_fault, f = self.fault_mask(t, FaultKind.CO2_HIGH, self._eq_targets(z.id.split(".")[0]))
-            vent = np.where(on_z, 1.0, 0.3) * np.where(vent_fault, f.param("ventilation") if f else 1.0, 1.0)
-            ceq[i] = 420.0 + occ * 380.0 * z.density / vent
-            ac[i] = np.where(on_z & ~vent_fault, DT_H / 0.6, DT_H / 2.5)
-        T, C = self._zone_loop(teq, on, lo, hi, ceq, ac, n_days)
+                starve, _ = self.fault_mask(tb.t, FaultKind.DSP_NOT_MET, self._eq_targets(z.ahu))
+            lo[i] = tb.sp + np.where(cool, P.cool_band_k[0], P.heat_band_k[0])
+            hi[i] = tb.sp + np.where(cool, P.cool_band_k[1], P.heat_band_k[1]) + P.starved_k * starve
+            # outdoor air lost at the zone, or at the AHU that serves it
+            co2_keys = self._eq_targets(z.id.split(".")[0]) + (self._eq_targets(z.ahu) if z.ahu else ())
+            vent_fault, f = self.fault_mask(tb.t, FaultKind.CO2_HIGH, co2_keys)
+            vent = np.where(on_z, 1.0, P.vent_off_fraction) * np.where(
+                vent_fault, f.param("ventilation") / 100.0 if f else 1.0, 1.0)
+            ceq[i] = P.co2_outdoor_ppm + tb.occ * P.co2_occupied_ppm * z.density / vent
+            ac[i] = np.where(on_z & ~vent_fault, DT_H / P.co2_tau_on_h, DT_H / P.co2_tau_off_h)
+            eeq[i] = np.where(on_z, e_on, e_out + P.occ_vapour_kpa * tb.occ)
+            ae[i] = np.where(on_z, DT_H / P.moisture_tau_on_h, DT_H / P.moisture_tau_off_h)
+        T, C, E = self._zone_loop(teq, on, lo, hi, (ceq, eeq), (ac, ae), n_days)
+        o = tb.out
+        rh = np.clip(100.0 * E / vapour_kpa(T), *P.rh_limits_pct)
+        return ZoneStates(T=T, C=C, rh=rh, teq=teq[:, o], on=on[:, o] > 0.5, lo=lo[:, o], hi=hi[:, o])
 
-        # from here on, only the output days
-        t_o = t[out_sl]
-        sig["t"] = t_o
-        oat, rh_o, solar = wx.oat[out_sl], wx.rh[out_sl], wx.solar[out_sl]
-        daily_mean = wx.daily_mean[out_sl]
-        occ_o, hour_o, day_o = occ[out_sl], hour[out_sl], day[out_sl]
-        occupied_o, open_o = occupied[out_sl], open_day[out_sl]
-        s_o, e_o = s0[out_sl], e0[out_sl]
-        bldg_on_o = bldg_on[out_sl]
-        cool_o = cooling[out_sl]
-        sig.update(oat=oat, oa_rh=rh_o, solar=solar, occ=occ_o, occupied=occupied_o.astype(float),
-                   hvac_on=bldg_on_o.astype(float))
-        sp_o = sp[out_sl]
+    def _zone_signals(self, sig: dict[str, np.ndarray], tb: TimeBase, o: Output,
+                      zs: ZoneStates) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Zone temperature, CO2, RH, motion, damper, flow and lux; returns each zone's (cooling, heating) load."""
+        P = self.params
         zone_load = {}
         for i, z in enumerate(self.zones):
-            on_z = on[i, out_sl] > 0.5
-            teq_z = teq[i, out_sl]
-            lc = np.clip((teq_z - hi[i, out_sl]) / 22.0, 0.0, 1.0) * cool_o
-            lh = np.clip((lo[i, out_sl] - teq_z) / 12.0, 0.0, 1.0) * ~cool_o
+            on_z, teq_z = zs.on[i], zs.teq[i]
+            lc = np.clip((teq_z - zs.hi[i]) / P.cool_load_span_k, 0.0, 1.0) * o.cooling
+            lh = np.clip((zs.lo[i] - teq_z) / P.heat_load_span_k, 0.0, 1.0) * ~o.cooling
             load = np.where(on_z, np.maximum(lc, lh), 0.0)
             zone_load[z.id] = (lc * on_z, lh * on_z)
-            rh_on = 52.0 + 0.2 * (rh_o - 70.0) + 5.0 * occ_o
-            rh_off = np.clip(rh_o - 3.0 * (T[i] - oat), 30.0, 95.0)
             kz = rand.key64(self.k, "occ", z.id)
-            motion = rand.uniform(kz, np.round(t_o / STEP).astype(np.int64)) < np.clip(occ_o * z.density * 1.3, 0, 1)
-            damper = np.where(on_z, 25.0 + 70.0 * load, 0.0)
-            sig.update({f"{z.id}.t": T[i], f"{z.id}.sp": sp_o, f"{z.id}.co2": C[i],
-                        f"{z.id}.rh": np.where(on_z, rh_on, rh_off), f"{z.id}.occ": motion.astype(float),
+            motion = rand.uniform(kz, o.step_idx) < np.clip(o.occ * z.density * 1.3, 0, 1)
+            damper = np.where(on_z, P.damper_min_pct + (95.0 - P.damper_min_pct) * load, 0.0)
+            sig.update({f"{z.id}.t": zs.T[i], f"{z.id}.sp": o.sp, f"{z.id}.co2": zs.C[i],
+                        f"{z.id}.rh": zs.rh[i], f"{z.id}.occ": motion.astype(float),
                         f"{z.id}.damper": damper, f"{z.id}.flow": damper / 100.0 * 8.0 * z.area,
                         f"{z.id}.on": on_z.astype(float), f"{z.id}.load": load,
-                        f"{z.id}.lux": np.where(occupied_o, 430.0, 15.0) + 250.0 * solar})
-        sig["zones.t"] = T.mean(axis=0)
-        sig["zones.co2"] = C.mean(axis=0)
+                        f"{z.id}.lux": np.where(o.occupied, 430.0, 15.0) + 250.0 * o.solar})
+        sig["zones.t"] = zs.T.mean(axis=0)
+        sig["zones.co2"] = zs.C.mean(axis=0)
         sig["zones.rh"] = np.mean([sig[f"{z.id}.rh"] for z in self.zones], axis=0)
+        return zone_load
 
-        # air handlers
+    def _hvac(self, sig: dict[str, np.ndarray], tb: TimeBase, o: Output,
+              zone_load: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Air handlers, local units (fan coils or splits) and the chiller plant; returns the HVAC powers (kW)."""
+        P = self.params
         hvac_parts: list[np.ndarray] = []
-        q_cool_total = np.zeros(t_o.size)
-        vfd = self.retrofit_on("vfd_fans_pumps", day_o) | ("vfd_fans_pumps" not in self.declared)
+        q_cool_total = np.zeros(o.t.size)
+        ahu_on = {a: m[tb.out] for a, m in tb.ahu_on.items()}
         for a in self.ahus:
-            self._ahu(a, sig, t_o, ahu_on[a.id][out_sl], oat, vfd)
+            self._ahu(a, sig, o.t, ahu_on[a.id], o.oat, o.vfd)
             hvac_parts += [sig[f"{a.id}.kw"]]
             q_cool_total += sig[f"{a.id}.q"]
-        # zones on local units (fan coils on the chiller, or split units without one)
-        local_q = np.zeros(t_o.size)
-        local_heat = np.zeros(t_o.size)
+        local_q = np.zeros(o.t.size)
+        local_heat = np.zeros(o.t.size)
         for z in self.zones:
             if z.ahu is None:
                 lc, lh = zone_load[z.id]
-                local_q += lc * z.area * 0.09
-                local_heat += lh * z.area * 0.06
+                local_q += lc * z.area * P.local_cool_kw_m2
+                local_heat += lh * z.area * P.local_heat_kw_m2
         if self.chillers:
             q_cool_total += local_q
-            hvac_parts.append(local_q * 0.03)  # fan-coil fans
+            hvac_parts.append(local_q * P.fan_coil_fan_ratio)
         else:
-            hvac_parts.append(local_q / 3.2)  # split units
-        hvac_parts.append(local_heat / 2.6)  # heat-pump heating
+            hvac_parts.append(local_q / P.split_cop)
+        hvac_parts.append(local_heat / P.heat_pump_cop)
         if not self.chillers and self.ahus:
-            hvac_parts.append(sum(sig[f"{a.id}.q"] for a in self.ahus) / 3.6)  # packaged DX cooling
-        plant_on = bldg_on_o | np.any([ahu_on[a.id][out_sl] for a in self.ahus], axis=0) if self.ahus else bldg_on_o
-        self._plant(sig, t_o, day_o, q_cool_total, plant_on, oat, vfd, hvac_parts)
+            hvac_parts.append(sum(sig[f"{a.id}.q"] for a in self.ahus) / P.dx_cop)  # packaged DX cooling
+        plant_on = o.bldg_on | np.any(list(ahu_on.values()), axis=0) if self.ahus else o.bldg_on
+        self._plant(sig, o.t, o.day, q_cool_total, plant_on, o.oat, o.vfd, hvac_parts)
+        return hvac_parts
 
-        # lighting and plugs
-        led = self.retrofit_on("led_lighting", day_o)
-        lpd = np.where(led, 5.5, 10.0)  # W/m2
-        light_kw = np.zeros(t_o.size)
-        dusk = 13.0 + (12.0 + 1.9 * np.cos(2 * np.pi * ((day_o % 365.2425) - 172.0 - 10957 % 365.2425) / 365.2425)) / 2
+    def _lighting(self, sig: dict[str, np.ndarray], o: Output) -> tuple[np.ndarray, np.ndarray]:
+        """Lighting circuits (office, extended, night) and plug loads; returns (lighting kW, plug kW)."""
+        P = self.params
+        led = self.retrofit_on("led_lighting", o.day)
+        lpd = np.where(led, P.lpd_led_w_m2, P.lpd_w_m2)
+        light_kw = np.zeros(o.t.size)
+        dusk = 13.0 + (12.0 + 1.9 * np.cos(2 * np.pi * ((o.day % 365.2425) - 172.0 - 10957 % 365.2425) / 365.2425)) / 2
         for c in self.circuits:
             if c.mode == "night":
-                lit = (hour_o >= dusk - 0.3 + c.offset_h) & (hour_o < 23.0)
+                lit = (o.hour >= dusk - 0.3 + c.offset_h) & (o.hour < 23.0)
             elif c.mode == "extended":
-                lit = (open_o & (hour_o >= s_o - 1.0 + c.offset_h) & (hour_o < e_o + 1.0)) | (
-                    occupied_o if self.b.use != "hotel" else open_o)
+                lit = (o.open_day & (o.hour >= o.s - 1.0 + c.offset_h) & (o.hour < o.e + 1.0)) | (
+                    o.occupied if self.b.use != "hotel" else o.open_day)
             else:
-                lit = open_o & (hour_o >= s_o - 0.25 + c.offset_h) & (hour_o < e_o + 0.25)
+                lit = o.open_day & (o.hour >= o.s - 0.25 + c.offset_h) & (o.hour < o.e + 0.25)
             sig[c.key] = lit.astype(float)
-            dim = np.where(led, 0.85 - 0.15 * solar, 0.95)
+            dim = np.where(led, 0.85 - 0.15 * o.solar, 0.95)
             light_kw += c.kw * lit * dim
         light_kw = (light_kw + 0.05) * lpd * 0.85 * self.area / 1000.0
-        plug_kw = 11.0 * 0.85 * self.area * (0.2 + 0.8 * occ_o) / 1000.0
+        plug_kw = P.plug_w_m2 * 0.85 * self.area * (0.2 + 0.8 * o.occ) / 1000.0
         sig["_lights.on"] = (light_kw > 0.3 * lpd * 0.85 * self.area / 1000.0).astype(float)
         for e in self.kinds.get("lighting", []):
             keys = [c.key for c in self.circuits if c.key.startswith(f"{e.id}.")]
             sig[f"{e.id}.kw"] = light_kw * len(keys) / max(1, len(self.circuits))
             sig[f"{e.id}.on"] = np.max([sig[k] for k in keys], axis=0) if keys else sig["_lights.on"]
+        return light_kw, plug_kw
 
-        # lifts, fans, water pumps, kitchen, special loads
+    def _loads(self, sig: dict[str, np.ndarray], o: Output) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Lifts, garage, fans, water and its pumps, kitchen; returns (power-category kW, special kW)."""
         power_parts: list[np.ndarray] = []
-        step_idx = np.round(t_o / STEP).astype(np.int64)
         for lf in self.kinds.get("lift", []):
             kl = rand.key64(self.k, "lift", lf.id)
-            p = 0.03 + 0.6 * occ_o * (0.7 + 0.3 * rand.uniform(kl, step_idx // 2))
-            sig[f"{lf.id}.on"] = (rand.uniform(kl ^ 1, step_idx) < p + 0.05).astype(float)
+            p = 0.03 + 0.6 * o.occ * (0.7 + 0.3 * rand.uniform(kl, o.step_idx // 2))
+            sig[f"{lf.id}.on"] = (rand.uniform(kl ^ 1, o.step_idx) < p + 0.05).astype(float)
             sig[f"{lf.id}.kw"] = 1.2 + 16.0 * p
             power_parts.append(sig[f"{lf.id}.kw"])
         if not self.kinds.get("lift") and self.b.floors_above >= 7:
-            power_parts.append((1.2 + 16.0 * (0.03 + 0.6 * occ_o)) * max(2, self.b.floors_above // 8))
-        self._garage(sig, t_o, hour_o, s_o, e_o, open_o, occ_o, oat, daily_mean, rh_o)
+            power_parts.append((1.2 + 16.0 * (0.03 + 0.6 * o.occ)) * max(2, self.b.floors_above // 8))
+        self._garage(sig, o.t, o.hour, o.s, o.e, o.open_day, o.occ, o.oat, o.daily_mean, o.rh)
         for f in self.other_fans:
-            m, _ = self.fault_mask(t_o, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{f.id}",))
-            fon = bldg_on_o | m
-            spd = np.where(fon, np.where(vfd, 55.0 + 30.0 * occ_o, 100.0), 0.0)
+            m, _ = self.fault_mask(o.t, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{f.id}",))
+            fon = o.bldg_on | m
+            spd = np.where(fon, np.where(o.vfd, 55.0 + 30.0 * o.occ, 100.0), 0.0)
             self._fan_signals(sig, f.id, fon, spd, max(2.0, 0.0004 * self.area))
             power_parts.append(sig[f"{f.id}.kw"])
         for f in self.garage_fans:
             power_parts.append(sig[f"{f.id}.kw"])
-        water = 0.2 + 0.00025 * self.area * occ_o
+        power_parts += self._water(sig, o)
+        return power_parts, self._kitchen(sig, o)
+
+    def _water(self, sig: dict[str, np.ndarray], o: Output) -> list[np.ndarray]:
+        """Water use (with leaks), smoke detectors and the water pumps; returns the pumps' kW."""
+        water = 0.2 + 0.00025 * self.area * o.occ
         for lk in self._leak_points():
-            m, f = self.fault_mask(t_o, FaultKind.WATER_LEAK, (lk,))
+            m, f = self.fault_mask(o.t, FaultKind.WATER_LEAK, (lk,))
             water = water + m * (f.param("flow_m3h") if f else 0.0)
             sig[f"leak:{lk}"] = m.astype(float)
         for sm in self._points_of("Smoke_Detection_Sensor"):
-            m, _ = self.fault_mask(t_o, FaultKind.SMOKE, (sm,))
+            m, _ = self.fault_mask(o.t, FaultKind.SMOKE, (sm,))
             sig[f"smoke:{sm}"] = m.astype(float)
         sig["water.flow"] = water
+        parts = []
         for pw in self.pumps_water:
-            pon = rand.uniform(rand.key64(self.k, pw.id), step_idx) < 0.15 + 0.6 * occ_o
+            pon = rand.uniform(rand.key64(self.k, pw.id), o.step_idx) < 0.15 + 0.6 * o.occ
             self._pump_signals(sig, pw.id, pon, np.where(pon, 75.0, 0.0), max(1.5, 0.0002 * self.area), water)
-            power_parts.append(sig[f"{pw.id}.kw"])
+            parts.append(sig[f"{pw.id}.kw"])
         if not self.pumps_water:
-            power_parts.append(0.00015 * self.area * (0.3 + 0.7 * occ_o))
-        cooking = np.where(open_o, np.exp(-(((hour_o - 11.5) / 0.9) ** 2)) + np.exp(-(((hour_o - 17.8) / 0.9) ** 2)),
-                           0.0)
-        special = [np.full(t_o.size, 1.8 * self.area / 1000.0)]  # data rooms, security, BMS
-        gas = 0.05 + 1.5 * occ_o
+            parts.append(0.00015 * self.area * (0.3 + 0.7 * o.occ))
+        return parts
+
+    def _kitchen(self, sig: dict[str, np.ndarray], o: Output) -> list[np.ndarray]:
+        """Kitchens (cooking peaks, combustible gas), gas use and the always-on special loads; returns kW."""
+        cooking = np.where(o.open_day, np.exp(-(((o.hour - 11.5) / 0.9) ** 2))
+                           + np.exp(-(((o.hour - 17.8) / 0.9) ** 2)), 0.0)
+        special = [np.full(o.t.size, self.params.special_w_m2 * self.area / 1000.0)]  # data rooms, security, BMS
+        gas = 0.05 + 1.5 * o.occ
         for kt in self.kinds.get("kitchen", []):
-            m, f = self.fault_mask(t_o, FaultKind.GAS_LEAK, self._eq_targets(kt.id))
+            m, f = self.fault_mask(o.t, FaultKind.GAS_LEAK, self._eq_targets(kt.id))
             lel = 0.4 + 1.5 * cooking + m * (f.param("lel") if f else 0.0) * np.clip(
-                self.fault_elapsed_h(t_o, f) / 0.5, 0, 1)
+                self.fault_elapsed_h(o.t, f) / 0.5, 0, 1)
             sig[f"{kt.id}.lel"] = lel
-            sig[f"{kt.id}.t"] = 24.0 + 5.0 * cooking + 0.2 * (oat - 25.0)
+            sig[f"{kt.id}.t"] = 24.0 + 5.0 * cooking + 0.2 * (o.oat - 25.0)
             sig[f"{kt.id}.co"] = 1.0 + 4.0 * cooking
             sig[f"{kt.id}.kw"] = 6.0 + 30.0 * cooking
             special.append(sig[f"{kt.id}.kw"])
             gas = gas + 12.0 * cooking
         sig["gas.flow"] = gas
+        return special
 
-        # sub-items, site scaling, meters
-        cat = {
-            "lighting_sockets": light_kw + plug_kw,
-            "hvac": np.sum(hvac_parts, axis=0) if hvac_parts else np.zeros(t_o.size),
-            "power": np.sum(power_parts, axis=0) if power_parts else np.zeros(t_o.size),
-            "special": np.sum(special, axis=0),
-        }
-        self._scale(sig, cat)
-        self._meters(sig, t_o, cat, oat, daily_mean, rh_o)
-        for w in self.kinds.get("weather", []):
-            sig[f"{w.id}.oat"] = oat
-        return sig
+    def _zone_loop(self, teq: np.ndarray, on: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   eq: tuple[np.ndarray, ...], gain: tuple[np.ndarray, ...],
+                   n_days: int) -> tuple[np.ndarray, ...]:
+        """Zone temperature, then first-order states (CO2, moisture: equilibria ``eq``, per-step gains ``gain``),
+        each output day simulated from WARM_DAYS before it.
 
-    def _zone_loop(self, teq: np.ndarray, on: np.ndarray, lo: np.ndarray, hi: np.ndarray, ceq: np.ndarray,
-                   ac: np.ndarray, n_days: int) -> tuple[np.ndarray, np.ndarray]:
-        """First-order zone temperature and CO2, each output day simulated from WARM_DAYS before it."""
+        The HVAC closes ``hvac_pull`` of the gap to the comfort band per step, capped by its capacity
+        (``hvac_max_k_per_h``): a warm-up after a cold night takes up to an hour, as in a real building.
+        """
+        P = self.params
         L = (WARM_DAYS + 1) * STEPS
 
         def rows(x: np.ndarray) -> np.ndarray:
             return sliding_window_view(x, L, axis=1)[:, ::STEPS][:, :n_days]  # (Z, n_days, L), no copy
 
-        teq_r, on_r, lo_r, hi_r, ceq_r, ac_r = (rows(x) for x in (teq, on, lo, hi, ceq, ac))
-        a = DT_H / 16.0  # free-floating time constant 16 h (heavy old building)
-        b = 0.7  # HVAC pulls into the comfort band with a time constant of about 20 min
+        teq_r, on_r, lo_r, hi_r = (rows(x) for x in (teq, on, lo, hi))
+        eq_r, gain_r = [rows(x) for x in eq], [rows(x) for x in gain]
+        a = DT_H / P.zone_tau_h
+        b = P.hvac_pull
+        cap = P.hvac_max_k_per_h * DT_H
         T = teq_r[:, :, :STEPS].mean(axis=2)
-        C = np.full(T.shape, 450.0)
+        S = [e[:, :, :STEPS].mean(axis=2) for e in eq_r]
         Z = teq.shape[0]
-        t_out = np.empty((Z, n_days, STEPS))
-        c_out = np.empty((Z, n_days, STEPS))
+        outs = [np.empty((Z, n_days, STEPS)) for _ in range(1 + len(eq))]
         first = L - STEPS
         for j in range(L):
             target = np.minimum(np.maximum(T, lo_r[:, :, j]), hi_r[:, :, j])
-            T = T + a * (teq_r[:, :, j] - T) + on_r[:, :, j] * b * (target - T)
-            C = C + ac_r[:, :, j] * (ceq_r[:, :, j] - C)
+            T = T + a * (teq_r[:, :, j] - T) + on_r[:, :, j] * np.clip(b * (target - T), -cap, cap)
+            S = [s + g[:, :, j] * (e[:, :, j] - s) for s, g, e in zip(S, gain_r, eq_r, strict=True)]
             if j >= first:
-                t_out[:, :, j - first] = T
-                c_out[:, :, j - first] = C
-        return t_out.reshape(Z, -1), c_out.reshape(Z, -1)
+                for k, x in enumerate((T, *S)):
+                    outs[k][:, :, j - first] = x
+        return tuple(x.reshape(Z, -1) for x in outs)
 
     def _ahu(self, a: Equipment, sig: dict[str, np.ndarray], t: np.ndarray, on: np.ndarray, oat: np.ndarray,
              vfd: np.ndarray) -> None:
@@ -504,7 +671,7 @@ class BuildingModel:
         dsp_sp = 160.0 + 120.0 * load
         speed = np.where(on, np.where(vfd, 45.0 + 45.0 * load, 92.0), 0.0)
         dspf, f_d = self.fault_mask(t, FaultKind.DSP_NOT_MET, targets)
-        dsp = np.where(on, dsp_sp * np.where(dspf, f_d.param("fraction") if f_d else 0.5, 1.0), 0.0)
+        dsp = np.where(on, dsp_sp * np.where(dspf, f_d.param("pressure") / 100.0 if f_d else 0.5, 1.0), 0.0)
         speed = np.where(dspf & on, 100.0, speed)
         flow = self.design_flow[a.id] * speed / 100.0
         kw = self.fan_kw[a.id] * ((speed / 100.0) ** 3 * 0.85 + 0.08) * on
@@ -532,7 +699,8 @@ class BuildingModel:
         plr = np.where(n_run > 0, np.clip(q / (np.maximum(n_run, 1) * cap), 0.0, 1.2), 0.0)
         cop_r = np.where(self.retrofit_on("chiller_upgrade", day), 6.2, 4.3)
         any_on = n_run > 0
-        chws = np.where(any_on, 7.0 + 0.4 * plr, np.clip(12.0 + 0.15 * (oat - 15.0), 9.0, 17.0))
+        idle = np.clip(12.0 + 0.15 * (oat - 15.0), 9.0, 17.0)  # still water in a stopped evaporator
+        chws = np.where(any_on, 7.0 + 0.4 * plr, idle)
         chwr = np.where(any_on, chws + 5.0 * plr, chws + 0.4)
         design_flow = cap / (4.186 * 5.0) * 3.6  # m3/h per chiller at 5 K
         pump_speed = np.where(any_on, np.where(vfd, np.clip(45.0 + 50.0 * plr, 45.0, 95.0), 100.0), 0.0)
@@ -544,8 +712,11 @@ class BuildingModel:
             qi = on * plr * cap
             with np.errstate(divide="ignore", invalid="ignore"):
                 cop = np.where(kw > 0, qi / np.maximum(kw, 1e-9), 0.0)
+            # each chiller's own leaving/entering water sensors: the header's water while it runs, its own
+            # still evaporator water while it (and its dedicated pump) is stopped
             sig.update({f"{c.id}.on": on.astype(float), f"{c.id}.kw": kw, f"{c.id}.q": qi, f"{c.id}.cop": cop,
-                        f"{c.id}.chws": chws, f"{c.id}.chwr": chwr, f"{c.id}.cws": cws,
+                        f"{c.id}.chws": np.where(on, chws, idle), f"{c.id}.chwr": np.where(on, chwr, idle + 0.4),
+                        f"{c.id}.cws": cws,
                         f"{c.id}.flow": on * design_flow * pump_speed / 100.0})
             hvac_parts.append(kw)
         pumps = self.pumps_hvac
@@ -595,7 +766,8 @@ class BuildingModel:
             level = fan.location or ""
             mine = [g for g in self.kinds.get("garage", []) if level and g.location == level]
             co = np.max([sig[f"{g.id}.co"] for g in mine], axis=0) if mine else co_any
-            fon = (co > 20.0) | (traffic > 0.5)
+            left_on, _ = self.fault_mask(t, FaultKind.AFTER_HOURS_HVAC, (f"{self.id}/{fan.id}",))
+            fon = (co > 20.0) | (traffic > 0.5) | left_on
             spd = np.where(co > 35.0, 100.0, np.where(fon, 60.0, 0.0))
             self._fan_signals(sig, fan.id, fon, spd, max(3.0, 0.0002 * self.area))
 
@@ -690,7 +862,7 @@ class BuildingModel:
         u = rand.uniform(km, np.arange(6))
         v_base = V_PHASE + 3.0 * (1.0 - load_frac)
         m_ub, f_ub = self.fault_mask(t, FaultKind.VOLTAGE_UNBALANCE, self._eq_targets(m))
-        drop = m_ub * (f_ub.param("drop") if f_ub else 0.0)
+        drop = m_ub * (f_ub.param("drop") / 100.0 if f_ub else 0.0)  # the parameter is in percent
         pf = np.clip(0.85 + 0.1 * np.clip(load_frac, 0, 1) + (u[5] - 0.5) * 0.04, 0.8, 0.98)
         sig[f"{m}.kw"] = kw
         sig[f"{m}.pf"] = pf

@@ -248,8 +248,9 @@ def test_backoff_has_a_ceiling_and_the_device_reconnects(tmp_path: Path) -> None
     before = [t for t in st.poll_starts if t < up]
     gaps = [b - a for a, b in zip(before, before[1:], strict=False)]
     assert max(gaps) >= ceiling * 0.9, gaps  # it backed off...
-    assert max(gaps) <= ceiling + 0.15, gaps  # ...but never beyond the ceiling
+    # ...but never beyond the ceiling (slack for a loaded machine's event loop; uncapped doubling reaches 1.6 s here)
+    assert max(gaps) <= ceiling + 0.4, gaps
     assert len(gaps) < 2.5 / interval / 2  # far fewer attempts than one per interval
     assert st.health is Health.OK
-    assert any(r.value == 19.5 and r.quality is Quality.GOOD and r.ts <= up + ceiling + 0.5 for r in sink.readings)
+    assert any(r.value == 19.5 and r.quality is Quality.GOOD and r.ts <= up + ceiling + 0.8 for r in sink.readings)
     assert all(r.quality is Quality.COMM_FAILURE for r in sink.readings if r.ts < up)

@@ -84,6 +84,7 @@ def test_sign_in_portfolio_and_building_in_chromium(dashboard_url: str, tmp_path
 
             page.get_by_role("link", name="楼宇详情").click()
             page.wait_for_selector("text=设备树")
+            page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=60_000)  # the trend, drawn last
             _settle(page)
             page.screenshot(path=str(tmp_path / "building.png"))
             body = page.inner_text("body")
@@ -93,6 +94,7 @@ def test_sign_in_portfolio_and_building_in_chromium(dashboard_url: str, tmp_path
 
             page.get_by_text("English").click()
             page.wait_for_selector("text=Equipment tree")
+            page.wait_for_selector("[data-testid='stMetricLabel']", timeout=60_000)
             _settle(page)
             page.screenshot(path=str(tmp_path / "building-en.png"))
             box = page.locator("[data-testid='stSelectbox']").first

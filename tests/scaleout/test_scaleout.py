@@ -47,6 +47,13 @@ LEAKS = {"a": "huaxin-building/leak-b1pump-wet",  # LoRa leak sensor behind an M
 COLLECT_S = 22.0  # how long the edge collectors run
 
 
+def _raised(tap: Tap, target: str) -> list[dict]:
+    """The 'raised' events of the water-leak rule for one building/point that reached the tap."""
+    building, point = target.split("/")
+    return [d for t, d in list(tap.alarms) if t == f"retrofit/{building}/alarms/s-water-leak"
+            and d["event"] == "raised" and d["subject"] == point]
+
+
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,6 +182,14 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
         for w in workers.values():
             w.wait_text("; reading retrofit/readings/", 30)
 
+        # a leak in one building of each worker, there from the first poll: under load the edge collectors' short
+        # run may otherwise end before a slow device's next poll sees a leak injected midway
+        for target in LEAKS.values():
+            r = subprocess.run([*CLI, "simulate", "fault", "inject", "--kind", "water_leak", "--target", target,
+                                "--control-file", str(ctl)], cwd=ROOT, env=base, capture_output=True, text=True,
+                               timeout=30)
+            assert r.returncode == 0, r.stderr
+
         # one edge collector per building: its own data dir (local buffer, no InfluxDB), its own MQTT session
         edges = {b.id: start(f"collect-{b.id}", ["collect", "--site", str(site_dir / f"{b.id}.yaml"), "--publish",
                                                  "--no-rules", "--duration", str(COLLECT_S)],
@@ -183,15 +198,10 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
         wait_for(lambda: len({r.building for r in tap.readings}) == len(edges), 40, "readings from every building")
         t_first = time.monotonic()
 
-        # a leak in one building of each worker, while ingest is down for a few seconds (its session queues)
+        # ingest goes down for a few seconds while the edges publish (its session queues)
         assert ingest.stop() == 0, ingest.err()[-3000:]
         first_stats = ingest.last_json()
         down_from = time.monotonic()
-        for target in LEAKS.values():
-            r = subprocess.run([*CLI, "simulate", "fault", "inject", "--kind", "water_leak", "--target", target,
-                                "--control-file", str(ctl)], cwd=ROOT, env=base, capture_output=True, text=True,
-                               timeout=30)
-            assert r.returncode == 0, r.stderr
         time.sleep(3)
         ingest = start("ingest-2", ingest_args, **ingest_env)
         ingest.wait_text("ingest: subscribed", 30, stream="err")
@@ -222,6 +232,8 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
             latest = store.latest()
         finally:
             store.close()
+        wait_for(lambda: all(_raised(tap, target) for target in LEAKS.values()), 90, "each leak's alarm over MQTT",
+                 every=0.5)
         results = {w: (p.stop(), p.last_json()) for w, p in workers.items()}
         assert ingest.stop() == 0, ingest.err()[-3000:]
         ingest_stats = ingest.last_json()
@@ -275,9 +287,7 @@ def test_edge_collectors_ingest_and_two_rule_workers_over_mqtt(tmp_path: Path, s
         other = "b" if w == "a" else "a"
         assert ("s-water-leak", building, point) in keys[w], (w, sorted(keys[w]))
         assert not any(k[1] == building for k in keys[other])
-        raised = [d for t, d in tap.alarms if t == f"retrofit/{building}/alarms/s-water-leak"
-                  and d["event"] == "raised" and d["subject"] == point]
-        assert len(raised) == 1, tap.alarms
+        assert len(_raised(tap, target)) == 1, tap.alarms
     print(json.dumps({"published": len(published), "while_ingest_down": while_down,
                       "per_building": dict(per_building), "stored": stored_count,
                       "collect_s": round(collected_s, 1), "workers": {w: s for w, (_, s) in results.items()},
