@@ -118,6 +118,9 @@ class BacnetDriver:
         self._types: dict[tuple[Any, Any], Any] = {}
         self._cov_tasks: list[asyncio.Task[None]] = []
         self._bad: dict[str, str] = {}  # point key -> why it last read bad (logged once per reason)
+        # RPMs the device fails as a whole for one bad property -> the halves read instead (see _split_rpm)
+        self._rpm_parts: dict[tuple[BacnetPlanned, ...], tuple[BacnetRead, BacnetRead]] = {}
+        self._rpm_part_of: set[tuple[BacnetPlanned, ...]] = set()
 
     async def open(self) -> None:
         self.client.start()
@@ -150,6 +153,9 @@ class BacnetDriver:
     async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
         app = self.client.start()
         if request.rpm and self.use_rpm:
+            parts = self._rpm_parts.get(request.points)
+            if parts is not None:
+                return [r for part in parts for r in await self.read(part)]
             if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
                 out: list[Reading] = []
                 for i in range(0, len(request.points), self.rpm_limit):
@@ -165,12 +171,29 @@ class BacnetDriver:
                     log.warning("%s; using RPMs of at most %d properties (lower max_points or set segmentation: "
                                 "false in the site file)", exc, self.rpm_limit)
                     return await self.read(request)
+                if exc.point_error:
+                    return await self._split_rpm(request, exc)
                 if not exc.rejects_rpm:
                     raise
                 self.use_rpm = False
                 log.warning("%s; switching this device to ReadProperty (set rpm: false in the site file to skip "
                             "this probe)", exc)
         return await self._read_each(app, request.points)
+
+    async def _split_rpm(self, request: BacnetRead, exc: BacnetReply) -> list[Reading]:
+        """Some controllers answer a whole RPM with an Error (unknown-object, read-access-denied ...) when one of
+        its properties fails, instead of inline: halve the request until the failing point is alone (it reads
+        BAD), and keep the halves for later polls, so the other points read every poll."""
+        if len(request.points) == 1:
+            return [self._bad_point(request.points[0], describe_error(exc.err), time.time())]
+        if request.points not in self._rpm_part_of:
+            log.warning("%s; this device fails a whole RPM for one bad property: splitting it to find the point "
+                        "(kept for this run)", exc)
+        half = len(request.points) // 2
+        parts = (BacnetRead(True, request.points[:half]), BacnetRead(True, request.points[half:]))
+        self._rpm_parts[request.points] = parts
+        self._rpm_part_of.update(p.points for p in parts)
+        return [r for part in parts for r in await self.read(part)]
 
     def _rpm_template(self, points: tuple[BacnetPlanned, ...]) -> _RpmTemplate:
         """The request encoded once per planned RPM (the plan does not change between polls), and how to find
@@ -354,6 +377,12 @@ class BacnetReply(DeviceProtocolError):
             return any(r in reason for r in RPM_UNSUPPORTED)
         return (str(getattr(self.err, "errorClass", "")) == "services"
                 and str(getattr(self.err, "errorCode", "")) in RPM_REFUSED_CODES)
+
+    @property
+    def point_error(self) -> bool:
+        """An Error about an object or a property (not the service): one of the request's points is at fault."""
+        return not isinstance(self.err, RejectPDU | AbortPDU) and \
+            str(getattr(self.err, "errorClass", "")) in ("object", "property")
 
     @property
     def too_big(self) -> bool:

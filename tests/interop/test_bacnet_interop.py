@@ -157,6 +157,36 @@ def test_properties_that_answer_errors_inline(tmp_path: Path, bacnet_js: Callabl
     assert collector.pollers["b1/ctl"].status.health in (Health.DEGRADED, Health.OK)
 
 
+def test_a_whole_rpm_failed_for_one_bad_property(tmp_path: Path, bacnet_js: Callable[..., JsDevice],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Some controllers answer the whole RPM with Error unknown-object when one object in it is missing: the
+    driver halves the request until the missing one is alone, keeps the halves, and the rest read every poll."""
+    objs = objects(15)
+    dev = bacnet_js({"instance": 3107, "rpmErrors": "whole", "objects": objs})
+    ghost = {"type": "analog-input", "instance": 999, "value": 0.0}
+    want = expected(objs)
+    rounds: list[int] = []
+
+    def done(last: dict[str, Reading]) -> bool:
+        if good(want)(last) and "b1/analog-input-999" in last:
+            rounds.append(dev.requests("rpm"))
+        return len(rounds) > 1 and rounds[-1] >= rounds[0] + 20
+
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        collector, sink = collect_until(site_for(tmp_path, dev, [*objs, ghost]), done)
+    last = {r.point: r for r in sink.readings}
+    check(last, want)
+    assert last["b1/analog-input-999"].quality is Quality.BAD
+    first_ok = next(i for i, line in enumerate(dev.log) if line.endswith(" ok"))
+    later = [line for line in dev.log[first_ok:] if line.startswith("rpm")]
+    tail = later[-10:]  # two polls after learning: only the missing object's own request fails
+    assert [line for line in tail if "error" in line] == ["rpm 1 error-whole"] * 2, tail
+    assert sum("splitting it" in r.getMessage() for r in caplog.records) == 1
+    assert sum("unknown-object" in r.getMessage() and "analog-input,999" in r.getMessage()
+               for r in caplog.records) == 1
+    assert collector.pollers["b1/ctl"].status.health is Health.DEGRADED
+
+
 def test_object_list_changes_after_commissioning(tmp_path: Path, bacnet_js: Callable[..., JsDevice],
                                                  caplog: pytest.LogCaptureFixture) -> None:
     """The controller is reprogrammed while the collector runs: one object goes, one arrives. The gone point

@@ -7,6 +7,7 @@
 //                                   (this device never segments: segmentation-supported = no-segmentation)
 //   rpm [true]                       true; "reject" (Reject unrecognized-service, as old controllers do);
 //                                   "error" (Error services/service-request-denied)
+//   rpmErrors ["inline"]             "whole": one failing property fails the whole RPM with its Error
 //   objects                          [{type: "analog-input", instance: 1, name, value, units, listed: true,
 //                                     errors: {"present-value": ["property", "read-access-denied"]}}]
 //                                   listed: false -> the object answers reads but is missing from object-list
@@ -183,6 +184,12 @@ client.on('readPropertyMultiple', (msg) => {
       return { property: { id: p.id, index: p.index ?? ARRAY_ALL }, value }
     })
   }))
+  const failed = answer.flatMap((a) => a.values).find((v) => v.value[0]?.value?.type === 'BacnetError')
+  if (failed && cfg.rpmErrors === 'whole') { // some controllers fail the whole RPM for one bad property
+    log(`rpm ${n} error-whole`)
+    const e = failed.value[0].value
+    return client.errorResponse(sender, ConfirmedServiceChoice.READ_PROPERTY_MULTIPLE, msg.invokeId, e.errorClass, e.errorCode)
+  }
   const size = 3 + sizeOf((b) => services.readPropertyMultiple.encodeAcknowledge(b, answer))
   if (size > maxApdu) {
     log(`rpm ${n} abort-segmentation-not-supported`)
