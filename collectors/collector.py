@@ -38,7 +38,9 @@ class Collector:
                  jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
                  plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
-        self.plans = plans if plans is not None else plan_site(site)
+        from collectors.pipeline import learned_plan_changes  # the reads an earlier run had to re-split
+
+        self.plans = plans if plans is not None else plan_site(site, learned_plan_changes(data_dir))
         self.sinks = list(sinks)
         self.mqtt_url = mqtt_url
         self.mqtt_auth = (mqtt_username, mqtt_password)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from buildings.modbus_codec import PointCodec, codec_for
@@ -133,6 +133,8 @@ class DevicePlan:
     device: Device
     groups: tuple[ScheduleGroup, ...]
     point_keys: tuple[str, ...] = field(default=())
+    # reads re-split by an earlier run (the status file's plan_changes) that this plan starts with
+    changes: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def request_count(self) -> int:
@@ -247,8 +249,44 @@ def plan_device(device_key: str, device: Device, refs: Iterable[PointRef]) -> De
                       point_keys=tuple(r.key for r in refs))
 
 
-def plan_site(site: Site) -> dict[str, DevicePlan]:
-    """A plan for every polled (Modbus / BACnet) device of the site, by device key."""
+def apply_learned(plan: DevicePlan, changes: Sequence[dict[str, Any]]) -> DevicePlan:
+    """The plan with each read a device refused in an earlier run replaced by the reads it answered, in the
+    order they were learned (``plan_changes`` from the status file: ``read`` and ``parts`` [[start, count]]).
+    A change that no longer fits the site file (addresses or points moved) is dropped: it is learned again."""
+    groups, applied = [list(g.reads) for g in plan.groups], []
+    for change in changes:
+        for reads in groups:
+            at = next((i for i, r in enumerate(reads) if isinstance(r, ModbusRead)
+                       and r.describe() == change.get("read")), None)
+            parts = _parts_of(reads[at], change.get("parts") or []) if at is not None else None
+            if at is not None and parts:
+                reads[at:at + 1] = parts
+                applied.append(change)
+                break
+    if not applied:
+        return plan
+    return replace(plan, groups=tuple(ScheduleGroup(g.interval_s, tuple(reads))
+                                      for g, reads in zip(plan.groups, groups, strict=True)),
+                   changes=tuple(applied))
+
+
+def _parts_of(read: Read, ranges: Sequence[Sequence[int]]) -> list[ModbusRead] | None:
+    """``read`` cut into the given register ranges, if every point falls in exactly one of them."""
+    if not isinstance(read, ModbusRead):
+        return None
+    parts = []
+    for start, count in ranges:
+        pts = [p for p in read.points
+               if start <= p.source.address and p.source.address + p.source.count <= start + count]
+        if not pts:
+            return None
+        parts.append(sub_read(read, pts))
+    return parts if sum(len(p.points) for p in parts) == len(read.points) else None
+
+
+def plan_site(site: Site, learned: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, DevicePlan]:
+    """A plan for every polled (Modbus / BACnet) device of the site, by device key; ``learned`` (the status
+    file's re-split reads, see ``apply_learned``) starts a device with the reads it answered last run."""
     refs_by_device: dict[str, list[PointRef]] = defaultdict(list)
     for ref in site.points.values():
         refs_by_device[f"{ref.building.id}/{ref.device.id}"].append(ref)
@@ -257,6 +295,8 @@ def plan_site(site: Site) -> dict[str, DevicePlan]:
         if device.protocol == Protocol.MQTT:
             continue
         plans[key] = plan_device(key, device, refs_by_device.get(key, []))
+        if learned and learned.get(key):
+            plans[key] = apply_learned(plans[key], learned[key])
     return plans
 
 

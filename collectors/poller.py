@@ -92,7 +92,8 @@ class DevicePoller:
         self.offline_after = offline_after
         self.keep_poll_starts = keep_poll_starts
         self.rng = random.Random(seed)
-        self.status = DeviceStatus(device=plan.device_key, protocol=plan.device.protocol.value)
+        self.status = DeviceStatus(device=plan.device_key, protocol=plan.device.protocol.value,
+                                   plan_changes=list(plan.changes))  # carried on into the next status file
         self.quiet = quiet or QuietLog(plan.device_key)
         self._stop = asyncio.Event()
         self._opened = False
@@ -222,7 +223,7 @@ class DevicePoller:
             st.health = Health.DEGRADED if errors or bad else Health.OK
         plan_changes = getattr(self.driver, "plan_changes", None)
         if plan_changes:
-            st.plan_changes = list(plan_changes)
+            st.plan_changes = [*self.plan.changes, *plan_changes]
         self.quiet.poll(before, st.health, st.last_error if errors else None)
         if st.health != before and self.on_status is not None:
             self.on_status(st)

@@ -116,13 +116,11 @@ def publisher_client_id(site: Any) -> str:
 def learned_plan_changes(data_dir: Path | None) -> dict[str, list[dict[str, Any]]]:
     """Reads a running (or the last) collector re-split because its device refused them, from the status file
     in the data dir: `collect --plan` shows them under the planned read."""
-    from collectors.pipeline import read_status
+    from collectors.pipeline import learned_plan_changes
     from retrofit.settings import settings_or_none
 
     settings = settings_or_none(data_dir=data_dir) if data_dir else settings_or_none()
-    status = read_status(settings.data_dir) if settings is not None else None
-    devices = (status or {}).get("devices") or {}
-    return {key: dev.get("plan_changes") or [] for key, dev in devices.items() if isinstance(dev, dict)}
+    return learned_plan_changes(settings.data_dir) if settings is not None else {}
 
 
 def collect(

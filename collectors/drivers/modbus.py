@@ -351,17 +351,17 @@ class ModbusDriver:
 
     def _remember(self, planned: ModbusRead, part: ModbusRead, parts: list[ModbusRead], all_reads: list[ModbusRead],
                   exc: ModbusExceptionReply) -> None:
-        """Keep the re-split plan for the rest of the run, log it once, and record it for the status file
-        (one entry per planned read, replaced when a part of it is split again)."""
+        """Keep the re-split plan for the rest of the run, log it once, and record it for the status file, from
+        which the next run starts (one entry per planned read, replaced when a part of it is split again)."""
         self.learned[read_key(planned)] = all_reads
         reason = f"exception {exc.code} ({EXCEPTION_NAMES.get(exc.code or 0, 'unknown')})"
         refused = [s.points[0].key for s in parts if len(s.points) == 1 and s.points[0].key in self.refused]
-        log.warning("device %s: %s answered %s; re-planned as %d reads (%s), kept for this run; set "
-                    "max_registers / max_gap in the site file to plan it so from the start%s", self.name,
+        log.warning("device %s: %s answered %s; re-planned as %d reads (%s), kept in the status "
+                    "file for the next runs; set max_registers / max_gap in the site file to plan it so from the start%s", self.name,
                     part.describe(), reason, len(parts), ", ".join(f"{s.start}-{s.start + s.count - 1}" for s in parts),
                     "".join(f"; {k} is refused on its own: check its address" for k in refused))
         entry = {"read": planned.describe(), "reason": reason, "now": [s.describe() for s in all_reads],
-                 "ts": time.time()}
+                 "parts": [[s.start, s.count] for s in all_reads], "ts": time.time()}
         self.plan_changes[:] = [c for c in self.plan_changes if c["read"] != entry["read"]] + [entry]
 
 
