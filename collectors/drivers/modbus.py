@@ -356,9 +356,10 @@ class ModbusDriver:
         self.learned[read_key(planned)] = all_reads
         reason = f"exception {exc.code} ({EXCEPTION_NAMES.get(exc.code or 0, 'unknown')})"
         refused = [s.points[0].key for s in parts if len(s.points) == 1 and s.points[0].key in self.refused]
-        log.warning("device %s: %s answered %s; re-planned as %d reads (%s), kept in the status "
-                    "file for the next runs; set max_registers / max_gap in the site file to plan it so from the start%s", self.name,
-                    part.describe(), reason, len(parts), ", ".join(f"{s.start}-{s.start + s.count - 1}" for s in parts),
+        log.warning("device %s: %s answered %s; re-planned as %d reads (%s), kept in the status file for the "
+                    "next runs; set max_registers / max_gap in the site file to plan it so from the start%s",
+                    self.name, part.describe(), reason, len(parts),
+                    ", ".join(f"{s.start}-{s.start + s.count - 1}" for s in parts),
                     "".join(f"; {k} is refused on its own: check its address" for k in refused))
         entry = {"read": planned.describe(), "reason": reason, "now": [s.describe() for s in all_reads],
                  "parts": [[s.start, s.count] for s in all_reads], "ts": time.time()}
