@@ -10,8 +10,9 @@ well-defined health state:
   (interval x 2^n, up to ``backoff_max_s``) and reconnect, and come back to the normal schedule on success.
 
 Failed requests still produce Readings (value None, quality comm-failure) so downstream sees the gap, and every
-health change is a ``DeviceStatus`` event. A device's loop only ever awaits its own I/O: a dead or slow device
-never delays another device's polls.
+health change is a ``DeviceStatus`` event. The log is quiet (``QuietLog``): a line when a device starts failing,
+gets worse or fails in a new way, one when it recovers, and a summary at most every 10 minutes in between.
+A device's loop only ever awaits its own I/O: a dead or slow device never delays another device's polls.
 """
 
 from __future__ import annotations
