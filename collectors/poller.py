@@ -23,12 +23,13 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from collectors.decode import failed
-from collectors.drivers.base import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver
+from collectors.drivers.base import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, Emit
 from collectors.planner import DevicePlan, ScheduleGroup
 from telemetry.reading import Quality, Reading
 
@@ -74,14 +75,13 @@ class DeviceStatus:
         return d
 
 
-Emit = Callable[[list[Reading]], Awaitable[None]]
 StatusListener = Callable[[DeviceStatus], None]
 
 
 class DevicePoller:
     """Polls one device's plan until stopped."""
 
-    def __init__(self, plan: DevicePlan, driver: Driver, emit: Emit, on_status: StatusListener | None = None,
+    def __init__(self, plan: DevicePlan, driver: Driver[Any], emit: Emit, on_status: StatusListener | None = None,
                  jitter: float = 0.02, backoff_max_s: float = 300.0, offline_after: int = 2,
                  keep_poll_starts: int = 0, seed: int | None = None, quiet: QuietLog | None = None) -> None:
         self.plan = plan

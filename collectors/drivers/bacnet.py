@@ -12,6 +12,23 @@ process. Traps handled here (see docs/collectors.md):
 - A device that rejects RPM (Reject "unrecognized-service", or Error services "service-request-denied") is
   switched to ReadProperty for the rest of the run, and the poll is retried that way; one that aborts an answer
   as too big ("segmentation-not-supported" / "buffer-overflow") gets RPMs of half the size from then on.
+
+Sample device config (site file; defaults in brackets)::
+
+    devices:
+      - id: ahu-1-ctl
+        protocol: bacnet
+        host: 192.168.10.40
+        port: 47808                # [47808]
+        device_instance: 1001      # required (`retrofit discover bacnet` finds it)
+        max_apdu: 1476             # [1476] what the device accepts; sizes our RPM requests
+        segmentation: true         # [true] false: every RPM answer must fit one APDU
+        rpm: true                  # [true] false: one ReadProperty per point
+        max_points: 50             # [50] properties per RPM request
+        timeout_s: 2               # [2]
+        poll_interval_s: 30        # [60]
+    # a point:  bacnet: {device: ahu-1-ctl, object_type: analog-input, instance: 1, property: present-value,
+    #                    cov: true}   # cov: subscribe to change-of-value where the device offers it
 """
 
 from __future__ import annotations
@@ -20,7 +37,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +48,11 @@ from bacpypes3.basetypes import ErrorType
 from bacpypes3.pdu import Address
 
 from buildings.bacpypes_speedup import install as _install_speedup
-from buildings.site import Device
+from buildings.site import Device, PointRef
 from collectors.decode import bacnet_value, judge
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from collectors.drivers.bacnet_cov import LIFETIME_S as COV_LIFETIME_S
+from collectors.drivers.bacnet_cov import CovSubscriptions
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext, Emit
 from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
 
@@ -102,11 +121,24 @@ class BacnetClient:
             self.app = None
 
 
-class BacnetDriver:
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> BacnetDriver:
+    """The registry's factory: every BACnet device of a collector shares one BACnet application (one UDP port);
+    points with ``cov: true`` are subscribed when the collector starts pushes (unless ``ctx.cov`` is off)."""
+    client = ctx.shared("bacnet-client", lambda: BacnetClient(ctx.bacnet_local))
+    cov = [BacnetPlanned(r.key, r.point.bacnet.object_type, r.point.bacnet.instance, r.point.bacnet.property,
+                         r.point.range)
+           for r in points if ctx.cov and r.point.bacnet is not None and r.point.bacnet.cov]
+    return BacnetDriver(device_key, device, client, cov_points=cov, cov_lifetime_s=ctx.cov_lifetime_s)
+
+
+class BacnetDriver(Driver[BacnetRead]):
     """Reads planned BACnet requests from one device; never writes (see ``write_point`` for the audited path)."""
 
-    def __init__(self, device_key: str, device: Device, client: BacnetClient) -> None:
+    def __init__(self, device_key: str, device: Device, client: BacnetClient,
+                 cov_points: Sequence[BacnetPlanned] = (), cov_lifetime_s: int = COV_LIFETIME_S) -> None:
         self.name = device_key
+        self.cov = CovSubscriptions(self, list(cov_points), cov_lifetime_s)
+        self.requests = 0  # read requests sent (RPM or ReadProperty); SubscribeCOVs are counted by self.cov
         self.device = device
         self.client = client
         self.address = f"{device.host}:{device.port or device.default_port}"
@@ -116,7 +148,6 @@ class BacnetDriver:
         self._vendor_info: Any = None
         self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
         self._types: dict[tuple[Any, Any], Any] = {}
-        self._cov_tasks: list[asyncio.Task[None]] = []
         self._bad: dict[str, str] = {}  # point key -> why it last read bad (logged once per reason)
         # RPMs the device fails as a whole for one bad property -> the halves read instead (see _split_rpm)
         self._rpm_parts: dict[tuple[BacnetPlanned, ...], tuple[BacnetRead, BacnetRead]] = {}
@@ -126,14 +157,17 @@ class BacnetDriver:
         self.client.start()
 
     async def close(self) -> None:
-        for t in self._cov_tasks:
-            t.cancel()
-        for t in self._cov_tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception, ErrorRejectAbortNack):  # noqa: BLE001 - shutting down
-                pass
-        self._cov_tasks.clear()
+        await self.stop()
+
+    async def start(self, emit: Emit) -> None:
+        """Subscribe the device's COV points (the pushed side of this driver, see bacnet_cov.py)."""
+        self.cov.start(emit)
+
+    async def stop(self) -> None:
+        await self.cov.stop()
+
+    def stats(self) -> dict[str, Any] | None:
+        return {**self.cov.stats(), "requests": self.requests} if self.cov.points else None
 
     def _label(self) -> str:
         return f"BACnet device {self.name} (instance {self.device.device_instance}) at {self.address}"
@@ -150,7 +184,13 @@ class BacnetDriver:
         except OSError as exc:
             raise DeviceUnreachable(f"{self._label()}: {exc}") from None
 
-    async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
+    async def read(self, request: BacnetRead) -> list[Reading]:
+        if self.cov.covered:  # points with a live COV subscription are not polled
+            points = tuple(p for p in request.points if p.key not in self.cov.covered)
+            if not points:
+                return []
+            if len(points) != len(request.points):
+                request = BacnetRead(request.rpm, points)
         app = self.client.start()
         if request.rpm and self.use_rpm:
             parts = self._rpm_parts.get(request.points)
@@ -241,6 +281,7 @@ class BacnetDriver:
         pdu.put_data(tpl.encoded.pduData)
         pdu.pduDestination = self._addr
         pdu.apduInvokeID = None  # Application.request assigns a free one
+        self.requests += 1
         result = await self._bounded(app.request(pdu), f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
@@ -293,6 +334,7 @@ class BacnetDriver:
         answered = 0
         last: BacnetReply | None = None
         for p in points:
+            self.requests += 1
             try:
                 raw = await self._bounded(app.read_property(Address(self.address), p.object_id, p.property),
                                           f"ReadProperty {p.object_id} {p.property}")
@@ -311,40 +353,10 @@ class BacnetDriver:
         return out
 
     def subscribe_cov(self, points: list[BacnetPlanned], emit: Callable[[list[Reading]], Any],
-                      lifetime_s: int = 300) -> None:
-        """COV per point; bacpypes3 renews each subscription 2 s before its lifetime ends, and we re-subscribe
-        after any failure, so a device restart does not end the updates."""
-        for p in points:
-            self._cov_tasks.append(asyncio.create_task(self._cov_loop(p, emit, lifetime_s),
-                                                       name=f"cov-{p.key}"))
-
-    async def _cov_loop(self, p: BacnetPlanned, emit: Callable[[list[Reading]], Any], lifetime_s: int) -> None:
-        app = self.client.start()
-        delay = 1.0
-        while True:
-            try:
-                from bacpypes3.primitivedata import ObjectIdentifier
-
-                async with app.change_of_value(Address(self.address), ObjectIdentifier(p.object_id),
-                                               lifetime=lifetime_s) as scm:
-                    delay = 1.0
-                    while True:
-                        prop, value = await scm.get_value()
-                        if str(prop) == p.property:
-                            await _maybe_await(emit([self._reading(p, value, time.time())]))
-            except asyncio.CancelledError:
-                raise
-            except (Exception, ErrorRejectAbortNack) as exc:  # noqa: BLE001 - keep the subscription alive
-                msg = describe_error(exc) if isinstance(exc, ErrorRejectAbortNack) else str(exc)
-                log.warning("%s: COV on %s failed (%s); re-subscribing in %.0f s", self._label(), p.object_id,
-                            msg, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-
-
-async def _maybe_await(x: Any) -> None:
-    if asyncio.iscoroutine(x):
-        await x
+                      lifetime_s: int = COV_LIFETIME_S) -> None:
+        """COV for these points now (what ``start`` does for the site's ``cov: true`` points)."""
+        self.cov = CovSubscriptions(self, points, lifetime_s)
+        self.cov.start(emit)
 
 
 class _Missing:

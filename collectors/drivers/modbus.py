@@ -7,6 +7,21 @@ reconnect, and every request is bounded by our own timeout.
 
 Read-only: ``ModbusDriver.read`` only issues read function codes; writing is ``write_point`` used solely by
 the explicit, audited ``retrofit write`` command.
+
+Sample device config (site file; defaults in brackets)::
+
+    devices:
+      - id: meter-main
+        protocol: modbus           # or modbus-rtu (RTU over a TCP gateway, or serial_port: /dev/ttyUSB0)
+        host: 192.168.10.21        # [127.0.0.1]
+        port: 502                  # [502]
+        unit_id: 1                 # required, 1-247
+        poll_interval_s: 60        # [60]
+        timeout_s: 2               # [2] per request, our own bound
+        max_registers: 125         # [125] largest read the device accepts
+        max_gap: 8                 # [8] unused registers one read may bridge
+        inter_request_pause_s: 0   # [0] pause after each request (many RS-485 gateways need ~0.05)
+    # a point:  modbus: {device: meter-main, function: holding, address: 0, type: float32, word_order: little}
 """
 
 from __future__ import annotations
@@ -14,15 +29,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from buildings.site import Device, ModbusFunction, ModbusSource, Protocol
+from buildings.site import Device, ModbusFunction, ModbusSource, PointRef, Protocol
 from collectors.decode import decode_modbus
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext
 from collectors.planner import ModbusRead, halves
 from telemetry.reading import Quality, Reading
 
@@ -237,7 +253,12 @@ class LinkPool:
             self._links = {k: v for k, v in self._links.items() if v is not link}
 
 
-class ModbusDriver:
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> ModbusDriver:
+    """The registry's factory: every Modbus device of a collector shares one pool of endpoint links."""
+    return ModbusDriver(device_key, device, ctx.shared("modbus-links", LinkPool))
+
+
+class ModbusDriver(Driver[ModbusRead]):
     """Reads planned requests from one Modbus unit (TCP, or RTU behind a gateway / on a serial line)."""
 
     def __init__(self, device_key: str, device: Device, pool: LinkPool | None = None) -> None:
@@ -284,7 +305,7 @@ class ModbusDriver:
             return [1 if b else 0 for b in resp.bits[:count]]  # type: ignore[attr-defined]
         return list(resp.registers)  # type: ignore[attr-defined]
 
-    async def read(self, request: ModbusRead) -> list[Reading]:  # type: ignore[override]
+    async def read(self, request: ModbusRead) -> list[Reading]:
         """One planned read, or the reads it was re-split into after the device refused it (remembered)."""
         learned = self.learned.get(read_key(request))
         if learned is not None:
