@@ -14,6 +14,7 @@ convention rather than against itself.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import struct
@@ -188,8 +189,11 @@ def bacnet_js_ready() -> Path:
     assert node, "Node.js is missing: the BACnet interoperability tests need it (Debian package nodejs)"
     lib = BACNET_JS / "node_modules" / "@bacnet-js" / "client" / "package.json"
     if not lib.exists():  # a developer's fresh clone: install the pinned lock file, as CI does
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BACNET_JS, check=True, capture_output=True,
-                       timeout=300)
+        with open(BACNET_JS / ".npm-ci.lock", "w") as lock:  # one xdist worker installs, the others wait
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not lib.exists():
+                subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BACNET_JS, check=True,
+                               capture_output=True, timeout=300)
     assert lib.exists(), "npm ci in tests/interop/bacnet_js did not install @bacnet-js/client"
     return BACNET_JS / "device.js"
 
