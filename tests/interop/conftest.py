@@ -4,7 +4,8 @@
 - a Modbus TCP server on libmodbus (Debian libmodbus-dev), ``libmodbus_server.c`` beside this file, compiled
   once per session with gcc;
 - a BACnet/IP device on ``@bacnet-js/client`` (npm, pinned by ``bacnet_js/package-lock.json``, installed by
-  ``npm ci`` in ``.ci/run``), ``bacnet_js/device.js``, run under Node.js.
+  ``npm ci`` in ``.ci/run``), ``bacnet_js/device.js``, run under Node.js;
+- rusty-bacnet's ``BACnetServer`` (PyPI, Rust) for a device that segments (started in test_bacnet_rusty.py).
 
 None of them skips: a missing compiler, library or npm install is a failing fixture, so CI cannot pass
 without talking to them. Register images are encoded here with ``struct`` (``registers_for``), independently
