@@ -275,12 +275,15 @@ def _parts_of(read: Read, ranges: Sequence[Sequence[int]]) -> list[ModbusRead] |
     if not isinstance(read, ModbusRead):
         return None
     parts = []
-    for start, count in ranges:
-        pts = [p for p in read.points
-               if start <= p.source.address and p.source.address + p.source.count <= start + count]
-        if not pts:
-            return None
-        parts.append(sub_read(read, pts))
+    try:
+        for start, count in ranges:
+            pts = [p for p in read.points
+                   if start <= p.source.address and p.source.address + p.source.count <= start + count]
+            if not pts:
+                return None
+            parts.append(sub_read(read, pts))
+    except (TypeError, ValueError):  # a hand-edited or foreign status file: ignore the change
+        return None
     return parts if sum(len(p.points) for p in parts) == len(read.points) else None
 
 

@@ -110,3 +110,16 @@ def test_learned_splits_apply_only_while_they_fit_the_site_file(tmp_path: Path) 
     for stale in ({**change, "read": "unit 1 holding 0-23 (24) -> 10 points"},  # the read is not planned now
                   {**change, "parts": [[0, 10], [14, 8]]}):  # a part that leaves a point out
         assert spans(plan_site(site, {"b1/m": [stale]})["b1/m"].groups[0].reads) == [("holding", 0, 22)]
+
+
+def test_a_broken_status_file_never_stops_the_plan(tmp_path: Path) -> None:
+    from collectors.pipeline import STATUS_FILE, learned_plan_changes
+
+    site = write_site(tmp_path / "s", [building_doc("b1", [{"id": "m", "protocol": "modbus", "unit_id": 1}],
+                                                    [point("p", {"device": "m", "address": 0}, "modbus")])])
+    (read,) = plan_site(site)["b1/m"].groups[0].reads
+    for text in ("[1, 2]", '{"devices": [1]}', '{"devices": {"b1/m": {"plan_changes": "x"}}}', "not json"):
+        (tmp_path / STATUS_FILE).write_text(text)
+        assert learned_plan_changes(tmp_path) == {}
+    odd = [{"read": read.describe(), "parts": "0-1"}, {"read": read.describe(), "parts": [[0, "x"]]}, {"read": 3}]
+    assert spans(plan_site(site, {"b1/m": odd})["b1/m"].groups[0].reads) == [("holding", 0, 2)]
