@@ -32,6 +32,7 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -398,7 +399,7 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
             "ff_base": ff_base, "ff_rules": dict(ff_rules), "false": false, "invisible": invisible}
 
 
-def report(s: dict[str, Any], n: int, seconds: float) -> None:
+def report(s: dict[str, Any], n: int, seconds: float, cpu_s: float) -> None:
     def frac(p: list[int]) -> float | None:
         return p[0] / p[1] if p[1] else None
 
@@ -408,7 +409,7 @@ def report(s: dict[str, Any], n: int, seconds: float) -> None:
     for rid, p in sorted(s["rule_alarms"].items()):
         out(f"precision_rule_{rid}", frac(p), "ratio", alarms=p[1])
     for kind, p in sorted(s["kind_faults"].items()):
-        out(f"recall_kind_{kind}", frac(p), "ratio", faults=p[1])
+        out(f"recall_kind_{kind}", frac(p), "ratio", faults=p[1], rule=KINDS[FaultKind(kind)].rule)
     out("latency_within_persistence_plus_2_intervals", s["lat_ok"] / s["lat_all"] if s["lat_all"] else None,
         "ratio", step_faults=s["lat_all"], target=1.0)
     weeks = max(s["ff_weeks"], 1)
@@ -417,7 +418,7 @@ def report(s: dict[str, Any], n: int, seconds: float) -> None:
     out("safety_false_alarms_fault_free", float(s["ff_safety"]), "alarms", building_weeks=s["ff_weeks"], target=0)
     out("faults_not_visible", float(len(s["invisible"])), "faults", note="the fault changed no point by 2 % "
         "of its range (not counted in recall)")
-    out("scenarios", float(n), "runs", seconds=round(seconds, 1))
+    out("scenarios", float(n), "runs", seconds=round(seconds, 1), cpu_seconds=round(cpu_s, 1))
     if s["invisible"]:
         print("# not visible: " + "; ".join(s["invisible"][:30]), file=sys.stderr)
     if s["missed"]:
@@ -444,7 +445,8 @@ def main() -> None:
     else:
         _init(args.seed)
         outcomes = [run_one(s) for s in scs]
-    report(score(outcomes), len(scs), time.perf_counter() - t0)
+    cpu = sum(resource.getrusage(who).ru_utime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    report(score(outcomes), len(scs), time.perf_counter() - t0, cpu)
 
 
 if __name__ == "__main__":
