@@ -47,10 +47,8 @@ def _f(name: str, type_: str, description: str, unit: str | None = None, persona
     return Field_(name=name, type=type_, unit=unit, description=description, personal=personal)
 
 
-def datasets(site: Site | None = None) -> list[Dataset]:
-    """Every shareable dataset; telemetry fields list the units the site really uses."""
-    units = sorted({p.unit for f in site.files for _, p in f.points()}) if site else sorted(UNITS)
-    unit_note = ", ".join(f"{u or '(none)'} ({UNITS.get(u, '?')})" for u in units)
+def _portfolio() -> list[Dataset]:
+    """Buildings, owners and the Brick model: what the site files and the records hold."""
     return [
         Dataset(id="buildings", title_zh="楼宇基本信息", title_en="Buildings",
                 description="The district's old commercial buildings: identity, address, use, age, floor area, "
@@ -86,6 +84,12 @@ def datasets(site: Site | None = None) -> list[Dataset]:
                 fields=[_f("key", "string", "point key building/point"), _f("brick", "string", "Brick class"),
                         _f("tags", "string[]", "Haystack marker tags"), _f("unit", "string", "unit of the values"),
                         _f("equipment", "string", "equipment id")]),
+    ]
+
+
+def _telemetry(unit_note: str) -> list[Dataset]:
+    """Readings, aggregates, energy exports and alarms; ``unit_note`` lists the units in use."""
+    return [
         Dataset(id="latest-values", title_zh="实时数据", title_en="Latest values",
                 description="The last reading of every point with its quality.",
                 endpoint="/api/v1/buildings/{id}/latest", formats=["json"],
@@ -122,7 +126,15 @@ def datasets(site: Site | None = None) -> list[Dataset]:
                         _f("building", "string", "building id"), _f("severity", "string", "info .. critical"),
                         _f("state", "string", "raised, acknowledged, cleared"),
                         _f("raised_at", "number", "UTC epoch seconds", "s"),
+                        _f("points", "string[]", "a grouped alarm's points (subject '*'); empty for one point"),
+                        _f("flood", "boolean", "raised beyond a flood-control rate limit"),
                         _f("message_zh", "string", "message in Chinese"), _f("message_en", "string", "in English")]),
+    ]
+
+
+def _programme() -> list[Dataset]:
+    """The retrofit programme: projects, subsidies, measured savings and signed evidence."""
+    return [
         Dataset(id="retrofit-projects", title_zh="改造项目", title_en="Retrofit projects",
                 description="Projects with stage, progress, budget, measures, milestones and document digests.",
                 endpoint="/api/v1/projects", formats=["json"], update_interval="on change", owner=DISTRICT,
@@ -138,6 +150,17 @@ def datasets(site: Site | None = None) -> list[Dataset]:
                 fields=[_f("application_id", "string", "application id"), _f("policy_id", "string", "policy"),
                         _f("status", "string", "draft .. paid"), _f("assessed_amount", "number", "amount", "CNY"),
                         _f("paid", "number", "paid so far", "CNY")]),
+        Dataset(id="measured-savings", title_zh="实测节能量", title_en="Measured savings",
+                description="IPMVP option C savings of a retrofitted building: change-point baseline on outdoor "
+                            "temperature checked against ASHRAE Guideline 14, avoided energy and its uncertainty; "
+                            "the same figure the subsidy's savings condition is judged on.",
+                endpoint="/api/v1/buildings/{id}/savings", formats=["json"], update_interval="daily",
+                owner="building owner", sensitivity="restricted", readers=["district", "owner (own buildings)"],
+                fields=[_f("avoided_kwh", "number", "predicted minus metered energy", "kWh"),
+                        _f("savings_pct", "number", "avoided over predicted", "%"),
+                        _f("baseline", "object", "model, period, CV(RMSE), NMBE, Guideline 14 verdict"),
+                        _f("reporting_period", "string[]", "first and last day"),
+                        _f("evidence", "object", "meter, outdoor temperature point and whose it is")]),
         Dataset(id="evidence", title_zh="电子证据", title_en="Signed evidence",
                 description="Signatures of approved documents and applications; the hash-chained audit log. "
                             "Checked with `retrofit evidence verify`.",
@@ -146,6 +169,13 @@ def datasets(site: Site | None = None) -> list[Dataset]:
                 fields=[_f("subject", "string", "document, subsidy_application, audit_checkpoint"),
                         _f("signer", "string", "approving user"), _f("signature", "string", "Ed25519, base64")]),
     ]
+
+
+def datasets(site: Site | None = None) -> list[Dataset]:
+    """Every shareable dataset; telemetry fields list the units the site really uses."""
+    units = sorted({p.unit for f in site.files for _, p in f.points()}) if site else sorted(UNITS)
+    unit_note = ", ".join(f"{u or '(none)'} ({UNITS.get(u, '?')})" for u in units)
+    return [*_portfolio(), *_telemetry(unit_note), *_programme()]
 
 
 def as_dicts(site: Site | None = None) -> list[dict[str, Any]]:

@@ -67,9 +67,11 @@ def _counters(bf: BuildingFile, brick: str) -> list[str]:
     return [f"{bf.building.id}/{p.id}" for _, p in bf.points() if p.brick == brick and p.counter]
 
 
-def energy_rows(store: Store, site: Site, building_id: str, start: float, end: float,
-                resolution: Resolution = "1h") -> list[Row]:
-    """The sub-item rows of one building in [start, end), windows aligned to the building's local clock."""
+Series = dict[tuple[str, str], dict[float, float]]
+
+
+def _check_period(start: float, end: float, resolution: str) -> int:
+    """The window length of the resolution, once the period is known to be exportable (else ExportError)."""
     if resolution not in RESOLUTIONS:
         raise ExportError(f"--resolution {resolution!r}: use 15min or 1h")
     window = RESOLUTIONS[resolution]
@@ -77,30 +79,36 @@ def energy_rows(store: Store, site: Site, building_id: str, start: float, end: f
         raise ExportError("--to must be after --from")
     if (end - start) / window > MAX_WINDOWS:
         raise ExportError(f"{(end - start) / window:,.0f} windows asked; export at most {MAX_WINDOWS:,} at a time")
-    bf = site.building(building_id)
-    tz = bf.building.timezone
-    series: dict[tuple[str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    return window
+
+
+def _electricity(series: Series, store: Store, site: Site, building_id: str, start: float, end: float,
+                 window: int, tz: str) -> None:
+    """kWh per sub-item from the counters (deltas) and power-only meters (mean kW x window); the total as the
+    sum of the sub-items when no meter is tagged total."""
     ms = [m for m in meters(site, building_id) if m.subitem]
-    counters = [m for m in ms if m.energy_point]
-    powered = [m for m in ms if not m.energy_point and m.power_point]
-    if counters:
-        res = store.aggregate([m.energy_point for m in counters], start, end, window, Agg.DELTA, tz=tz)  # type: ignore[misc]
-        for m in counters:
-            for t, v in res.get(m.energy_point, []):  # type: ignore[arg-type]
-                series[("electricity", m.subitem)][t] += v  # type: ignore[index]
-    if powered:
-        res = store.aggregate([m.power_point for m in powered], start, end, window, Agg.MEAN, tz=tz)  # type: ignore[misc]
-        for m in powered:
-            for t, kw in res.get(m.power_point, []):  # type: ignore[arg-type]
-                series[("electricity", m.subitem)][t] += kw * window / 3600.0  # type: ignore[index]
+    counters = [(m.energy_point, m.subitem) for m in ms if m.energy_point and m.subitem]
+    powered = [(m.power_point, m.subitem) for m in ms if not m.energy_point and m.power_point and m.subitem]
+    for pts, agg, scale in ((counters, Agg.DELTA, 1.0), (powered, Agg.MEAN, window / 3600.0)):
+        if not pts:
+            continue
+        res = store.aggregate([k for k, _ in pts], start, end, window, agg, tz=tz)
+        for key, subitem in pts:
+            for t, v in res.get(key, []):
+                series[("electricity", subitem)][t] += v * scale
     if ("electricity", "total") not in series:
         parts = [s for (kind, _), s in list(series.items()) if kind == "electricity"]
         if parts:
             tot: dict[float, float] = defaultdict(float)
-            for s in parts:
-                for t, v in s.items():
+            for part in parts:
+                for t, v in part.items():
                     tot[t] += v
             series[("electricity", "total")] = tot
+
+
+def _utilities(series: Series, store: Store, bf: BuildingFile, start: float, end: float, window: int,
+               tz: str) -> None:
+    """Water and gas volume per window from their usage counters."""
     for kind, brick in (("water", "Water_Usage_Sensor"), ("gas", "Gas_Usage_Sensor")):
         keys = _counters(bf, brick)
         if keys:
@@ -108,6 +116,17 @@ def energy_rows(store: Store, site: Site, building_id: str, start: float, end: f
             for k in keys:
                 for t, v in res.get(k, []):
                     series[(kind, "total")][t] += v
+
+
+def energy_rows(store: Store, site: Site, building_id: str, start: float, end: float,
+                resolution: Resolution = "1h") -> list[Row]:
+    """The sub-item rows of one building in [start, end), windows aligned to the building's local clock."""
+    window = _check_period(start, end, resolution)
+    bf = site.building(building_id)
+    tz = bf.building.timezone
+    series: Series = defaultdict(lambda: defaultdict(float))
+    _electricity(series, store, site, building_id, start, end, window, tz)
+    _utilities(series, store, bf, start, end, window, tz)
     code = building_code(site, building_id)
     z = zone(tz)
     rows = []

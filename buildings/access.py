@@ -2,7 +2,7 @@
 database), the signed-in principal, and the owner-scoping rules every reader of the data applies.
 
 One place for the dashboard and the API (both may import buildings; neither may import the other). The gate to
-the data itself, which also reads telemetry and alarms, is ``rules.scope.Scope``, built on ``Access`` here.
+the data itself, which also reads telemetry and alarms, is ``insight.scope.Scope``, built on ``Access`` here.
 
 Throttling is persisted (table ``login_failures``) per user name and per client address, so restarting the
 dashboard does not reset an attacker's count. The same answer is given for an unknown user and a wrong

@@ -7,8 +7,6 @@ unit family, when a building needs one.
 
 from __future__ import annotations
 
-from buildings.yamlfile import suggest as suggest  # re-exported for callers that import it from here
-
 # Units we accept, with the physical quantity they measure. A closed list keeps dashboards and rules honest.
 UNITS: dict[str, str] = {
     "degC": "temperature",

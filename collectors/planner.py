@@ -241,11 +241,6 @@ def plan_site(site: Site) -> dict[str, DevicePlan]:
     return plans
 
 
-def naive_request_count(plan: DevicePlan) -> int:
-    """How many requests one-request-per-point would take (for --plan and the benchmark)."""
-    return plan.point_count
-
-
 def format_plan(plans: dict[str, DevicePlan]) -> str:
     """A human-readable plan, one device per block (what `retrofit collect --plan` prints)."""
     lines: list[str] = []

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from dashboard.scope import Scope
+from insight.savings import MeasuredSavings, measure_for
 from telemetry import queries
-from telemetry.store import Agg
 
 DAY = 86400
 HOUR = 3600
@@ -144,47 +144,9 @@ def gbt51161_limits(use: str, cls: str | None = None) -> tuple[float, float, str
     return lim[0], lim[1], cls
 
 
-def outdoor_temperature(sc: Scope, building_id: str, start: float, end: float) -> pd.Series:
-    """Daily mean outdoor air temperature (mean of the building's outdoor sensors), local days."""
-    bf = sc.building(building_id)
-    keys = [r.key for r in sc.points(building_id) if r.point.brick == "Outside_Air_Temperature_Sensor"]
-    if not keys:
-        return pd.Series(dtype=float)
-    tz = bf.building.timezone
-    data = sc.aggregate(keys, start, end, DAY, Agg.MEAN, tz)
-    frames = [pd.Series(dict(v)) for v in data.values() if v]
-    if not frames:
-        return pd.Series(dtype=float)
-    s = pd.concat(frames, axis=1).mean(axis=1).sort_index()
-    s.index = pd.to_datetime(s.index, unit="s", utc=True).tz_convert(ZoneInfo(tz))
-    return s
-
-
-def measured_savings(sc: Scope, building_id: str, now: float) -> dict:
-    """IPMVP option C savings since the retrofit: a baseline fitted on the year before it (buildings.savings),
-    applied to the days after it. Raises buildings.savings.BaselineError with the reason when it cannot."""
-    from buildings.savings import BaselineError, DailySeries, fit_baseline, measure_savings, workday_flags
-
-    b = sc.building(building_id).building
-    if b.retrofit_date is None:
-        raise BaselineError("the building has no retrofit date")
-    first = dt.datetime.combine(b.retrofit_date - dt.timedelta(days=365), dt.time(), ZoneInfo(b.timezone)).timestamp()
-    if first >= now:
-        raise BaselineError("the retrofit date is in the future")
-    daily = energy(sc, building_id, first, now, DAY)
-    temp = outdoor_temperature(sc, building_id, first, now)
-    if temp.empty:
-        raise BaselineError("the building has no outdoor air temperature history")
-    df = pd.DataFrame({"e": daily, "t": temp}).dropna()
-    df.index = df.index.date
-    holidays = list(b.schedule.holidays)
-    pre = df[df.index < b.retrofit_date]
-    post = df[df.index >= b.retrofit_date]
-    base = fit_baseline(DailySeries.of(list(pre.index), pre["e"], pre["t"], workday_flags(list(pre.index), holidays)),
-                        period=(b.retrofit_date - dt.timedelta(days=365), b.retrofit_date - dt.timedelta(days=1)))
-    rep = DailySeries.of(list(post.index), post["e"], post["t"], workday_flags(list(post.index), holidays))
-    res = measure_savings(base, rep)
-    predicted = base.model.predict(rep.temp, rep.workday)
-    return {"savings_kwh": res.avoided_kwh, "fraction": res.savings_fraction, "dates": list(post.index),
-            "baseline": list(predicted), "actual": list(post["e"]), "verdict": res.verdict,
-            "cv_rmse": base.stats.cv_rmse}
+def measured_savings(sc: Scope, building_id: str, now: float) -> MeasuredSavings:
+    """IPMVP option C savings of the year after the retrofit: the one definition (insight.savings) that
+    `retrofit savings`, the subsidy check and the API use. Raises buildings.savings.BaselineError with the
+    reason when it cannot."""
+    tz = ZoneInfo(sc.building(building_id).building.timezone)
+    return measure_for(sc, building_id, today=dt.datetime.fromtimestamp(now, tz).date())

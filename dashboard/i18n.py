@@ -239,6 +239,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "alarms.context": ("告警前后数据", "What the rule saw"),
     "alarms.none": ("没有符合条件的告警。", "No alarms match."),
     "alarms.count": ("告警数", "Alarms"),
+    "alarms.flood_active": ("告警泛滥：{building} 最近 {minutes} 分钟新增 {n} 条告警，"
+                            "超过 {limit} 条的上限（ISA-18.2）。",
+                            "Alarm flood: {building} raised {n} alarms in the last {minutes} minutes, over the "
+                            "limit of {limit} (ISA-18.2)."),
+    "alarms.flood_suppressed": ("泛滥抑制：{building} 近 24 小时有 {n} 条告警被限流隐藏（{rules}）；"
+                                "安全类告警从不隐藏。",
+                                "Flood control: {n} alarms of {building} suppressed in the last 24 h ({rules}); "
+                                "safety alarms are never hidden."),
+    "alarms.show_suppressed": ("显示被抑制的告警（检修、泛滥抑制）",
+                               "Show suppressed alarms (maintenance, flood control)"),
+    "alarms.group": ("{n} 个点：{points}", "{n} points: {points}"),
     "family.sensor_health": ("传感器健康", "sensor health"),
     "family.energy": ("能耗", "energy"),
     "family.safety": ("安全", "safety"),
@@ -260,6 +271,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.paid": ("已拨付", "Paid"),
     "subsidy.met": ("满足", "met"),
     "subsidy.not_met": ("未满足", "not met"),
+    "subsidy.pass": ("满足", "met"),  # buildings.subsidy.status.ConditionStatus, for the conditions' status
+    "subsidy.fail": ("未满足", "not met"),
     "subsidy.unknown": ("待核实", "unknown"),
     # programme
     "program.projects_by_stage": ("各阶段项目数", "Projects by stage"),

@@ -1,4 +1,4 @@
-"""The dashboard's Scope: ``rules.scope.Scope`` (the one gate to the data, shared with the API) with subsidy
+"""The dashboard's Scope: ``insight.scope.Scope`` (the one gate to the data, shared with the API) with subsidy
 conditions labelled from the dashboard's zh/en catalogue. The access rules (roles, Can, ScopeDenied,
 Unavailable, owner_buildings) live in ``buildings.access`` and are re-exported here."""
 
@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from buildings.access import ROLE_CAN, Access, Can, ScopeDenied, Unavailable, owner_buildings
-from rules.scope import APPLICATION_ZH, ScopedStore
-from rules.scope import Scope as DataScope
+from insight.retrofit import APPLICATION_ZH
+from insight.scope import Scope as DataScope
+from insight.scope import ScopedStore
 
 __all__ = ["APPLICATION_ZH", "ROLE_CAN", "Access", "Can", "Scope", "ScopeDenied", "ScopedStore", "Unavailable",
            "fact_label", "owner_buildings"]

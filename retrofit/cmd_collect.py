@@ -62,8 +62,7 @@ class RulesFeed:
     """The rules engine fed in-process by the pipeline; alarms go to the records DB (and MQTT when configured)."""
 
     def __init__(self, site: Any, settings: Any, rules_dir: str | None = None) -> None:
-        from retrofit.cmd_rules import load_rules_or_exit
-        from rules.alarms import AlarmBook, AlarmPublisher
+        from retrofit.cmd_rules import alarm_book, load_rules_or_exit
         from rules.engine import Engine
 
         # Live, in-process: the pipeline hands over readings seconds after the collector stamped them, so a short
@@ -72,11 +71,7 @@ class RulesFeed:
         # Ticks every 10 s of event time, not the replay's 60 s: a leak or smoke alarm is raised within
         # LIVE_STEP_S + LIVE_LATENESS_S (25 s) of the reading instead of up to 75 s.
         self.engine = Engine(site, load_rules_or_exit(rules_dir), step_s=LIVE_STEP_S, lateness_s=LIVE_LATENESS_S)
-        pub = None
-        if settings.mqtt_url:
-            pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-            pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
-        self.book = AlarmBook(settings.effective_records_url, publisher=pub)
+        self.book = alarm_book(settings, publish=True)
 
     def __call__(self, batch: Any) -> None:
         events = self.engine.feed(batch)

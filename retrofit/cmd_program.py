@@ -2,7 +2,7 @@
 
 The records database is ``settings.records_url`` (SQLite in the data dir by default); it is migrated to the
 newest schema (Alembic) whenever a command opens it. Measured savings read daily energy and outdoor
-temperature from the configured telemetry store and fit the IPMVP option C baseline in buildings/savings.py.
+temperature from the configured telemetry store through the one savings definition, insight/savings.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
 from buildings import DEFAULT_SITE, SAMPLE_PROGRAMME, shown_path
@@ -21,10 +20,6 @@ from retrofit.settings import settings_or_exit
 
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import sessionmaker
-
-    from buildings.savings import DailySeries
-    from buildings.site import Site
-    from telemetry.store import Store
 
 DEFAULT_PROGRAMME = shown_path(SAMPLE_PROGRAMME)
 
@@ -310,7 +305,9 @@ def subsidy_check(
     if as_json:
         _print_json(e.as_dict())
         return
-    colour = {"eligible": "green", "not_yet": "yellow", "not_eligible": "red"}[e.verdict]
+    from buildings.subsidy.status import Verdict
+
+    colour = {Verdict.ELIGIBLE: "green", Verdict.NOT_YET: "yellow", Verdict.NOT_ELIGIBLE: "red"}[e.verdict]
     console.print(f"[bold]{policy}[/] for [bold]{building}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
                   f"[{colour}]{e.verdict}[/]")
     t = Table()
@@ -395,90 +392,12 @@ def subsidy_policies(
 # --- savings ----------------------------------------------------------------------------------------
 
 
-def total_meter_point(site: Site, building_id: str) -> str:
-    """The building's whole-facility energy counter: a kWh counter with sub-item 'total'."""
-    bf = site.building(building_id)
-    for _eq, p in bf.points():
-        if p.counter and p.subitem == "total" and p.unit == "kWh":
-            return f"{building_id}/{p.id}"
-    raise LookupError(f"building {building_id} has no whole-building energy counter (a kWh point with "
-                      f"subitem: total and counter: true); IPMVP option C needs one")
-
-
-def outdoor_temp_points(site: Site, building_id: str) -> list[str]:
-    """Outdoor air temperature points: the building's own first, then the district's (same weather)."""
-    own = [k for k, r in site.points.items() if r.building.id == building_id
-           and r.point.brick == "Outside_Air_Temperature_Sensor"]
-    other = [k for k, r in site.points.items() if r.building.id != building_id
-             and r.point.brick == "Outside_Air_Temperature_Sensor"]
-    return own + other
-
-
-def daily_series(store: Store, site: Site, building_id: str, first: dt.date, last: dt.date) -> tuple[
-        DailySeries, dict[str, str]]:
-    """Daily energy (DELTA of the total counter) and mean outdoor temperature per local day, with the day's
-    occupied hours from the building's schedule. Aggregation runs in the store; missing days are NaN."""
-    from zoneinfo import ZoneInfo
-
-    from buildings.savings import DailySeries
-    from telemetry.store import Agg
-
-    b = site.building(building_id).building
-    tz = ZoneInfo(b.timezone)
-    start = dt.datetime.combine(first, dt.time(), tz).timestamp()
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz).timestamp()
-    meter = total_meter_point(site, building_id)
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    index = {d: i for i, d in enumerate(days)}
-    energy = np.full(len(days), np.nan)
-    for ts, v in store.aggregate([meter], start, end, 86400, Agg.DELTA, tz=b.timezone).get(meter, []):
-        i = index.get(dt.datetime.fromtimestamp(ts, tz).date())
-        if i is not None:
-            energy[i] = v
-    temp = np.full(len(days), np.nan)
-    used = ""
-    for oat in outdoor_temp_points(site, building_id):
-        rows = store.aggregate([oat], start, end, 86400, Agg.MEAN, tz=b.timezone).get(oat, [])
-        if rows:
-            for ts, v in rows:
-                i = index.get(dt.datetime.fromtimestamp(ts, tz).date())
-                if i is not None:
-                    temp[i] = v
-            used = oat
-            break
-    if not used:
-        raise LookupError(f"no outdoor air temperature history for {building_id} (nor elsewhere in the site) "
-                          f"between {first} and {last}")
-    occupied = np.array([_occupied_hours(b.schedule.hours_for(d)) for d in days])
-    evidence = {"energy": f"daily DELTA of {meter}", "temperature": f"daily mean of {used}",
-                "occupancy": f"occupied hours per day from the schedule of {building_id} (holidays, make-up days)"}
-    return DailySeries.of(days, energy, temp, occupied), evidence
-
-
-def _occupied_hours(span: tuple[float, float] | None) -> float:
-    """Occupied hours of a day: the occupancy term of the baseline (weekends often run shorter hours)."""
-    return 0.0 if span is None else max(span[1] - span[0], 0.0)
-
-
-def measure_building(store: Store, site: Site, building_id: str, baseline: tuple[dt.date, dt.date],
-                     reporting: tuple[dt.date, dt.date], min_days: int | None = None) -> tuple[Any, dict[str, str]]:
-    """Fit the baseline and measure the reporting period for one building (raises BaselineError)."""
-    from buildings.savings import MIN_BASELINE_DAYS, BaselineError, fit_baseline, measure_savings
-
-    rd = site.building(building_id).building.retrofit_date
-    if rd is not None and baseline[0] <= rd <= baseline[1]:
-        raise BaselineError(f"the baseline {baseline[0]} to {baseline[1]} contains the retrofit date {rd} of "
-                            f"{building_id}; a baseline must be pre-retrofit, end it before {rd}")
-    base_s, ev = daily_series(store, site, building_id, *baseline)
-    rep_s, _ = daily_series(store, site, building_id, *reporting)
-    base = fit_baseline(base_s, period=baseline, min_days=MIN_BASELINE_DAYS if min_days is None else min_days)
-    return measure_savings(base, rep_s, period=reporting), ev
-
-
 def savings_cmd(
     building: str = typer.Option(..., "--building", help="building id"),
-    baseline: str = typer.Option(..., "--baseline", help="pre-retrofit period FROM:TO (12 months or more)"),
-    reporting: str = typer.Option(..., "--reporting", help="post-retrofit period FROM:TO"),
+    baseline: str | None = typer.Option(None, "--baseline", help="pre-retrofit period FROM:TO (12 months or "
+                                                                 "more; default: the year before the retrofit)"),
+    reporting: str | None = typer.Option(None, "--reporting", help="post-retrofit period FROM:TO (default: the "
+                                                                   "year from the retrofit date, up to yesterday)"),
     site: str = typer.Option(DEFAULT_SITE, help="site file or folder"),
     record: bool = typer.Option(False, "--record", help="store the result in the records database"),
     project: str | None = typer.Option(None, help="project the result belongs to (with --record)"),
@@ -493,6 +412,7 @@ def savings_cmd(
     --reporting 2025-10-16:2026-04-15
     """
     from buildings.savings import BaselineError
+    from insight.savings import measure
     from retrofit.cli import console, fail, load_site_or_exit
     from telemetry import StoreError, open_store
 
@@ -501,28 +421,32 @@ def savings_cmd(
         s_site.building(building)
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
-    b_period, r_period = _period(baseline, "--baseline"), _period(reporting, "--reporting")
+    if (baseline is None) != (reporting is None):
+        raise fail("give both --baseline and --reporting, or neither (the years around the retrofit date)")
+    b_period = _period(baseline, "--baseline") if baseline else None
+    r_period = _period(reporting, "--reporting") if reporting else None
     try:
         store = open_store(settings_or_exit(), readonly=True)
     except StoreError as exc:
         raise fail(str(exc)) from None
     try:
-        result, evidence = measure_building(store, s_site, building, b_period, r_period)
+        measured = measure(store, s_site, building, b_period, r_period)
     except BaselineError as exc:
         raise fail(f"baseline refused: {exc.reason}", code=2) from None
     except (LookupError, StoreError) as exc:
         raise fail(str(exc)) from None
     finally:
         store.close()
-    out = {"building": building, **result.as_dict(), "evidence": evidence}
+    result = measured.result
     if record:
         from buildings.records.program import record_savings
 
         sf = open_records(records_url)
         with sf.begin() as s:
-            record_savings(s, building, result, "cli", project_id=project, source=f"telemetry: {evidence['energy']}")
+            record_savings(s, building, result, "cli", project_id=project,
+                           source=f"telemetry: {measured.evidence.as_dict()['energy']}")
     if as_json:
-        _print_json(out)
+        _print_json(measured.as_dict())
         return
     b = result.baseline
     console.print(f"[bold]{building}[/] baseline {b.period[0]}..{b.period[1]} ({b.days} d, {b.coverage:.0%} "
@@ -533,6 +457,8 @@ def savings_cmd(
     console.print(f"reporting {result.reporting_period[0]}..{result.reporting_period[1]}: predicted "
                   f"{result.predicted_kwh:,.0f} kWh, actual {result.actual_kwh:,.0f} kWh, avoided "
                   f"{result.avoided_kwh:,.0f} kWh = [bold]{result.savings_fraction:.1%}[/]; FSU {fsu}")
+    console.print(f"outdoor temperature: {measured.evidence.temperature_point} "
+                  f"({measured.evidence.temperature_source} sensor)", markup=False)
     console.print(f"verdict: {result.verdict}" + (" (recorded)" if record else ""))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")

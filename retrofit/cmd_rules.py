@@ -234,9 +234,7 @@ def rules_replay(
     eng = Engine(s, lib, step_s=step, buildings=only, min_poll_s=interval or 0.0)
     book = None
     if save:
-        from rules.alarms import AlarmBook
-
-        book = AlarmBook(settings.effective_records_url)
+        book = alarm_book(settings)
     points = [k for k in eng.keys if "/@" not in k]
     lang = settings.language
     try:
@@ -281,35 +279,68 @@ def rules_run(
 
     Example: retrofit rules run --from mqtt://127.0.0.1:1883 --buildings jiefangbei-tower,huaxin-building
     """
-    from collectors.mqtt_publish import decode_reading
-    from retrofit.cli import console, fail, load_site_or_exit
-    from retrofit.cmd_collect import session_client_id
-    from rules.alarms import AlarmBook, AlarmPublisher
+    from retrofit.cli import console, load_site_or_exit
     from rules.engine import Engine
-    from rules.runner import MqttReadings
 
     lib = load_rules_or_exit(rules)
     s = load_site_or_exit(site)
-    owned = [b.strip() for b in buildings.split(",") if b.strip()]
-    unknown = set(owned) - {b.id for b in s.buildings}
-    if not owned or unknown:
-        raise fail(f"unknown building(s) {', '.join(sorted(unknown)) or '(none given)'}; the site has "
-                   f"{', '.join(b.id for b in s.buildings)}")
+    owned = _owned_buildings(s, buildings)
     settings = settings_or_exit()
     eng = Engine(s, lib, step_s=step, lateness_s=lateness, buildings=set(owned))
-    pub = None
-    if settings.mqtt_url:
-        pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
-    book = AlarmBook(settings.effective_records_url, publisher=pub)
-    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    sub = MqttReadings(source, owned, decode_reading, root=settings.mqtt_topic_root,
-                       username=settings.mqtt_username, password=pw,
-                       client_id=client_id or session_client_id("retrofit-rules", owned))
+    book = alarm_book(settings, publish=True)
+    sub = _subscribe(source, owned, settings, client_id)
     # say "reading" only once the broker confirmed the subscription (SUBACK): a supervisor or a test may wait for it
     state = "reading" if sub.subscribed.wait(5.0) else "waiting for the broker to subscribe to"
     console.print(f"rules: {len(eng.report.bindings)} bindings on {', '.join(owned)}; "
                   f"{state} {', '.join(sub.topics)} from {sub.host}:{sub.port}")
+    received = _evaluate_until_stopped(eng, sub, book, settings.language, duration)
+    console.print(f"rules: stopped; {eng.stats.readings} readings, {eng.stats.events} alarm events, "
+                  f"{sub.bad} malformed payloads")
+    if as_json:
+        print(json.dumps({"buildings": owned, "bindings": len(eng.report.bindings), "received": received,
+                          "evaluated": eng.stats.readings, "late": eng.stats.late, "events": eng.stats.events,
+                          "by_kind": eng.stats.by_kind, "malformed": sub.bad, "foreign": sub.foreign}))
+
+
+def _owned_buildings(s: Any, text: str) -> list[str]:
+    """The building ids of a worker's --buildings option; none given or one the site lacks is refused."""
+    from retrofit.cli import fail
+
+    owned = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = set(owned) - {b.id for b in s.buildings}
+    if not owned or unknown:
+        raise fail(f"unknown building(s) {', '.join(sorted(unknown)) or '(none given)'}; the site has "
+                   f"{', '.join(b.id for b in s.buildings)}")
+    return owned
+
+
+def alarm_book(settings: Any, publish: bool = False) -> Any:
+    """The records database's alarm book with the configured flood control; with ``publish``, raise/clear
+    events also go out on MQTT when RETROFIT_MQTT_URL is set."""
+    from rules.alarms import AlarmBook, AlarmPublisher, FloodControl
+
+    pub = None
+    if publish and settings.mqtt_url:
+        pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        pub = AlarmPublisher(settings.mqtt_url, settings.mqtt_topic_root, settings.mqtt_username, pw)
+    return AlarmBook(settings.effective_records_url, publisher=pub, flood=FloodControl.from_settings(settings))
+
+
+def _subscribe(source: str, owned: list[str], settings: Any, client_id: str | None) -> Any:
+    """A persistent MQTT subscription to the owned buildings' readings, named after them unless told."""
+    from collectors.mqtt_publish import decode_reading
+    from retrofit.cmd_collect import session_client_id
+    from rules.runner import MqttReadings
+
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    return MqttReadings(source, owned, decode_reading, root=settings.mqtt_topic_root,
+                        username=settings.mqtt_username, password=pw,
+                        client_id=client_id or session_client_id("retrofit-rules", owned))
+
+
+def _evaluate_until_stopped(eng: Any, sub: Any, book: Any, lang: str, duration: float) -> int:
+    """Feed subscribed readings to the engine until SIGTERM, Ctrl-C or --duration; then evaluate what is still
+    held for lateness and close the book. Returns how many readings were received."""
     stop = {"now": False}
     try:
         signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -317,31 +348,25 @@ def rules_run(
         pass
     deadline = time.monotonic() + duration if duration > 0 else float("inf")
     received = 0
+
+    def record(events: list[Any]) -> None:
+        if events:
+            _print_events(events, lang)
+            book.apply(events)
     try:
         while not stop["now"] and time.monotonic() < deadline:
             batch = sub.batch(max_wait_s=min(1.0, max(0.05, deadline - time.monotonic())))
             received += len(batch)
-            events = eng.feed(batch) if batch else []
-            if events:
-                _print_events(events, settings.language)
-                book.apply(events)
+            record(eng.feed(batch) if batch else [])
     except KeyboardInterrupt:
         pass
     finally:
         sub.close()
         rest = sub.drain()  # what arrived after the last batch, then everything held back for lateness
         received += len(rest)
-        events = eng.feed(rest) + eng.flush()
-        if events:
-            _print_events(events, settings.language)
-            book.apply(events)
+        record(eng.feed(rest) + eng.flush())
         book.close()
-    console.print(f"rules: stopped; {eng.stats.readings} readings, {eng.stats.events} alarm events, "
-                  f"{sub.bad} malformed payloads")
-    if as_json:
-        print(json.dumps({"buildings": owned, "bindings": len(eng.report.bindings), "received": received,
-                          "evaluated": eng.stats.readings, "late": eng.stats.late, "events": eng.stats.events,
-                          "by_kind": eng.stats.by_kind, "malformed": sub.bad, "foreign": sub.foreign}))
+    return received
 
 
 @rules_app.command("alarms")
@@ -358,10 +383,9 @@ def rules_alarms(
     from rich.table import Table
 
     from retrofit.cli import console
-    from rules.alarms import AlarmBook
 
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     rows = book.list(buildings=buildings.split(",") if buildings else None, family=family, state=state, limit=limit)
     book.close()
     t = Table(title=f"{len(rows)} alarms")
@@ -369,8 +393,10 @@ def rules_alarms(
         t.add_column(c, overflow="fold")
     for a in rows:
         msg = a.message_zh if settings.language == "zh" else a.message_en
-        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, f"{a.building}/{a.subject}",
-                  str(a.retriggers), msg)
+        more = ", ..." if len(a.points) > 3 else ""
+        where = (f"{a.building}: {len(a.points)} points ({', '.join(a.points[:3])}{more})" if a.points
+                 else f"{a.building}/{a.subject}")
+        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, where, str(a.retriggers), msg)
     console.print(t)
 
 
@@ -390,11 +416,11 @@ def rules_maintain(
     --to 2026-03-10T18:00 --reason "coil cleaning" --user li.na
     """
     from retrofit.cli import console, fail
-    from rules.alarms import AlarmBook, AlarmError
+    from rules.alarms import AlarmError
 
     t0, t1 = _when(start), _when(end, end=True)
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     try:
         w = book.suppress(building, t0, t1, equipment=equipment, reason=reason, user=user)
     except AlarmError as exc:
@@ -416,10 +442,10 @@ def rules_ack(
     Example: retrofit rules ack 12 --user zhang.wei --comment "damper actuator replaced"
     """
     from retrofit.cli import console, fail
-    from rules.alarms import AlarmBook, AlarmError
+    from rules.alarms import AlarmError
 
     settings = settings_or_exit()
-    book = AlarmBook(settings.effective_records_url)
+    book = alarm_book(settings)
     try:
         a = book.acknowledge(alarm_id, user, comment)
     except AlarmError as exc:

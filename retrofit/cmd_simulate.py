@@ -339,7 +339,9 @@ def fault_inject(
                                "building/point"),
     duration: str | None = typer.Option(None, "--duration", help="simulated time it lasts, e.g. 30m, 2h "
                                         "(default: until cleared)"),
-    param: list[str] = typer.Option([], "--param", help="NAME=NUMBER, repeatable (e.g. --param value=0)"),
+    param: list[str] = typer.Option([], "--param", help="NAME=NUMBER in the parameter's unit, percent as "
+                                    "percent (--param drop=6 is 6 %); repeatable; units and ranges: "
+                                    "docs/simulators.md"),
     control_file: str | None = typer.Option(None, "--control-file", help="the simulator's control file"),
 ) -> None:
     """Start a fault on the running simulator now.

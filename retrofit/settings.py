@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_topic_root: str = "retrofit"
+    # alarm flood control (rules/alarms.py FloodControl; ISA-18.2: a flood is > 10 alarms in 10 minutes)
+    alarm_flood_window_s: float = Field(default=600.0, gt=0, description="rate-limit window, event time (s)")
+    alarm_building_limit: int = Field(default=10, ge=0, description="new alarms per building per window; 0 = off")
+    alarm_rule_limit: int = Field(default=5, ge=0, description="new alarms of one rule per building per window")
+    alarm_rule_limits: dict[str, int] = Field(default_factory=dict, description="rule id -> its own limit")
+    alarm_group_min: int = Field(default=3, ge=0, description="points of one rule raised at one instant that "
+                                 "become one grouped alarm; 0 = never group")
     # dashboard / api
     dashboard_port: int = 8501
     api_port: int = 8600

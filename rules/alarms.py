@@ -10,6 +10,13 @@ Maintenance windows suppress alarms of a building (or one equipment) for a time:
 window is recorded as ``suppressed`` (hidden from the default list, not published); a safety alarm is never
 suppressed silently: it is recorded, listed and published like any other, flagged ``during_maintenance``.
 
+Flood control (ISA-18.2 / EEMUA 191: a flood is more than 10 alarms in 10 minutes for one operator), see
+``FloodControl``: a rule raising on many points of one building at one instant is ONE alarm with the points listed
+(``points``; it clears when its last point clears, and later raises of the same rule in the building join it
+while it is open); new alarms beyond a per-rule and a per-building rate limit (event time) are recorded but
+suppressed (``flood``: hidden from the default list, not published, counted by ``floods``); safety alarms are
+never suppressed, only flagged.
+
 Raise, clear, re-trigger and acknowledge are published on MQTT, topic ``<root>/<building>/alarms/<rule>``, JSON,
 QoS 1, when a broker is configured (paho-mqtt with CallbackAPIVersion.VERSION2).
 
@@ -23,11 +30,12 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Engine, Float, Index, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, Engine, Float, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from buildings.records.base import Base, make_engine, session_factory, write_lock
@@ -64,7 +72,13 @@ class Alarm(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     suppressed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     during_maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    # a grouped alarm (subject GROUP): every point it covers, and those whose condition still holds
+    points: Mapped[list[str]] = mapped_column(JSON, default=list)
+    open_points: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # raised beyond a flood-control rate limit: suppressed (unless safety) and counted
+    flood: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # "rule|building|subject" while the alarm is open, NULL once cleared: one open alarm per rule and subject
+    # ("rule|building|*" for a group: one open group per rule and building)
     open_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ux_alarm_open_key", "open_key", unique=True),)
@@ -91,6 +105,52 @@ class MaintenanceWindow(Base):
                 and self.start <= ts < self.end)
 
 
+GROUP = "*"  # the subject of a grouped alarm: its points are in ``Alarm.points``
+
+
+@dataclass(frozen=True)
+class FloodControl:
+    """Flood-control settings; defaults from ISA-18.2 / EEMUA 191 (a flood: more than 10 alarms per 10 minutes).
+
+    ``building_limit`` new alarms per building and ``rule_limit`` new alarms of one rule in one building are
+    annunciated per ``window_s`` of event time; beyond, a new non-safety alarm is recorded suppressed with
+    ``flood`` set. ``rule_limits`` overrides the rule limit per rule id. A rule raising on ``group_min`` or more
+    points of one building at one instant becomes one grouped alarm. 0 turns a limit (or grouping) off.
+    """
+
+    window_s: float = 600.0
+    building_limit: int = 10
+    rule_limit: int = 5
+    rule_limits: Mapping[str, int] = field(default_factory=dict)
+    group_min: int = 3
+
+    def limit_of(self, rule: str) -> int:
+        return int(self.rule_limits.get(rule, self.rule_limit))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FloodControl:
+        """From the ``alarm_*`` settings (retrofit.settings.Settings; RETROFIT_ALARM_* in the environment)."""
+        return cls(window_s=settings.alarm_flood_window_s, building_limit=settings.alarm_building_limit,
+                   rule_limit=settings.alarm_rule_limit, rule_limits=dict(settings.alarm_rule_limits),
+                   group_min=settings.alarm_group_min)
+
+
+@dataclass(frozen=True)
+class Flood:
+    """Flood state of one building: alarms raised in the last window, and what flood control suppressed."""
+
+    building: str
+    recent: int  # new alarms (annunciated or not) in the last window_s
+    limit: int
+    suppressed: int  # flood-suppressed alarms since the start of the look-back
+    by_rule: dict[str, int]  # flood-suppressed alarms per rule
+
+    @property
+    def active(self) -> bool:
+        """In flood now: more new alarms in the last window than the building limit."""
+        return self.limit > 0 and self.recent > self.limit
+
+
 class AlarmError(ValueError):
     """A request on alarms that cannot be done (unknown id, bad window); the message says why."""
 
@@ -102,6 +162,22 @@ def _clean(values: dict[str, float]) -> dict[str, float | None]:
 
 def _key(rule: str, building: str, subject: str) -> str:
     return f"{rule}|{building}|{subject}"
+
+
+def _group_messages(e: AlarmEvent, n: int) -> tuple[str, str]:
+    """A grouped alarm's messages: the first point's, and how many points it covers."""
+    return f"{e.message_zh}（共 {n} 个点）", f"{e.message_en} ({n} points)"
+
+
+def _bursts(events: list[AlarmEvent], group_min: int) -> dict[tuple[str, str, float], list[AlarmEvent]]:
+    """Raise events of one rule on ``group_min`` or more subjects of one building at one instant."""
+    if group_min <= 0:
+        return {}
+    by: dict[tuple[str, str, float], list[AlarmEvent]] = defaultdict(list)
+    for e in events:
+        if e.kind == "raise":
+            by[(e.rule, e.building, e.ts)].append(e)
+    return {k: v for k, v in by.items() if len({e.subject for e in v}) >= group_min}
 
 
 class AlarmPublisher:
@@ -170,7 +246,9 @@ class Applied:
 class AlarmBook:
     """The alarm records: apply engine events, list, acknowledge, suppress. Safe to share across threads."""
 
-    def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0) -> None:
+    def __init__(self, engine: Engine | str, publisher: AlarmPublisher | None = None, reopen_s: float = 3600.0,
+                 flood: FloodControl | None = None) -> None:
+        self.flood = flood or FloodControl()
         self._own_engine = isinstance(engine, str)
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         Base.metadata.create_all(self.engine, tables=[Alarm.__table__, MaintenanceWindow.__table__])
@@ -190,7 +268,15 @@ class AlarmBook:
         with self._lock, self.Session.begin() as s:
             windows = self._windows(s, {e.building for e in events},
                                     min(e.ts for e in events), max(e.ts for e in events))
+            bursts = _bursts(events, self.flood.group_min)
+            done: set[tuple[str, str, float]] = set()
             for e in events:
+                at = (e.rule, e.building, e.ts)
+                if e.kind == "raise" and at in bursts:  # one rule on many points at one instant: one alarm
+                    if at not in done:
+                        done.add(at)
+                        out += self._apply_burst(s, bursts[at], windows)
+                    continue
                 a = self._apply_one(s, e, windows)
                 if a is not None:
                     out.append(a)
@@ -213,6 +299,10 @@ class AlarmBook:
     def _apply_one(self, s: Session, e: AlarmEvent, windows: list[MaintenanceWindow]) -> Applied | None:
         key = _key(e.rule, e.building, e.subject)
         a = self._open(s, key)
+        if a is None:
+            group = self._open(s, _key(e.rule, e.building, GROUP))
+            if group is not None and (e.subject in group.points or e.kind == "raise"):
+                return self._apply_member(group, e)
         if e.kind == "clear":
             if a is None:
                 return None
@@ -231,22 +321,99 @@ class AlarmBook:
                                                Alarm.cleared_at >= e.ts - self.reopen_s)
                            .order_by(Alarm.cleared_at.desc())).first()
         if recent is not None:  # flapping: reopen the alarm that just cleared
-            recent.state = "raised"
-            recent.cleared_at, recent.open_key = None, key
-            recent.retriggers += 1
-            recent.last_triggered_at = e.ts
-            recent.values = _clean(e.values)
-            recent.message_zh, recent.message_en = e.message_zh, e.message_en
-            return Applied(recent, "reopened")
+            return self._reopen(recent, e, key)
+        return self._new_alarm(s, e, windows)
+
+    def _reopen(self, a: Alarm, e: AlarmEvent, key: str, points: Sequence[str] = ()) -> Applied:
+        a.state = "raised"
+        a.cleared_at, a.open_key = None, key
+        a.retriggers += 1
+        a.last_triggered_at = e.ts
+        a.values = _clean(e.values)
+        if points:
+            a.points = sorted({*a.points, *points})
+            a.open_points = sorted(points)
+            a.message_zh, a.message_en = _group_messages(e, len(a.points))
+        else:
+            a.message_zh, a.message_en = e.message_zh, e.message_en
+        return Applied(a, "reopened")
+
+    def _apply_member(self, g: Alarm, e: AlarmEvent) -> Applied | None:
+        """One point's event on an open grouped alarm: a clear closes the group when its last point clears."""
+        if e.kind == "clear":
+            if e.subject not in g.open_points:
+                return None
+            g.open_points = [p for p in g.open_points if p != e.subject]
+            if g.open_points:
+                return None  # the group stays open while any of its points is still in alarm
+            g.state, g.cleared_at, g.open_key = "cleared", e.ts, None
+            g.values = {**(g.values or {}), **{f"clear_{k}": v for k, v in _clean(e.values).items()}}
+            return Applied(g, "cleared")
+        if e.subject not in g.points:
+            g.points = [*g.points, e.subject]
+            g.message_zh, g.message_en = _group_messages(e, len(g.points))
+        if e.subject not in g.open_points:
+            g.open_points = [*g.open_points, e.subject]
+        g.retriggers += 1
+        g.last_triggered_at = e.ts
+        g.values = _clean(e.values)
+        return Applied(g, "retriggered")
+
+    def _apply_burst(self, s: Session, burst: list[AlarmEvent], windows: list[MaintenanceWindow]) -> list[Applied]:
+        """Raises of one rule on many points of one building at one instant: points with an open alarm are
+        re-triggered; the others become (or join) one grouped alarm."""
+        out: list[Applied] = []
+        fresh: dict[str, AlarmEvent] = {}
+        for e in burst:
+            if e.subject not in fresh and self._open(s, _key(e.rule, e.building, e.subject)) is None:
+                fresh[e.subject] = e
+            else:
+                a = self._apply_one(s, e, windows)
+                if a is not None:
+                    out.append(a)
+        first = next(iter(fresh.values()), None)
+        if first is None:
+            return out
+        gkey = _key(first.rule, first.building, GROUP)
+        if self._open(s, gkey) is not None or len(fresh) < self.flood.group_min:
+            return out + [a for e in fresh.values() if (a := self._apply_one(s, e, windows)) is not None]
+        recent = s.scalars(select(Alarm).where(Alarm.rule == first.rule, Alarm.building == first.building,
+                                               Alarm.subject == GROUP, Alarm.state == "cleared",
+                                               Alarm.cleared_at >= first.ts - self.reopen_s)
+                           .order_by(Alarm.cleared_at.desc())).first()
+        if recent is not None:  # the same burst again soon after it cleared: one alarm, reopened
+            return [*out, self._reopen(recent, first, gkey, list(fresh))]
+        return [*out, self._new_alarm(s, first, windows, sorted(fresh))]
+
+    def _new_alarm(self, s: Session, e: AlarmEvent, windows: list[MaintenanceWindow],
+                   points: Sequence[str] = ()) -> Applied:
+        """Open a new alarm (grouped when ``points`` are given), suppressed in a maintenance window or beyond a
+        flood-control limit unless it is a safety alarm."""
         in_window = any(w.covers(e.building, e.equipment, e.ts) for w in windows)
         safety = e.family == Family.SAFETY
-        a = Alarm(rule=e.rule, building=e.building, equipment=e.equipment, subject=e.subject,
+        flood = self._over_limit(s, e)
+        subject = GROUP if points else e.subject
+        zh, en = _group_messages(e, len(points)) if points else (e.message_zh, e.message_en)
+        a = Alarm(rule=e.rule, building=e.building, equipment=e.equipment, subject=subject,
                   family=e.family.value, severity=e.severity.value, state="raised", raised_at=e.ts,
-                  last_triggered_at=e.ts, retriggers=0, message_zh=e.message_zh, message_en=e.message_en,
-                  values=_clean(e.values), suppressed=in_window and not safety,
-                  during_maintenance=in_window, open_key=key)
+                  last_triggered_at=e.ts, retriggers=0, message_zh=zh, message_en=en,
+                  values=_clean(e.values), suppressed=(in_window or flood) and not safety,
+                  during_maintenance=in_window, flood=flood, points=list(points), open_points=list(points),
+                  open_key=_key(e.rule, e.building, subject))
         s.add(a)
         return Applied(a, "raised")
+
+    def _over_limit(self, s: Session, e: AlarmEvent) -> bool:
+        """Whether the building, or this rule in the building, already annunciated its limit of new alarms in
+        the flood window before ``e`` (event time)."""
+        fc = self.flood
+        shown = (select(func.count()).select_from(Alarm)
+                 .where(Alarm.building == e.building, Alarm.raised_at > e.ts - fc.window_s,
+                        Alarm.raised_at <= e.ts, Alarm.suppressed.is_(False)))
+        if fc.building_limit > 0 and s.scalar(shown) >= fc.building_limit:
+            return True
+        limit = fc.limit_of(e.rule)
+        return limit > 0 and s.scalar(shown.where(Alarm.rule == e.rule)) >= limit
 
     # -- the dashboard's API -------------------------------------------------------------------------------------
 
@@ -295,6 +462,30 @@ class AlarmBook:
         if self.publisher is not None and not a.suppressed:
             self.publisher.publish("acknowledged", a, a.acked_at)
         return a
+
+    def floods(self, buildings: Sequence[str] | None = None, now: float | None = None,
+               lookback_s: float = 86400.0, control: FloodControl | None = None) -> list[Flood]:
+        """Buildings in flood now (more new alarms in the last window than the building limit) or with alarms
+        flood control suppressed in the look-back, with the counts per rule; for the dashboard's indicator.
+        ``control`` gives the window and limit when they are not this book's (a reader with the settings)."""
+        now = time.time() if now is None else now
+        fc = control or self.flood
+        recent = (select(Alarm.building, func.count()).where(Alarm.raised_at > now - fc.window_s,
+                                                             Alarm.raised_at <= now).group_by(Alarm.building))
+        held = (select(Alarm.building, Alarm.rule, func.count())
+                .where(Alarm.flood.is_(True), Alarm.suppressed.is_(True), Alarm.raised_at > now - lookback_s,
+                       Alarm.raised_at <= now).group_by(Alarm.building, Alarm.rule))
+        if buildings is not None:
+            recent = recent.where(Alarm.building.in_(list(buildings)))
+            held = held.where(Alarm.building.in_(list(buildings)))
+        with self.Session() as s:
+            n_recent = {b: int(n) for b, n in s.execute(recent)}
+            by_rule: dict[str, Counter[str]] = defaultdict(Counter)
+            for b, rule, n in s.execute(held):
+                by_rule[b][rule] += int(n)
+        out = [Flood(b, n_recent.get(b, 0), fc.building_limit, sum(by_rule[b].values()), dict(by_rule[b]))
+               for b in sorted(set(n_recent) | set(by_rule))]
+        return [f for f in out if f.active or f.suppressed]
 
     def counts(self, buildings: Sequence[str] | None = None) -> dict[str, int]:
         """Open alarms by severity (for badges)."""

@@ -347,104 +347,109 @@ class _Compiler:
     def compile(self, node: ast.AST) -> Fn:
         return self.node(node).fn
 
-    def node(self, node: ast.AST) -> _N:  # noqa: C901 - one branch per node kind is clearest
-        if isinstance(node, ast.Expression):
-            return self.node(node.body)
-        if isinstance(node, ast.Constant):
-            v = node.value
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise self.err(node, f"{v!r} is not a number here (text is only allowed as a window, "
-                                     "e.g. '5m', or a quality name)")
-            return _const(float(v))
-        if isinstance(node, ast.Name):
-            name = node.id
-            if name in ("true", "True"):
-                return _N(lambda f: 1.0, "bool")
-            if name in ("false", "False"):
-                return _N(lambda f: 0.0, "bool")
-            if name not in self.known:
-                raise self.err(node, f"unknown name {name!r}; known: {', '.join(sorted(self.known))}")
-            self.out.names.add(name)
-            return _N(lambda f: f.names[name])
-        if isinstance(node, ast.UnaryOp):
-            if isinstance(node.op, ast.Not):
-                a = self.boolean(node.operand)
-                return _N(lambda f: 1.0 - a(f), "bool")
-            n = self.node(node.operand)
-            if isinstance(node.op, ast.USub):
-                if n.kind == "const":
-                    return _const(-n.value)
-                fn = n.fn
-                return _N(lambda f: -fn(f))
-            if isinstance(node.op, ast.UAdd):
-                return n
-            raise self.err(node, "only -x, +x and not x are allowed")
-        if isinstance(node, ast.BinOp):
-            op = _BIN.get(type(node.op))
-            if op is None:
-                raise self.err(node, f"operator {type(node.op).__name__} is not allowed; use + - * /")
-            na, nb = self.node(node.left), self.node(node.right)
-            if na.kind == "const" and nb.kind == "const":
-                with np.errstate(all="ignore"):
-                    v = float(op(na.value, nb.value))
-                return _const(v if math.isfinite(v) else NAN)
-            a, b = na.fn, nb.fn
-            if op is np.divide:
-                def div(f: Frame) -> np.ndarray:
-                    r = a(f) / b(f)
-                    return np.where(np.isinf(r), NAN, r)
-                return _N(div)
-            return _N(lambda f: op(a(f), b(f)))
-        if isinstance(node, ast.BoolOp):
-            parts = [self.boolean(v) for v in node.values]
-            comb = _and if isinstance(node.op, ast.And) else _or
+    def node(self, node: ast.AST) -> _N:
+        """Compile one AST node through the table of allowed node kinds; any other kind is refused."""
+        build = _NODES.get(type(node))
+        if build is None:
+            raise self.err(node, f"{_refused(node)} is not allowed in a condition")
+        return build(self, node)
 
-            def boolop(f: Frame) -> np.ndarray:
-                acc = parts[0](f)
-                for p in parts[1:]:
-                    acc = comb(acc, p(f))
-                return acc
-            return _N(boolop, "bool")
-        if isinstance(node, ast.Compare):
-            nodes = [self.node(node.left)] + [self.node(c) for c in node.comparators]
-            fns = []
-            for k, op in enumerate(node.ops):
-                u = _CMP.get(type(op))
-                if u is None:
-                    raise self.err(node, f"comparison {type(op).__name__} is not allowed; use < <= > >= == !=")
-                left, right = nodes[k], nodes[k + 1]
-                if right.kind == "const":
-                    fns.append(self._cmp_c(u, left.fn, right.value))
-                elif left.kind == "const":
-                    fns.append(self._cmp_c(_SWAP[u], right.fn, left.value))
-                else:
-                    fns.append(self._cmp2(u, left.fn, right.fn))
-            if len(fns) == 1:
-                return _N(fns[0], "bool")
+    def _expression(self, node: ast.Expression) -> _N:
+        return self.node(node.body)
 
-            def chain(f: Frame) -> np.ndarray:
-                acc = fns[0](f)
-                for fn in fns[1:]:
-                    acc = _and(acc, fn(f))
-                return acc
-            return _N(chain, "bool")
-        if isinstance(node, ast.IfExp):
-            c = self.boolean(node.test)
-            na, nb = self.node(node.body), self.node(node.orelse)
-            a, b = na.fn, nb.fn
+    def _constant(self, node: ast.Constant) -> _N:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise self.err(node, f"{v!r} is not a number here (text is only allowed as a window, "
+                                 "e.g. '5m', or a quality name)")
+        return _const(float(v))
 
-            def ifexp(f: Frame) -> np.ndarray:
-                t = c(f)
-                return np.where(t == 1, a(f), np.where(t == 0, b(f), NAN))
-            return _N(ifexp, "bool" if na.kind == nb.kind == "bool" else "num")
-        if isinstance(node, ast.Call):
-            return self.call(node)
-        kind = type(node).__name__
-        what = {"Attribute": "attribute access (a.b)", "Subscript": "subscripts (a[b])", "Lambda": "lambda",
-                "ListComp": "comprehensions", "GeneratorExp": "comprehensions", "SetComp": "comprehensions",
-                "DictComp": "comprehensions", "JoinedStr": "f-strings", "NamedExpr": ":=",
-                "List": "lists", "Tuple": "tuples", "Dict": "dicts", "Set": "sets"}.get(kind, kind)
-        raise self.err(node, f"{what} is not allowed in a condition")
+    def _name(self, node: ast.Name) -> _N:
+        name = node.id
+        if name in ("true", "True"):
+            return _N(lambda f: 1.0, "bool")
+        if name in ("false", "False"):
+            return _N(lambda f: 0.0, "bool")
+        if name not in self.known:
+            raise self.err(node, f"unknown name {name!r}; known: {', '.join(sorted(self.known))}")
+        self.out.names.add(name)
+        return _N(lambda f: f.names[name])
+
+    def _unary(self, node: ast.UnaryOp) -> _N:
+        if isinstance(node.op, ast.Not):
+            a = self.boolean(node.operand)
+            return _N(lambda f: 1.0 - a(f), "bool")
+        n = self.node(node.operand)
+        if isinstance(node.op, ast.USub):
+            if n.kind == "const":
+                return _const(-n.value)
+            fn = n.fn
+            return _N(lambda f: -fn(f))
+        if isinstance(node.op, ast.UAdd):
+            return n
+        raise self.err(node, "only -x, +x and not x are allowed")
+
+    def _binop(self, node: ast.BinOp) -> _N:
+        op = _BIN.get(type(node.op))
+        if op is None:
+            raise self.err(node, f"operator {type(node.op).__name__} is not allowed; use + - * /")
+        na, nb = self.node(node.left), self.node(node.right)
+        if na.kind == "const" and nb.kind == "const":
+            with np.errstate(all="ignore"):
+                v = float(op(na.value, nb.value))
+            return _const(v if math.isfinite(v) else NAN)
+        a, b = na.fn, nb.fn
+        if op is np.divide:
+            def div(f: Frame) -> np.ndarray:
+                r = a(f) / b(f)
+                return np.where(np.isinf(r), NAN, r)
+            return _N(div)
+        return _N(lambda f: op(a(f), b(f)))
+
+    def _boolop(self, node: ast.BoolOp) -> _N:
+        parts = [self.boolean(v) for v in node.values]
+        comb = _and if isinstance(node.op, ast.And) else _or
+
+        def boolop(f: Frame) -> np.ndarray:
+            acc = parts[0](f)
+            for p in parts[1:]:
+                acc = comb(acc, p(f))
+            return acc
+        return _N(boolop, "bool")
+
+    def _compare(self, node: ast.Compare) -> _N:
+        nodes = [self.node(node.left)] + [self.node(c) for c in node.comparators]
+        fns = []
+        for k, op in enumerate(node.ops):
+            u = _CMP.get(type(op))
+            if u is None:
+                raise self.err(node, f"comparison {type(op).__name__} is not allowed; use < <= > >= == !=")
+            left, right = nodes[k], nodes[k + 1]
+            if right.kind == "const":
+                fns.append(self._cmp_c(u, left.fn, right.value))
+            elif left.kind == "const":
+                fns.append(self._cmp_c(_SWAP[u], right.fn, left.value))
+            else:
+                fns.append(self._cmp2(u, left.fn, right.fn))
+        if len(fns) == 1:
+            return _N(fns[0], "bool")
+
+        def chain(f: Frame) -> np.ndarray:
+            acc = fns[0](f)
+            for fn in fns[1:]:
+                acc = _and(acc, fn(f))
+            return acc
+        return _N(chain, "bool")
+
+    def _ifexp(self, node: ast.IfExp) -> _N:
+        c = self.boolean(node.test)
+        na, nb = self.node(node.body), self.node(node.orelse)
+        a, b = na.fn, nb.fn
+
+        def ifexp(f: Frame) -> np.ndarray:
+            t = c(f)
+            return np.where(t == 1, a(f), np.where(t == 0, b(f), NAN))
+        return _N(ifexp, "bool" if na.kind == nb.kind == "bool" else "num")
 
     @staticmethod
     def _cmp_c(u: Any, a: Fn, c: float) -> Fn:
@@ -459,7 +464,26 @@ class _Compiler:
             return u(x, y) + (x * 0.0 + y * 0.0)
         return cmp
 
-    def call(self, node: ast.Call) -> _N:  # noqa: C901
+    # --- calls: checked against FUNCTIONS, then built by the function's entry in _CALLS (or as a window)
+
+    def call(self, node: ast.Call) -> _N:
+        """Compile a call of one of FUNCTIONS: check its arguments, then build it from its table entry."""
+        name, spec = self._check_call(node)
+        args = node.args
+        if spec.args[0] == "p":
+            a0 = args[0]
+            if not isinstance(a0, ast.Name) or a0.id not in self.points:
+                raise self.err(node, f"{name}() takes a point name of this rule ({', '.join(sorted(self.points))})")
+            self.out.point_args.add(a0.id)
+            self.out.names.add(a0.id)
+            return self.point_fn(node, name, a0.id, args)
+        build = _CALLS.get(name)
+        if build is not None:
+            return build(self, name, args)
+        return self._windowed(node, name, args)
+
+    def _check_call(self, node: ast.Call) -> tuple[str, FnSpec]:
+        """The called function's name and spec, after checking it is known and given the right arguments."""
         if not isinstance(node.func, ast.Name):
             raise self.err(node, "only calls of the named functions are allowed (no methods, no attributes)")
         name = node.func.id
@@ -476,78 +500,85 @@ class _Compiler:
         if (variadic and len(args) < len(fixed)) or (not variadic and len(args) != len(fixed)):
             want = f"at least {len(fixed)}" if variadic else str(len(fixed))
             raise self.err(node, f"{name}() takes {want} argument(s), got {len(args)}")
-        if spec.args[0] == "p":
-            a0 = args[0]
-            if not isinstance(a0, ast.Name) or a0.id not in self.points:
-                raise self.err(node, f"{name}() takes a point name of this rule ({', '.join(sorted(self.points))})")
-            self.out.point_args.add(a0.id)
-            self.out.names.add(a0.id)
-            return self.point_fn(node, name, a0.id, args)
-        if name in ("abs", "sqrt"):
-            n = self.node(args[0])
-            u = np.abs if name == "abs" else np.sqrt
-            if n.kind == "const":
-                with np.errstate(all="ignore"):
-                    return _const(float(u(n.value)))
-            a = n.fn
-            return _N(lambda f: u(a(f)))
-        if name in ("min", "max"):
-            parts = [self.compile(a) for a in args]
-            red = np.minimum if name == "min" else np.maximum
+        return name, spec
 
-            def minmax(f: Frame) -> np.ndarray:
-                acc = parts[0](f)
-                for p in parts[1:]:
-                    acc = red(acc, p(f))
-                return acc
-            return _N(minmax)
-        if name == "ahu_mode":
-            hc, cc, oad, oad_min = (self.compile(a) for a in args)
+    def _fn_math(self, name: str, args: list[ast.expr]) -> _N:
+        n = self.node(args[0])
+        u = np.abs if name == "abs" else np.sqrt
+        if n.kind == "const":
+            with np.errstate(all="ignore"):
+                return _const(float(u(n.value)))
+        a = n.fn
+        return _N(lambda f: u(a(f)))
 
-            def ahu_mode(f: Frame) -> np.ndarray:
-                h, c, d, m = hc(f), cc(f), oad(f), oad_min(f)
-                at_min = d <= m + 5  # "at minimum": within 5 % of the minimum position
-                return np.select(
-                    [(h > 0) & (c == 0) & at_min, (h == 0) & (c == 0) & ~at_min,
-                     (h == 0) & (c > 0) & (d >= 95), (h == 0) & (c > 0) & at_min],
-                    [1.0, 2.0, 3.0, 4.0], 5.0) + (h * 0.0 + c * 0.0 + d * 0.0)
-            return _N(ahu_mode)
-        if name == "known":
-            a = self.compile(args[0])
-            return _N(lambda f: 1.0 - np.isnan(a(f)), "bool")
-        if name == "unchanged_for":
-            a, tol = self.compile(args[0]), self.compile(args[1])
-            s = self.slot(lambda n, step: Since(np.full(n, NAN), np.full(n, NAN)))
+    def _fn_minmax(self, name: str, args: list[ast.expr]) -> _N:
+        parts = [self.compile(a) for a in args]
+        red = np.minimum if name == "min" else np.maximum
 
-            def unchanged_for(f: Frame) -> np.ndarray:
-                st: Since = f.slots[s]
-                x, t = a(f), tol(f)
-                moved = ~np.isnan(x) & (np.isnan(st.ref) | (np.abs(x - st.ref) > t))
-                if moved.any():
-                    st.ref = np.where(moved, x, st.ref)
-                    st.ts = np.where(moved, f.now, st.ts)
-                return f.now - st.ts + x * 0.0
-            return _N(unchanged_for)
-        if name == "hours_since":
-            a = self.boolean(args[0])
-            s = self.slot(lambda n, step: Since(np.zeros(n), np.full(n, NAN)))
+        def minmax(f: Frame) -> np.ndarray:
+            acc = parts[0](f)
+            for p in parts[1:]:
+                acc = red(acc, p(f))
+            return acc
+        return _N(minmax)
 
-            def hours_since(f: Frame) -> np.ndarray:
-                st: Since = f.slots[s]
-                t = a(f)
-                st.ts = np.where((t == 1) | np.isnan(st.ts), f.now, st.ts)  # since start if never true
-                return (f.now - st.ts) / 3600.0
-            return _N(hours_since)
-        # windowed functions: the last argument is a duration literal
-        dur_node = args[-1]
+    def _fn_ahu_mode(self, name: str, args: list[ast.expr]) -> _N:
+        hc, cc, oad, oad_min = (self.compile(a) for a in args)
+
+        def ahu_mode(f: Frame) -> np.ndarray:
+            h, c, d, m = hc(f), cc(f), oad(f), oad_min(f)
+            at_min = d <= m + 5  # "at minimum": within 5 % of the minimum position
+            return np.select(
+                [(h > 0) & (c == 0) & at_min, (h == 0) & (c == 0) & ~at_min,
+                 (h == 0) & (c > 0) & (d >= 95), (h == 0) & (c > 0) & at_min],
+                [1.0, 2.0, 3.0, 4.0], 5.0) + (h * 0.0 + c * 0.0 + d * 0.0)
+        return _N(ahu_mode)
+
+    def _fn_known(self, name: str, args: list[ast.expr]) -> _N:
+        a = self.compile(args[0])
+        return _N(lambda f: 1.0 - np.isnan(a(f)), "bool")
+
+    def _fn_unchanged_for(self, name: str, args: list[ast.expr]) -> _N:
+        a, tol = self.compile(args[0]), self.compile(args[1])
+        s = self.slot(lambda n, step: Since(np.full(n, NAN), np.full(n, NAN)))
+
+        def unchanged_for(f: Frame) -> np.ndarray:
+            st: Since = f.slots[s]
+            x, t = a(f), tol(f)
+            moved = ~np.isnan(x) & (np.isnan(st.ref) | (np.abs(x - st.ref) > t))
+            if moved.any():
+                st.ref = np.where(moved, x, st.ref)
+                st.ts = np.where(moved, f.now, st.ts)
+            return f.now - st.ts + x * 0.0
+        return _N(unchanged_for)
+
+    def _fn_hours_since(self, name: str, args: list[ast.expr]) -> _N:
+        a = self.boolean(args[0])
+        s = self.slot(lambda n, step: Since(np.zeros(n), np.full(n, NAN)))
+
+        def hours_since(f: Frame) -> np.ndarray:
+            st: Since = f.slots[s]
+            t = a(f)
+            st.ts = np.where((t == 1) | np.isnan(st.ts), f.now, st.ts)  # since start if never true
+            return (f.now - st.ts) / 3600.0
+        return _N(hours_since)
+
+    # --- windowed functions: the last argument is a duration literal
+
+    def _window_length(self, name: str, dur_node: ast.expr, call: ast.Call) -> float:
+        """The window of a windowed call in seconds, from its literal last argument."""
         if not isinstance(dur_node, ast.Constant) or isinstance(dur_node.value, bool):
-            raise self.err(node, f"{name}()'s window must be a literal duration such as '5m' or 300")
+            raise self.err(call, f"{name}()'s window must be a literal duration such as '5m' or 300")
         try:
             w = parse_duration(dur_node.value)
         except ValueError as exc:
             raise self.err(dur_node, str(exc)) from None
         if w <= 0:
             raise self.err(dur_node, f"{name}() needs a window longer than 0 s")
+        return w
+
+    def _windowed(self, node: ast.Call, name: str, args: list[ast.expr]) -> _N:
+        w = self._window_length(name, args[-1], node)
         self.out.min_step_s = min(self.out.min_step_s, w)
         self.out.max_window_s = max(self.out.max_window_s, w)
         a = self.compile(args[0])
@@ -557,62 +588,92 @@ class _Compiler:
         need = WINDOW_NEEDS[name]
         s = self.slot(lambda n, step, w=w, need=need: Window(n, w, step, need))
         if name == "mean_when":
-            cond = self.boolean(args[1])
-
-            def mean_when(f: Frame) -> np.ndarray:
-                win: Window = f.slots[s]
-                x = a(f)
-                win.push(f.now, np.where(cond(f) == 1, x, NAN))
-                cnt = win.cnt.sum(axis=1)
-                return np.where(cnt >= 1, win.sum.sum(axis=1) / np.maximum(cnt, 1), NAN)
-            return _N(mean_when)
+            return self._win_mean_when(s, a, args)
         if name == "changes":
-            prev_slot = self.slot(lambda n, step: [np.full(n, NAN)])
-
-            def changes(f: Frame) -> np.ndarray:
-                win: Window = f.slots[s]
-                holder = f.slots[prev_slot]
-                x = a(f)
-                p = holder[0]
-                ch = (x != p) + (x * 0.0 + p * 0.0)
-                holder[0] = np.where(np.isnan(x), p, x)
-                win.push(f.now, ch)
-                return win.total()
-            return _N(changes)
+            return self._win_changes(s, a)
+        read = _WINDOW_READS[name]
 
         def windowed(f: Frame) -> np.ndarray:
             win: Window = f.slots[s]
             x = a(f)
             win.push(f.now, x)
-            if name == "mean":
-                return win.mean()
-            if name == "rmin":
-                return win.min()
-            if name == "rmax":
-                return win.max()
-            d = x - win.oldest_first()
-            return d if name == "delta" else d / (w / 3600.0)
+            return read(win, x, w)
         return _N(windowed)
 
+    def _win_mean_when(self, s: int, a: Fn, args: list[ast.expr]) -> _N:
+        cond = self.boolean(args[1])
+
+        def mean_when(f: Frame) -> np.ndarray:
+            win: Window = f.slots[s]
+            x = a(f)
+            win.push(f.now, np.where(cond(f) == 1, x, NAN))
+            cnt = win.cnt.sum(axis=1)
+            return np.where(cnt >= 1, win.sum.sum(axis=1) / np.maximum(cnt, 1), NAN)
+        return _N(mean_when)
+
+    def _win_changes(self, s: int, a: Fn) -> _N:
+        prev_slot = self.slot(lambda n, step: [np.full(n, NAN)])
+
+        def changes(f: Frame) -> np.ndarray:
+            win: Window = f.slots[s]
+            holder = f.slots[prev_slot]
+            x = a(f)
+            p = holder[0]
+            ch = (x != p) + (x * 0.0 + p * 0.0)
+            holder[0] = np.where(np.isnan(x), p, x)
+            win.push(f.now, ch)
+            return win.total()
+        return _N(changes)
+
     def point_fn(self, node: ast.Call, name: str, var: str, args: list[ast.expr]) -> _N:
-        if name == "age":
-            return _N(lambda f: f.points[var].age)
-        if name == "prev":
-            return _N(lambda f: f.points[var].prev + f.points[var].value * 0.0)
-        if name == "prev2":
-            return _N(lambda f: f.points[var].prev2 + f.points[var].value * 0.0)
-        if name == "raw":
-            return _N(lambda f: f.points[var].raw)
-        if name == "lo":
-            return _N(lambda f: f.points[var].lo)
-        if name == "hi":
-            return _N(lambda f: f.points[var].hi)
-        # flagged(x, 'quality')
-        q = args[1]
+        """Compile a function of a point variable: a field of its PointView, or flagged(x, 'quality')."""
+        read = _POINT_READS.get(name)
+        if read is not None:
+            return _N(lambda f: read(f.points[var]))
+        q = args[1]  # flagged(x, 'quality')
         if not isinstance(q, ast.Constant) or q.value not in QUALITY_CODES:
             raise self.err(node, f"flagged() takes a quality name: {', '.join(QUALITY_CODES)}")
         code = QUALITY_CODES[q.value]
         return _N(lambda f: (f.points[var].quality == code) * 1.0, "bool")
+
+
+# The tables the compiler dispatches on: a new node kind or function is one method and one entry here.
+_NODES: dict[type, Callable[[_Compiler, Any], _N]] = {
+    ast.Expression: _Compiler._expression, ast.Constant: _Compiler._constant, ast.Name: _Compiler._name,
+    ast.UnaryOp: _Compiler._unary, ast.BinOp: _Compiler._binop, ast.BoolOp: _Compiler._boolop,
+    ast.Compare: _Compiler._compare, ast.IfExp: _Compiler._ifexp, ast.Call: _Compiler.call,
+}
+_CALLS: dict[str, Callable[[_Compiler, str, list[ast.expr]], _N]] = {
+    "abs": _Compiler._fn_math, "sqrt": _Compiler._fn_math, "min": _Compiler._fn_minmax,
+    "max": _Compiler._fn_minmax, "ahu_mode": _Compiler._fn_ahu_mode, "known": _Compiler._fn_known,
+    "unchanged_for": _Compiler._fn_unchanged_for, "hours_since": _Compiler._fn_hours_since,
+}
+# what a plain windowed function returns, from the window, the current value and the window length
+_WINDOW_READS: dict[str, Callable[[Window, np.ndarray, float], np.ndarray]] = {
+    "mean": lambda win, x, w: win.mean(),
+    "rmin": lambda win, x, w: win.min(),
+    "rmax": lambda win, x, w: win.max(),
+    "delta": lambda win, x, w: x - win.oldest_first(),
+    "rate": lambda win, x, w: (x - win.oldest_first()) / (w / 3600.0),
+}
+_POINT_READS: dict[str, Callable[[PointView], np.ndarray]] = {
+    "age": lambda p: p.age,
+    "prev": lambda p: p.prev + p.value * 0.0,
+    "prev2": lambda p: p.prev2 + p.value * 0.0,
+    "raw": lambda p: p.raw,
+    "lo": lambda p: p.lo,
+    "hi": lambda p: p.hi,
+}
+_REFUSED = {"Attribute": "attribute access (a.b)", "Subscript": "subscripts (a[b])", "Lambda": "lambda",
+            "ListComp": "comprehensions", "GeneratorExp": "comprehensions", "SetComp": "comprehensions",
+            "DictComp": "comprehensions", "JoinedStr": "f-strings", "NamedExpr": ":=",
+            "List": "lists", "Tuple": "tuples", "Dict": "dicts", "Set": "sets"}
+
+
+def _refused(node: ast.AST) -> str:
+    """How an error message names a node kind the language does not allow."""
+    kind = type(node).__name__
+    return _REFUSED.get(kind, kind)
 
 
 _SWAP = {np.less: np.greater, np.greater: np.less, np.less_equal: np.greater_equal,

@@ -458,7 +458,7 @@ class BuildingModel:
             co2_keys = self._eq_targets(z.id.split(".")[0]) + (self._eq_targets(z.ahu) if z.ahu else ())
             vent_fault, f = self.fault_mask(tb.t, FaultKind.CO2_HIGH, co2_keys)
             vent = np.where(on_z, 1.0, P.vent_off_fraction) * np.where(
-                vent_fault, f.param("ventilation") if f else 1.0, 1.0)
+                vent_fault, f.param("ventilation") / 100.0 if f else 1.0, 1.0)
             ceq[i] = P.co2_outdoor_ppm + tb.occ * P.co2_occupied_ppm * z.density / vent
             ac[i] = np.where(on_z & ~vent_fault, DT_H / P.co2_tau_on_h, DT_H / P.co2_tau_off_h)
             eeq[i] = np.where(on_z, e_on, e_out + P.occ_vapour_kpa * tb.occ)
@@ -671,7 +671,7 @@ class BuildingModel:
         dsp_sp = 160.0 + 120.0 * load
         speed = np.where(on, np.where(vfd, 45.0 + 45.0 * load, 92.0), 0.0)
         dspf, f_d = self.fault_mask(t, FaultKind.DSP_NOT_MET, targets)
-        dsp = np.where(on, dsp_sp * np.where(dspf, f_d.param("fraction") if f_d else 0.5, 1.0), 0.0)
+        dsp = np.where(on, dsp_sp * np.where(dspf, f_d.param("pressure") / 100.0 if f_d else 0.5, 1.0), 0.0)
         speed = np.where(dspf & on, 100.0, speed)
         flow = self.design_flow[a.id] * speed / 100.0
         kw = self.fan_kw[a.id] * ((speed / 100.0) ** 3 * 0.85 + 0.08) * on
@@ -862,7 +862,7 @@ class BuildingModel:
         u = rand.uniform(km, np.arange(6))
         v_base = V_PHASE + 3.0 * (1.0 - load_frac)
         m_ub, f_ub = self.fault_mask(t, FaultKind.VOLTAGE_UNBALANCE, self._eq_targets(m))
-        drop = m_ub * (f_ub.param("drop") if f_ub else 0.0)
+        drop = m_ub * (f_ub.param("drop") / 100.0 if f_ub else 0.0)  # the parameter is in percent
         pf = np.clip(0.85 + 0.1 * np.clip(load_frac, 0, 1) + (u[5] - 0.5) * 0.04, 0.8, 0.98)
         sig[f"{m}.kw"] = kw
         sig[f"{m}.pf"] = pf

@@ -255,7 +255,7 @@ class SitePhysics:
             elif f.kind == FaultKind.SENSOR_SPIKE:
                 mag = f.param("magnitude") or 0.4 * span
                 u = rand.uniform(b.nkey ^ 0xABCDEF, sec // 60)
-                hit = mk & (u < f.param("probability"))
+                hit = mk & (u < f.param("probability") / 100.0)  # in % of samples
                 sign = np.where(rand.uniform(b.nkey ^ 0x123457, sec // 60) < 0.5, -1.0, 1.0)
                 v[hit] = v[hit] + sign[hit] * mag
             elif f.kind == FaultKind.METER_SPIKE:

@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 
 from buildings.site import Problem, Site, SiteError
-from simulators.faults import DEVICE_KINDS, KINDS, Fault, FaultKind, FaultSpec, Scenario, check_targets
+from simulators.faults import (
+    DEVICE_KINDS,
+    KINDS,
+    Fault,
+    FaultKind,
+    FaultSpec,
+    Scenario,
+    check_targets,
+    param_problems,
+    point_param_problems,
+)
 from simulators.physics import STEP
 from simulators.points import SitePhysics
 from simulators.values import DeviceMode
@@ -141,16 +151,18 @@ class SiteSimulation:
         under way makes it visible on the wire at once, which is what a technician injecting it expects.
         """
         spec = FaultSpec(kind=FaultKind(kind), target=target, start="+0s", params=params or {})
-        problems = check_targets(Scenario(name="live", faults=[spec]), self.site)
+        problems = [(f"params.{n}", m, h) for n, m, h in [*param_problems(spec.kind, spec.params),
+                                                          *point_param_problems(spec.kind, spec.params, self.site,
+                                                                                target)]]
+        problems += [("target", m, h) for _, m, h in check_targets(Scenario(name="live", faults=[spec]), self.site)]
         if problems:
-            _, msg, hint = problems[0]
-            raise SiteError([_problem(msg, hint)])
+            raise SiteError([_problem(*problems[0])])
         begin = self.now() if start is None else start
         t0 = _step_floor(begin) if start is None else start
         end = begin + duration_s if duration_s else math.inf  # the duration counts from the real moment
         with self._lock:
             self._seq += 1
-            f = Fault(kind=spec.kind, target=target.strip("/"), start=t0, end=end, params=dict(params or {}),
+            f = Fault(kind=spec.kind, target=target.strip("/"), start=t0, end=end, params=spec.numbers(),
                       id=f"live-{self._seq}")
             self.physics.set_faults([*self.physics.faults, f])
             self._snap_t = -math.inf
@@ -181,6 +193,6 @@ class SiteSimulation:
                  "family": KINDS[f.kind].family, "rule": KINDS[f.kind].rule} for f in self.physics.faults]
 
 
-def _problem(msg: str, hint: str) -> Problem:
-
-    return Problem(file="(live fault)", line=None, field="target", message=msg, hint=hint)
+def _problem(field: str, msg: str, hint: str) -> Problem:
+    """A live injection's problem: no file or line, the field it is about."""
+    return Problem(file="(live fault)", line=None, field=field, message=msg, hint=hint)

@@ -36,6 +36,7 @@ from buildings.subsidy.defaults import load_defaults
 from buildings.subsidy.engine import Eligibility, Fact, ProjectInputs, evaluate
 from buildings.subsidy.policy import Policy
 from buildings.subsidy.ranking import PriorityInput, rank
+from buildings.subsidy.status import Verdict
 
 
 def policies_from_db(s: Session) -> dict[str, Policy]:
@@ -340,9 +341,9 @@ def ranking(s: Session, as_of: dt.date | None = None,
     for b in s.scalars(select(Building).order_by(Building.id)):
         proj = _project_for(s, b.id)
         verdicts = [eligibility(s, b.id, pid, as_of=as_of, policies=pols) for pid in pols]
-        order = {"eligible": 0, "not_yet": 1, "not_eligible": 2}
+        order = {Verdict.ELIGIBLE: 0, Verdict.NOT_YET: 1, Verdict.NOT_ELIGIBLE: 2}
         best = min(verdicts, key=lambda e: order[e.verdict]) if verdicts else None
-        amounts = [e.amount.capped for e in verdicts if e.verdict != "not_eligible" and e.amount.capped]
+        amounts = [e.amount.capped for e in verdicts if e.verdict is not Verdict.NOT_ELIGIBLE and e.amount.capped]
         rows = share_rows(s, b.id)
         cls = concentration(rows, d.thresholds).structure_class.value if rows else "fragmented"
         eui, ev = (eui_override or {}).get(b.id, (b.baseline_eui_kwh_m2a, b.eui_source or "programme record"))

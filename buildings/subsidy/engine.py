@@ -15,8 +15,9 @@ from typing import Any
 
 from buildings.retrofit import NON_ENERGY_MEASURES, MilestoneState, Stage, stage_complete
 from buildings.subsidy.policy import FIELDS, All, Amount, AmountType, AnyOf, Condition, Not, Policy, Rule
+from buildings.subsidy.status import ConditionStatus, TrancheState, Verdict
 
-PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+PASS, FAIL, UNKNOWN = ConditionStatus.PASS, ConditionStatus.FAIL, ConditionStatus.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ConditionResult:
     field: str
     op: str
     expected: Any
-    status: str
+    status: ConditionStatus
     actual: Any
     evidence: str
     static: bool
@@ -71,7 +72,7 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
 
 
 def _eval(rule: Rule, facts: Mapping[str, Fact], path: str, out: list[ConditionResult],
-          assume_attainable: bool = False, negated: bool = False) -> str:
+          assume_attainable: bool = False, negated: bool = False) -> ConditionStatus:
     if isinstance(rule, Condition):
         spec = FIELDS[rule.field]
         fact = facts.get(rule.field)
@@ -308,7 +309,7 @@ class TrancheStatus:
     trigger_stage: str
     amount: float | None
     paid: float
-    status: str  # paid, payable, locked
+    status: TrancheState
     missing: list[str]
 
     def as_dict(self) -> dict:
@@ -325,8 +326,8 @@ def tranches(policy: Policy, p: ProjectInputs, amount: float | None) -> list[Tra
         missing += [f"document {d}" for d in t.required_docs if d not in p.docs_on_file]
         paid = float(p.paid_by_seq.get(t.seq, 0.0))
         share = None if amount is None else amount * t.pct / 100
-        status = ("paid" if share is not None and paid >= share - 0.005 and paid > 0 else
-                  "payable" if not missing and share is not None else "locked")
+        status = (TrancheState.PAID if share is not None and paid >= share - 0.005 and paid > 0 else
+                  TrancheState.PAYABLE if not missing and share is not None else TrancheState.LOCKED)
         out.append(TrancheStatus(t.seq, t.pct, t.basis, t.trigger_stage, share, paid, status, missing))
     return out
 
@@ -337,7 +338,7 @@ class Eligibility:
     building_id: str
     project_id: str | None
     as_of: dt.date
-    verdict: str  # eligible, not_yet, not_eligible
+    verdict: Verdict
     conditions: list[ConditionResult]
     missing: list[str]
     amount: AmountEstimate
@@ -361,15 +362,15 @@ def evaluate(policy: Policy, building_id: str, facts: Mapping[str, Fact], projec
     results: list[ConditionResult] = []
     root = _eval(policy.eligibility, f, "eligibility", results)
     if root == PASS:
-        verdict = "eligible"
+        verdict = Verdict.ELIGIBLE
     else:
         could = _eval(policy.eligibility, f, "eligibility", [], assume_attainable=True)
-        verdict = "not_yet" if could == PASS else "not_eligible"
+        verdict = Verdict.NOT_YET if could == PASS else Verdict.NOT_ELIGIBLE
     missing = _blockers(policy.eligibility, f)
     amount = estimate(policy, project, policies)
-    if verdict == "not_eligible":
+    if verdict is Verdict.NOT_ELIGIBLE:
         amount = AmountEstimate(policy.currency, None, None, False, ["not eligible: no amount"], [])
     tr = tranches(policy, project, amount.capped)
-    missing += [f"tranche {t.seq}: {m}" for t in tr if t.status == "locked" for m in t.missing
-                if verdict != "not_eligible"]
+    missing += [f"tranche {t.seq}: {m}" for t in tr if t.status is TrancheState.LOCKED for m in t.missing
+                if verdict is not Verdict.NOT_ELIGIBLE]
     return Eligibility(policy.id, building_id, project.project_id, as_of, verdict, results, missing, amount, tr)

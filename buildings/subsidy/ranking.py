@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from buildings.subsidy.defaults import Defaults
+from buildings.subsidy.status import Verdict
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def rank(items: list[PriorityInput], defaults: Defaults, year: int) -> list[Prio
         sav = None if it.expected_saving is None else _clip(it.expected_saving / r.savings_full)
         if sav is None:
             notes.append("no project with a savings target")
-        sub = {"eligible": 1.0, "not_yet": 0.5}.get(it.best_verdict or "", 0.0)
+        sub = {Verdict.ELIGIBLE: 1.0, Verdict.NOT_YET: 0.5}.get(it.best_verdict or "", 0.0)
         comps = {"eui": eui, "concentration": conc, "age": age, "expected_savings": sav, "subsidy": sub}
         score = sum(r.weights.get(k, 0) * (v or 0.0) for k, v in comps.items())
         out.append(Priority(it.building_id, it.name, score, components=comps, notes=notes))

@@ -1,5 +1,6 @@
 """Alarms: active and history, filters (building, family, severity), acknowledge with a comment, and a small
-chart of what the rule saw around the alarm time."""
+chart of what the rule saw around the alarm time. A flood indicator says when a building raised more alarms than
+flood control annunciates (ISA-18.2) and how many were suppressed; grouped alarms list their points."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.scope import Can, ScopeDenied, Unavailable
+from rules.alarms import FloodControl
+from rules.model import SEVERITY_RANK, Family, Severity
 from telemetry.store import Agg
 
 if TYPE_CHECKING:
@@ -34,20 +37,38 @@ if wanted is not None and wanted not in ids:
     wanted = None
 pick_b = c1.multiselect(t("alarms.filter_building"), ids, default=[wanted] if wanted else [],
                         format_func=names.get, key=f"alarm_buildings_{t.lang}")
-families = ["sensor_health", "energy", "safety"]
+families = [f.value for f in Family]
 pick_f = c2.multiselect(t("alarms.filter_family"), families, format_func=lambda f: t(f"family.{f}"),
                         key=f"alarm_families_{t.lang}")
-severities = ["critical", "fault", "warning", "advisory"]
+severities = [s.value for s in sorted(Severity, key=SEVERITY_RANK.__getitem__, reverse=True)]
 pick_s = c3.multiselect(t("alarms.filter_severity"), severities, format_func=lambda s: t(f"severity.{s}"),
                         key=f"alarm_severities_{t.lang}")
 
+show_held = st.toggle(t("alarms.show_suppressed"), key=f"alarm_suppressed_{t.lang}")
 try:
-    alarms = sc.alarms(building=None, family=pick_f, severity=pick_s, limit=2000)
+    alarms = sc.alarms(building=None, family=pick_f, severity=pick_s, limit=2000, include_suppressed=show_held)
+    flood_control = FloodControl.from_settings(ui.settings())
+    floods = sc.alarm_floods(control=flood_control)
 except Unavailable as exc:
     st.info(t("app.feature_missing", what=str(exc)))
     st.stop()
 if pick_b:
     alarms = [a for a in alarms if a.building in pick_b]
+for fl in floods:
+    if fl.active:
+        st.error(t("alarms.flood_active", building=names.get(fl.building, fl.building), n=fl.recent,
+                   minutes=t.num(flood_control.window_s / 60, 0), limit=fl.limit), icon=":material/warning:")
+    if fl.suppressed:
+        st.warning(t("alarms.flood_suppressed", building=names.get(fl.building, fl.building), n=fl.suppressed,
+                     rules=", ".join(f"{r} x{n}" for r, n in sorted(fl.by_rule.items()))), icon=":material/filter_alt:")
+
+
+def where(a: Alarm) -> str:
+    """The subject, or a grouped alarm's points."""
+    if not a.points:
+        return a.subject
+    more = " …" if len(a.points) > 5 else ""
+    return t("alarms.group", n=len(a.points), points=", ".join(a.points[:5]) + more)
 
 
 def row(a: Alarm) -> dict:
@@ -55,7 +76,7 @@ def row(a: Alarm) -> dict:
     return {
         "id": a.id, t("col.building"): names.get(a.building, a.building),
         t("col.severity"): t(f"severity.{a.severity}"), t("col.family"): t(f"family.{a.family}"),
-        t("col.rule"): a.rule, t("col.equipment"): a.subject, t("col.message"): t.pick(a.message_zh, a.message_en),
+        t("col.rule"): a.rule, t("col.equipment"): where(a), t("col.message"): t.pick(a.message_zh, a.message_en),
         t("col.state"): t(f"state.{a.state}"), t("col.raised"): t.datetime(a.raised_at, tz),
         t("col.acked_by"): a.acked_by or "", t("col.comment"): a.ack_comment or "",
     }
@@ -106,7 +127,8 @@ if st.session_state.pop("ack_done", None) is not None:
 st.subheader(t("alarms.context"))
 bf = sc.building(alarm.building)
 subject_points = [f"{alarm.building}/{p.id}" for eq in bf.equipment for p in eq.points
-                  if p.id == alarm.subject or (eq.id in (alarm.subject, alarm.equipment) and p.unit != "bool")]
+                  if p.id in alarm.points or p.id == alarm.subject
+                  or (not alarm.points and eq.id in (alarm.subject, alarm.equipment) and p.unit != "bool")]
 keys = subject_points[:6]
 if keys:
     with ui.guard(t):

@@ -9,8 +9,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import energy, health, ui
+from dashboard import energy, ui
 from dashboard.scope import Unavailable
+from insight import health
 from telemetry.store import Agg
 
 t = ui.tr()
@@ -33,9 +34,7 @@ except Unavailable as exc:
     store_problem = str(exc)
     st.warning(t("app.store_unavailable", error=store_problem))
 now = time.time()
-dev_health = health.derived_health(refs, latest, now)
-dev_health.update({k: v for k, v in health.collector_status(ui.runtime().settings.data_dir).items()
-                   if k in dev_health})
+dev_health = health.device_health(refs, latest, now, ui.runtime().settings.data_dir)
 
 c1, c2, c3 = st.columns(3)
 c1.metric(t("building.points_n"), t.num(len(refs), 0))

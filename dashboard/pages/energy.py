@@ -12,12 +12,13 @@ import streamlit as st
 
 from dashboard import energy, ui
 from dashboard.scope import Unavailable
+from insight import retrofit as records
 
 DAY = 86400
 
 
 @st.cache_data(ttl=900, show_spinner=False, max_entries=200)
-def _savings(store_id: str, building_id: str, now: float, _sc: object) -> dict:
+def _savings(store_id: str, building_id: str, now: float, _sc: object) -> energy.MeasuredSavings:
     """The baseline fit is the slow part of the page: once per store, building and 5-minute clock."""
     return energy.measured_savings(_sc, building_id, now)  # type: ignore[arg-type]
 
@@ -115,19 +116,21 @@ with tab_s:
         try:
             with ui.guard(t):
                 res = _savings(sc.store_id, bid, now, sc)
-                st.metric(t("col.savings"), f"{t.num(res['savings_kwh'], 0)} kWh", delta=t.pct(res["fraction"]))
-                fig = go.Figure([go.Scatter(x=res["dates"], y=res["baseline"], name=t("energy.baseline")),
-                                 go.Scatter(x=res["dates"], y=res["actual"], name=t("energy.actual"))])
+                st.metric(t("col.savings"), f"{t.num(res.avoided_kwh, 0)} kWh", delta=t.pct(res.savings_fraction))
+                fig = go.Figure([go.Scatter(x=res.dates, y=res.predicted, name=t("energy.baseline")),
+                                 go.Scatter(x=res.dates, y=res.actual, name=t("energy.actual"))])
                 fig.update_layout(height=320, yaxis_title=t("col.energy_kwh"))
                 st.plotly_chart(fig, width="stretch", key="savings_chart")
-                st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res['cv_rmse'])} · {res['verdict']}")
+                rp = res.result.reporting_period
+                st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res.result.baseline.stats.cv_rmse)} · "
+                           f"{rp[0]}..{rp[1]} · {res.evidence.temperature_point} · {res.result.verdict}")
         except BaselineError as exc:
             st.info(t("energy.no_baseline", reason=exc.reason))
             with ui.guard(t):
-                rec = sc.savings_record(bid)
+                rec = records.recorded_savings(sc, bid)
                 if rec is not None:
-                    st.metric(t("energy.recorded_savings"), f"{t.num(rec['avoided_kwh'], 0)} kWh",
-                              delta=t.pct(rec["fraction"]))
-                    st.caption(f"IPMVP option C · {rec['model']} · CV(RMSE) {t.pct(rec['cv_rmse'])} · "
-                               f"{t('energy.baseline')} {rec['baseline']} · {t('energy.actual')} {rec['reporting']}"
-                               f" · {rec['source']}")
+                    st.metric(t("energy.recorded_savings"), f"{t.num(rec.avoided_kwh, 0)} kWh",
+                              delta=t.pct(rec.fraction))
+                    st.caption(f"IPMVP option C · {rec.model} · CV(RMSE) {t.pct(rec.cv_rmse)} · "
+                               f"{t('energy.baseline')} {rec.baseline[0]}..{rec.baseline[1]} · "
+                               f"{t('energy.actual')} {rec.reporting[0]}..{rec.reporting[1]} · {rec.source}")

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import energy, ui
 from dashboard import map as district_map
 from dashboard.scope import Unavailable
+from insight import retrofit as records
 
 t = ui.tr()
 sc = ui.scope()
@@ -27,9 +28,9 @@ try:
         counts[a.severity] = counts.get(a.severity, 0) + 1
 except Unavailable as exc:
     problems.append(str(exc))
-status: dict[str, dict[str, str]] = {}
+status: dict[str, records.BuildingRecordStatus] = {}
 try:
-    status = sc.records_status()
+    status = records.records_status(sc)
 except Unavailable as exc:
     problems.append(str(exc))
 store_problem = None
@@ -42,7 +43,7 @@ for f in files:
     b = f.building
     eui_value = euis.get(b.id, (None, 0))[0]
     counts = alarms_by_building.get(b.id, {})
-    st_row = status.get(b.id, {})
+    st_row = status.get(b.id)
     rows.append({
         "id": b.id,
         t("col.building"): t.pick(b.name.zh, b.name.en),
@@ -53,8 +54,8 @@ for f in files:
         t("col.alarms_critical"): counts.get("critical", 0),
         t("col.alarms_fault"): counts.get("fault", 0),
         t("col.alarms_warning"): counts.get("warning", 0) + counts.get("advisory", 0),
-        t("col.stage"): st_row.get("stage_" + t.lang, "-"),
-        t("col.subsidy"): st_row.get("subsidy_" + t.lang, "-"),
+        t("col.stage"): t.pick(st_row.stage.zh, st_row.stage.en) if st_row else "-",
+        t("col.subsidy"): t.pick(st_row.subsidy.zh, st_row.subsidy.en) if st_row else "-",
         "lat": b.lat, "lon": b.lon,
     })
 df = pd.DataFrame(rows)

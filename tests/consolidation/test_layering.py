@@ -8,15 +8,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("buildings", "telemetry", "collectors", "rules", "simulators", "dashboard", "api", "retrofit")
+OURS = ("buildings", "telemetry", "collectors", "rules", "simulators", "insight", "dashboard", "api", "retrofit")
 MAY_IMPORT: dict[str, set[str]] = {
     "buildings": set(),
     "telemetry": {"buildings"},
     "collectors": {"buildings", "telemetry"},
     "rules": {"buildings", "telemetry"},
     "simulators": {"buildings"},
-    "dashboard": {"buildings", "telemetry", "rules"},
-    "api": {"buildings", "telemetry", "rules"},
+    "insight": {"buildings", "telemetry", "rules"},
+    "dashboard": {"buildings", "telemetry", "rules", "insight"},
+    "api": {"buildings", "telemetry", "rules", "insight"},
     "retrofit": set(OURS),
 }
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DatabaseError
 from typer.testing import CliRunner
 
@@ -22,7 +22,7 @@ from tests.seed import alarm_event
 AREA_TABLES = {"users", "login_failures", "alarm", "alarm_maintenance", "api_tokens", "owner_contacts",
                "signing_keys", "evidence_signatures"}
 REVISIONS = [r for r, _, _ in history()]
-HEAD = "0003_audit_guard_postgresql"
+HEAD = "0004_alarm_flood_groups"
 
 
 def _metadata_tables() -> set[str]:
@@ -95,8 +95,9 @@ PG_GUARD = {"audit_log_append_only", "audit_log_no_truncate"}
 
 
 def test_history_is_one_line_of_revisions() -> None:
-    assert REVISIONS == ["0001_initial", "0002_area_tables", HEAD] and head() == HEAD
-    assert [down for _, down, _ in history()] == [None, "0001_initial", "0002_area_tables"]
+    assert REVISIONS == ["0001_initial", "0002_area_tables", "0003_audit_guard_postgresql", HEAD] and head() == HEAD
+    assert [down for _, down, _ in history()] == [None, "0001_initial", "0002_area_tables",
+                                                  "0003_audit_guard_postgresql"]
 
 
 def test_fresh_upgrade_builds_every_table_and_autogenerate_sees_no_difference(records_url: str) -> None:
@@ -127,18 +128,36 @@ def _fill(url: str, revision: str) -> dict[str, int]:
         from rules.alarms import AlarmBook
 
         add_user(engine, "li.wei", "correct horse battery", "district")
-        book = AlarmBook(engine)
         now = time.time()
-        book.apply([alarm_event("raise", "co-high", "jiefangbei-tower", "b1-carpark", now, "safety", "critical"),
-                    alarm_event("raise", "ahu-sat-high", "huaxin-building", "ahu-2", now)])
-        book.close()
+        events = [alarm_event("raise", "co-high", "jiefangbei-tower", "b1-carpark", now, "safety", "critical"),
+                  alarm_event("raise", "ahu-sat-high", "huaxin-building", "ahu-2", now)]
+        if revision in ("0002_area_tables", "0003_audit_guard_postgresql"):
+            _old_alarms(engine, events)  # the alarm table of that time: no points / flood columns yet
+        else:
+            book = AlarmBook(engine)
+            book.apply(events)
+            book.close()
     with session_factory(engine)() as s:
         counts = {t: s.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in PROGRAM_TABLES}
     engine.dispose()
     return counts
 
 
-@pytest.mark.parametrize("start", ["0001_initial", "0002_area_tables"])
+def _old_alarms(engine: Engine, events: list) -> None:
+    """Alarms as the code of revisions 0002/0003 wrote them (the columns of that time only)."""
+    with engine.begin() as conn:
+        for e in events:
+            conn.execute(text("INSERT INTO alarm (rule, building, equipment, subject, family, severity, state, "
+                              "raised_at, last_triggered_at, retriggers, message_zh, message_en, \"values\", "
+                              "suppressed, during_maintenance, open_key) VALUES (:rule, :building, :equipment, "
+                              ":subject, :family, :severity, 'raised', :ts, :ts, 0, '', '', '{}', false, false, "
+                              ":key)"),
+                         {"rule": e.rule, "building": e.building, "equipment": e.equipment, "subject": e.subject,
+                          "family": e.family.value, "severity": e.severity.value, "ts": e.ts,
+                          "key": f"{e.rule}|{e.building}|{e.subject}"})
+
+
+@pytest.mark.parametrize("start", ["0001_initial", "0002_area_tables", "0003_audit_guard_postgresql"])
 def test_upgrade_from_each_earlier_revision_keeps_every_row(records_url: str, start: str) -> None:
     upgrade(records_url, revision=start)
     assert current(records_url) == start
@@ -155,6 +174,11 @@ def test_upgrade_from_each_earlier_revision_keeps_every_row(records_url: str, st
         if start != "0001_initial":
             assert s.execute(text("SELECT username FROM users")).scalars().all() == ["li.wei"]
             assert s.execute(text("SELECT count(*) FROM alarm WHERE state = 'raised'")).scalar_one() == 2
+            if start != "0001_initial":  # alarms from before 0004: single alarms, not flood-suppressed
+                from rules.alarms import Alarm
+
+                old = s.query(Alarm).all()
+                assert [(a.points, a.open_points, a.flood) for a in old] == [([], [], False)] * 2
     engine.dispose()
     assert _audit_guard_refuses(records_url)  # on PostgreSQL, 0003 added the guard to rows already there
 
@@ -210,7 +234,10 @@ def test_downgrade_step_by_step_then_up_again(records_url: str) -> None:
 
     done = downgrade(records_url, "0002_area_tables")
     assert (done.before, done.after) == (HEAD, "0002_area_tables")
-    assert _tables(records_url) == everything  # 0003 made no table
+    assert _tables(records_url) == everything  # 0003 and 0004 made no table
+    cols = {c["name"] for c in inspect(make_engine(records_url)).get_columns("alarm")}
+    assert not cols & {"points", "open_points", "flood"}  # 0004's columns went, the alarms stayed
+    assert _scalar(records_url, "SELECT count(*) FROM alarm") == 2
     assert _scalar(records_url, "SELECT count(*) FROM audit_log") == before["audit_log"]
     if records_url.startswith("postgresql"):
         assert _guard_triggers(records_url) == set() and not _audit_guard_refuses(records_url)  # went with 0003

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -16,42 +15,13 @@ from typer.testing import CliRunner
 
 from buildings.savings import BaselineError
 from buildings.site import Site, load_site
+from insight.savings import TemperatureSource, measure
 from retrofit.cli import app
-from retrofit.cmd_program import measure_building, outdoor_temp_points, total_meter_point
 from simulators.points import SitePhysics
 from simulators.savings import true_savings
 from telemetry.embedded import EmbeddedStore
-from telemetry.reading import Reading
 from tests.records.conftest import ROOT
-
-TZ = ZoneInfo("Asia/Shanghai")
-D = dt.date
-# building, baseline (12 months before its retrofit_date), reporting (12 months after)
-CASES = {
-    "daping-makerworks": ((D(2024, 10, 15), D(2025, 10, 14)), (D(2025, 10, 15), D(2026, 10, 14))),
-    "jiefangbei-tower": ((D(2024, 7, 1), D(2025, 6, 30)), (D(2025, 7, 1), D(2026, 6, 30))),
-}
-SEED = 0
-
-
-def _ts(d: dt.date) -> float:
-    return dt.datetime.combine(d, dt.time(), TZ).timestamp()
-
-
-def _write_history(store: EmbeddedStore, site: Site, ph: SitePhysics, bid: str, first: dt.date, last: dt.date,
-                   extra_kwh_per_day: np.ndarray | None = None) -> None:
-    """Hourly main-meter counter and outdoor temperature from the physics (only the points M&V needs)."""
-    keys = [total_meter_point(site, bid), outdoor_temp_points(site, bid)[0]]
-    t_all = np.arange(_ts(first) - 3600, _ts(last + dt.timedelta(days=1)) + 1, 3600.0)
-    for c in range(0, len(t_all), 24 * 60):
-        t = t_all[c:c + 24 * 60]
-        values, _q = ph.evaluate(bid, t)
-        counter = values[keys[0]]
-        if extra_kwh_per_day is not None:  # a non-routine load switching on and off: a noisy baseline
-            day = ((t - t_all[0]) // 86400).astype(int).clip(0, len(extra_kwh_per_day) - 1)
-            counter = counter + np.cumsum(extra_kwh_per_day[day] / 24)
-        store.write([Reading(keys[0], a, b) for a, b in zip(t.tolist(), counter.tolist(), strict=True)]
-                    + [Reading(keys[1], a, b) for a, b in zip(t.tolist(), values[keys[1]].tolist(), strict=True)])
+from tests.savings_history import CASES, SEED, D, ts, write_history
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +36,7 @@ def history(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     store = EmbeddedStore(data / "telemetry.db")
     ph = SitePhysics(site, seed=SEED)
     for bid, (base, rep) in CASES.items():
-        _write_history(store, site, ph, bid, base[0], rep[1])
+        write_history(store, site, ph, bid, base[0], rep[1])
     store.close()
     yield data
 
@@ -75,9 +45,11 @@ def history(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 def test_measured_savings_within_2pp_of_truth(history: Path, site: Site, bid: str) -> None:
     base, rep = CASES[bid]
     store = EmbeddedStore(history / "telemetry.db", readonly=True)
-    result, evidence = measure_building(store, site, bid, base, rep)
+    measured = measure(store, site, bid, base, rep)
     store.close()
-    truth = true_savings(site, bid, _ts(rep[0]), _ts(rep[1] + dt.timedelta(days=1)), seed=SEED)
+    result, evidence = measured.result, measured.evidence.as_dict()
+    assert measured.evidence.temperature_source is TemperatureSource.BUILDING
+    truth = true_savings(site, bid, ts(rep[0]), ts(rep[1] + dt.timedelta(days=1)), seed=SEED)
     assert truth.fraction > 0.05  # the retrofit really saves something
     assert abs(result.savings_fraction - truth.fraction) < 0.02, (result.savings_fraction, truth.fraction)
     b = result.baseline
@@ -91,7 +63,7 @@ def test_measured_savings_within_2pp_of_truth(history: Path, site: Site, bid: st
 def test_too_short_baseline_refused(history: Path, site: Site) -> None:
     store = EmbeddedStore(history / "telemetry.db", readonly=True)
     with pytest.raises(BaselineError, match="too short: 184 days"):
-        measure_building(store, site, "daping-makerworks", (D(2025, 4, 14), D(2025, 10, 14)),
+        measure(store, site, "daping-makerworks", (D(2025, 4, 14), D(2025, 10, 14)),
                          CASES["daping-makerworks"][1])
     store.close()
 
@@ -99,10 +71,10 @@ def test_too_short_baseline_refused(history: Path, site: Site) -> None:
 def test_baseline_must_precede_retrofit_and_reporting(history: Path, site: Site) -> None:
     store = EmbeddedStore(history / "telemetry.db", readonly=True)
     with pytest.raises(BaselineError, match="contains the retrofit date 2025-10-15"):
-        measure_building(store, site, "daping-makerworks", (D(2024, 11, 1), D(2025, 10, 31)),
+        measure(store, site, "daping-makerworks", (D(2024, 11, 1), D(2025, 10, 31)),
                          (D(2025, 11, 1), D(2026, 10, 14)))
     with pytest.raises(BaselineError, match="inside the baseline"):
-        measure_building(store, site, "daping-makerworks", CASES["daping-makerworks"][0],
+        measure(store, site, "daping-makerworks", CASES["daping-makerworks"][0],
                          (D(2025, 10, 1), D(2026, 10, 14)))
     store.close()
 
@@ -113,9 +85,9 @@ def test_too_noisy_baseline_refused(site: Site, tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "noisy.db")
     rng = np.random.default_rng(7)
     extra = rng.exponential(1500.0, (rep[1] - b0).days + 2)  # ~75 % of a mean day's use, switching at random
-    _write_history(store, site, SitePhysics(site, seed=SEED), bid, b0, rep[1], extra)
+    write_history(store, site, SitePhysics(site, seed=SEED), bid, b0, rep[1], extra)
     with pytest.raises(BaselineError, match=r"too noisy for a daily model: CV\(RMSE\)") as info:
-        measure_building(store, site, bid, (b0, b1), rep)
+        measure(store, site, bid, (b0, b1), rep)
     assert info.value.stats["cv_rmse"] > 0.30
     store.close()
 

@@ -77,13 +77,17 @@ def test_check_binds_the_sample_district(sample_site_path: Path) -> None:
     assert "bind nothing" in res.output
 
 
-def test_check_shows_thresholds_persistence_and_sources(sample_site_path: Path) -> None:
+def test_check_shows_thresholds_persistence_and_sources(sample_site_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     res = runner.invoke(app, ["rules", "check", "--site", str(sample_site_path), "--json"])
     th = json.loads(res.output)["thresholds"]
     assert th["sv-rate-room-rh"]["params"] == {"max_pct_per_15min": 15.0}
     assert th["sv-spike"]["for_s"] == 0 and "out-and-back" in th["sv-spike"]["source"]
     assert th["e-fan-unoccupied"]["for_s"] == 1800 and "SCHED-1" in th["e-fan-unoccupied"]["source"]
-    res = runner.invoke(app, ["rules", "check", "--site", str(sample_site_path)], env={"COLUMNS": "250"})
+    from retrofit.cli import console
+
+    monkeypatch.setattr(console, "width", 250)  # made at import: COLUMNS in the env comes too late for it
+    res = runner.invoke(app, ["rules", "check", "--site", str(sample_site_path)])
     assert "max_pct_per_15min=15" in res.output and "clear 1800 s" in res.output
 
 

@@ -87,6 +87,25 @@ def test_bad_scenario_fails_before_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "telemetry.db").exists()
 
 
+def test_out_of_range_fault_parameter_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """The `drop: 4` that once drove phase B to 0 V: percent is percent, 400 % is out of range, nothing written."""
+    bad = tmp_path / "unbalance.yaml"
+    bad.write_text("name: x\nfaults:\n  - kind: voltage_unbalance\n    target: jiefangbei-tower/meter-main\n"
+                   "    start: 2026-03-01T10:00\n    params:\n      drop: 400\n"
+                   "  - {kind: voltage_unbalance, target: jiefangbei-tower/meter-main, start: +1h,\n"
+                   "     params: {drop: 0.04}}\n")
+    out = subprocess.run([*RETROFIT, "backfill", "--site", str(SAMPLE), "--from", "2026-03-01", "--to",
+                          "2026-03-02", "--scenario", str(bad)], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "RETROFIT_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)},
+                         timeout=120)
+    assert out.returncode == 2
+    err = " ".join(out.stderr.split())
+    assert (f"{bad}:7: faults[0].params.drop: voltage_unbalance parameter drop: 400 % is out of range; "
+            "allowed 0.5 to 30 %") in err, err
+    assert f"{bad}:9: faults[1].params.drop: voltage_unbalance parameter drop: 0.04 looks like a fraction" in err
+    assert not (tmp_path / "telemetry.db").exists()
+
+
 def test_in_memory_history_is_sorted_and_complete(site: Site) -> None:
     start = epoch(2026, 5, 4)
     batches = list(generate(site, start, start + 86400, step_s=3600, seed=0, sort=True, chunk_days=1))

@@ -136,6 +136,8 @@ def test_safety_faults(faulty, physics: SitePhysics) -> None:
     unb = (np.abs(volts - volts.mean(0)).max(0) / volts.mean(0)).max()
     clean = np.array([c[f"jiefangbei-tower/em-main-u{p}"] for p in "abc"])
     assert unb > 0.03 and (np.abs(clean - clean.mean(0)).max(0) / clean.mean(0)).max() < 0.01
+    # drop is in percent: the sample's 6 % sags phase B by 6 %, not to 0 V (the old fraction reading of drop: 4)
+    assert unb < 0.05 and (volts[1] > 0.9 * volts[0]).all()
 
 
 def test_meter_faults(faulty, physics: SitePhysics) -> None:
@@ -194,7 +196,16 @@ BAD_SCENARIOS = {
     "start": ("name: x\nfaults:\n  - kind: smoke\n    target: jiefangbei-tower/swr-smoke\n    start: soon\n",
               5, "faults[0].start"),
     "param": ("name: x\nfaults:\n  - kind: smoke\n    target: jiefangbei-tower/swr-smoke\n    start: +1h\n"
-              "    params: {volume: 3}\n", 3, "faults[0]"),
+              "    params: {volume: 3}\n", 6, "faults[0].params.volume"),
+    # the drop: 4 that drove phase B to 0 V: percent is written as percent, and 400 % is out of range
+    "param-range": ("name: x\nfaults:\n  - kind: voltage_unbalance\n    target: jiefangbei-tower/meter-main\n"
+                    "    start: +1h\n    params:\n      drop: 40\n", 7, "faults[0].params.drop"),
+    "param-fraction": ("name: x\nfaults:\n  - kind: voltage_unbalance\n    target: jiefangbei-tower/meter-main\n"
+                       "    start: +1h\n    params: {drop: 0.06}\n", 6, "faults[0].params.drop"),
+    "param-unit": ("name: x\nfaults:\n  - kind: co_garage\n    target: chaotianmen-harbour/garage-b2\n"
+                   "    start: +1h\n    params: {max: 220 %}\n", 6, "faults[0].params.max"),
+    "param-point": ("name: x\nfaults:\n  - kind: sensor_stuck\n    target: jiefangbei-tower/ahu2-sat\n"
+                    "    start: +1h\n    params: {value: 85}\n", 6, "faults[0].params.value"),
     "extra": ("name: x\nfault:\n  - kind: smoke\n", 2, "fault"),
     "fits": ("name: x\nfaults:\n  - kind: stuck_oa_damper\n    target: jiefangbei-tower/vav-05n\n    start: +1h\n",
              4, "faults[0].target"),
@@ -211,3 +222,67 @@ def test_scenario_errors_name_file_line_and_field(case: str, tmp_path: Path, sit
         load_scenario(str(path), site)
     msg = str(exc.value)
     assert f"{path}:{line}: {field}" in msg, msg
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("drop: 40", "40 % is out of range; allowed 0.5 to 30 %"),
+    ("drop: 0.06", "0.06 looks like a fraction, but this parameter is in %: write 6 for 6 %"),
+    ("drop: 6 V", "'6 V' has the wrong unit; this parameter is in %"),
+    ("drop: '-3'", "-3 % is out of range"),
+])
+def test_fault_parameter_refusals_say_the_unit_and_range(written: str, expected: str, tmp_path: Path,
+                                                         site: Site) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nfaults:\n  - kind: voltage_unbalance\n    target: jiefangbei-tower/meter-main\n"
+                    f"    start: +1h\n    params: {{{written}}}\n", encoding="utf-8")
+    with pytest.raises(SiteError) as exc:
+        load_scenario(str(path), site)
+    msg = str(exc.value)
+    assert f"{path}:6: faults[0].params.drop: voltage_unbalance parameter drop: {expected}" in msg, msg
+
+
+def test_every_fault_parameter_declares_a_unit_and_its_default_is_in_range() -> None:
+    for kind, info in KINDS.items():
+        for name, p in info.params.items():
+            assert p.unit, (kind, name)
+            if not math.isnan(p.default) and p.default != 0.0:  # 0 / NaN: "derive from the point's range"
+                assert p.lo <= p.default <= p.hi, (kind, name)
+
+
+def test_percent_with_its_unit_is_read_as_percent(tmp_path: Path, site: Site) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("name: x\nfaults:\n  - kind: voltage_unbalance\n    target: jiefangbei-tower/meter-main\n"
+                    "    start: +1h\n    params: {drop: 4 %}\n", encoding="utf-8")
+    (f,) = load_scenario(str(path), site).resolve(0.0)
+    assert f.params == {"drop": 4.0} and f.param("drop") == 4.0
+
+
+def test_point_unit_parameters_fit_the_point_range(tmp_path: Path, site: Site) -> None:
+    path = tmp_path / "drift.yaml"
+    path.write_text("name: x\nfaults:\n  - {kind: sensor_drift, target: jiefangbei-tower/ahu2-sat, start: +1h,\n"
+                    "     params: {rate_per_day: -400}}\n", encoding="utf-8")
+    with pytest.raises(SiteError) as exc:
+        load_scenario(str(path), site)
+    assert (f"{path}:4: faults[0].params.rate_per_day: sensor_drift parameter rate_per_day: -400 degC does not fit "
+            "jiefangbei-tower/ahu2-sat's declared range [0, 50]; allowed -50 to 50 degC") in str(exc.value)
+    path.write_text("name: x\nfaults:\n  - {kind: sensor_drift, target: jiefangbei-tower/ahu2-sat, start: +1h,\n"
+                    "     params: {rate_per_day: -4}}\n", encoding="utf-8")
+    assert load_scenario(str(path), site).faults[0].numbers() == {"rate_per_day": -4.0}
+
+
+def test_a_fault_made_in_code_is_held_to_the_same_units() -> None:
+    from simulators.faults import Fault
+
+    with pytest.raises(ValueError, match="drop: 0.04 looks like a fraction, but this parameter is in %"):
+        Fault(FaultKind.VOLTAGE_UNBALANCE, "jiefangbei-tower/meter-main", 0.0, params={"drop": 0.04})
+    with pytest.raises(ValueError, match="fraction was renamed: write pressure"):
+        Fault(FaultKind.DSP_NOT_MET, "jiefangbei-tower/ahu-2", 0.0, params={"fraction": 0.5})
+    assert Fault(FaultKind.CO2_HIGH, "jiefangbei-tower/vav-05n", 0.0, params={"ventilation": 15}).param(
+        "ventilation") == 15.0
+
+
+def test_live_injection_refuses_a_bad_parameter(site: Site) -> None:
+    sim = SiteSimulation(site, seed=0, speed=60, start=epoch(2026, 3, 10, 10.0), clock=lambda: 0.0)
+    with pytest.raises(SiteError, match=r"params.drop: voltage_unbalance parameter drop: 4000 % is out of range"):
+        sim.inject("voltage_unbalance", "jiefangbei-tower/meter-main", params={"drop": 4000})
+    assert sim.active_faults() == []

@@ -180,6 +180,12 @@ def test_fault_inject_and_clear_from_the_command_line(simulator: dict[str, Any],
     bad = control_request(simulator["ctl"], {"op": "inject", "kind": "device_offline",
                                              "target": "chaotianmen-harbour/no-such-meter"})
     assert not bad["ok"] and "not in the site" in bad["error"]
+    # a fault parameter is checked before anything runs: percent is percent, 400 % is refused (the unit is said)
+    unbalance = run("inject", "--kind", "voltage_unbalance", "--target", "chaotianmen-harbour/meter-main",
+                    "--param", "drop=400")
+    assert unbalance.returncode != 0, unbalance.stdout
+    assert "params.drop: voltage_unbalance parameter drop: 400 % is out of range; allowed 0.5 to 30 %" in \
+        " ".join(unbalance.stderr.split()), unbalance.stderr
     physics_fault = control_request(simulator["ctl"], {"op": "inject", "kind": "co_garage",
                                                        "target": "chaotianmen-harbour/garage-b1"})
     assert physics_fault["ok"] and physics_fault["fault"]["kind"] == "co_garage"  # handed to the physics
