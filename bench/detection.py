@@ -51,7 +51,15 @@ from buildings.site import Site, load_site  # noqa: E402
 from retrofit.history import generate  # noqa: E402
 from rules.engine import AlarmEvent, Engine  # noqa: E402
 from rules.model import CompiledRule, load_rules  # noqa: E402
-from simulators.faults import KINDS, Fault, FaultKind, _fits, affected_points, ground_truth, target_kinds  # noqa: E402,E501
+from simulators.faults import (  # noqa: E402
+    KINDS,
+    Fault,
+    FaultKind,
+    _fits,
+    affected_points,
+    ground_truth,
+    target_kinds,
+)
 from simulators.points import SitePhysics  # noqa: E402
 
 SITE = Path(__file__).resolve().parent.parent / "buildings" / "sites" / "yuzhong"
