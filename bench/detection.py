@@ -84,8 +84,8 @@ SENSOR_CLASSES = {
     FaultKind.METER_SPIKE: ("Electric_Power_Sensor",),
     FaultKind.METER_COUNTER_RESET: ("Electric_Energy_Sensor",),
 }
-# (parameter, low, high) in the units of simulators.faults.KINDS: subtle to severe, above the detecting rule's
-# threshold (rules/library/*.yaml)
+# (parameter, low, high): subtle to severe, above the detecting rule's threshold (rules/library/*.yaml); in the
+# parameter's unit (simulators/faults.py KINDS: percent as percent), inside its declared range
 MAGNITUDES: dict[FaultKind, list[tuple[str, float, float]]] = {
     FaultKind.SENSOR_SPIKE: [("magnitude_frac", 0.15, 0.5), ("probability", 15.0, 50.0)],
     FaultKind.SENSOR_DRIFT: [("rate_frac", 0.25, 0.6)],
