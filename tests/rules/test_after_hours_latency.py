@@ -7,6 +7,7 @@ demand-controlled garage fan left on is flagged after e-fan-unoccupied-long's 2 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +24,7 @@ H = 3600.0
 
 
 @pytest.fixture(scope="module")
-def district(sample_site_path) -> Site:  # noqa: ANN001
+def district(sample_site_path: Path) -> Site:
     return load_site(str(sample_site_path))
 
 
