@@ -11,11 +11,11 @@ window is recorded as ``suppressed`` (hidden from the default list, not publishe
 suppressed silently: it is recorded, listed and published like any other, flagged ``during_maintenance``.
 
 Flood control (ISA-18.2 / EEMUA 191: a flood is more than 10 alarms in 10 minutes for one operator), see
-``FloodControl``: a rule raising on many points of one building at one instant is ONE alarm with the points listed
-(``points``; it clears when its last point clears, and later raises of the same rule in the building join it
-while it is open); new alarms beyond a per-rule and a per-building rate limit (event time) are recorded but
-suppressed (``flood``: hidden from the default list, not published, counted by ``floods``); safety alarms are
-never suppressed, only flagged.
+``FloodControl``: a rule raising on many points of one building at one instant is ONE alarm with the points
+listed (``points``; it clears when its last point clears; a raise of the same rule in the building within the
+flood window of its last trigger joins it, and makes an acknowledged group unacknowledged again); new alarms
+beyond a per-rule and a per-building rate limit (event time) are recorded but suppressed (``flood``: hidden from
+the default list, not published, counted by ``floods``); safety alarms are never suppressed, only flagged.
 
 Raise, clear, re-trigger and acknowledge are published on MQTT, topic ``<root>/<building>/alarms/<rule>``, JSON,
 QoS 1, when a broker is configured (paho-mqtt with CallbackAPIVersion.VERSION2).
@@ -301,7 +301,7 @@ class AlarmBook:
         a = self._open(s, key)
         if a is None:
             group = self._open(s, _key(e.rule, e.building, GROUP))
-            if group is not None and (e.subject in group.points or e.kind == "raise"):
+            if group is not None and (e.subject in group.points or (e.kind == "raise" and self._joins(group, e))):
                 return self._apply_member(group, e)
         if e.kind == "clear":
             if a is None:
@@ -338,6 +338,11 @@ class AlarmBook:
             a.message_zh, a.message_en = e.message_zh, e.message_en
         return Applied(a, "reopened")
 
+    def _joins(self, g: Alarm, e: AlarmEvent) -> bool:
+        """A new point joins an open group while the burst is still going (it fired within the flood window);
+        a raise long after is a new incident and gets its own alarm."""
+        return g.last_triggered_at >= e.ts - self.flood.window_s
+
     def _apply_member(self, g: Alarm, e: AlarmEvent) -> Applied | None:
         """One point's event on an open grouped alarm: a clear closes the group when its last point clears."""
         if e.kind == "clear":
@@ -352,6 +357,8 @@ class AlarmBook:
         if e.subject not in g.points:
             g.points = [*g.points, e.subject]
             g.message_zh, g.message_en = _group_messages(e, len(g.points))
+            if g.state == "acknowledged":  # a new point in alarm needs a new acknowledgement (ISA-18.2)
+                g.state = "raised"
         if e.subject not in g.open_points:
             g.open_points = [*g.open_points, e.subject]
         g.retriggers += 1
