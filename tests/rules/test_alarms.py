@@ -158,6 +158,14 @@ def test_a_new_point_needs_a_new_ack_and_a_late_raise_is_a_new_alarm(book: Alarm
     book.apply([spike("raise", T0 + 86400, "stair-rh")])  # a day later, the group still open: its own alarm
     assert [(a.subject, a.points) for a in book.list(state="raised")] == [("stair-rh", []), ("*", [*points,
                                                                                                "lobby-rh"])]
+    # a new burst while the old group is still open (one of its points never cleared): a second grouped alarm
+    book.apply([spike("clear", T0 + 86400, p) for p in points])
+    later = [f"floor2-{i}-rh" for i in range(3)]
+    book.apply([spike("raise", T0 + 90000, p) for p in later] + [spike("raise", T0 + 90000, "lobby-rh")])
+    rows = book.list(state="raised")
+    assert [(a.subject, a.points, a.open_points) for a in rows] == [
+        ("*", later, later), ("stair-rh", [], []), ("*", [*points, "lobby-rh"], ["lobby-rh"])]
+    assert book.get(g.alarm.id).retriggers == 2  # lobby-rh raised again: counted on its own group
 
 
 def test_a_rule_beyond_its_rate_limit_is_suppressed_and_counted(book: AlarmBook) -> None:
