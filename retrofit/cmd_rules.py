@@ -237,10 +237,11 @@ def rules_replay(
         book = alarm_book(settings)
     points = [k for k in eng.keys if "/@" not in k]
     lang = settings.language
+    saved: list[Any] = []
     try:
         res = replay(eng, history(store, points, t0, t1),
                      on_events=(lambda ev: (None if quiet else _print_events(ev, lang),
-                                            book.apply(ev) if book else None)))
+                                            saved.extend(book.apply(ev)) if book else None)))
     except StoreError as exc:
         raise fail(str(exc)) from None
     finally:
@@ -253,6 +254,20 @@ def rules_replay(
         raise typer.Exit(0)
     _summary(res.events, f"{len(res.events)} alarm events from {res.readings:,} readings "
                          f"({res.readings / max(res.seconds, 1e-9):,.0f} readings/s)")
+    if save:
+        _print_saved(saved)
+
+
+def _print_saved(applied: list[Any]) -> None:
+    """What --save recorded: new alarms, how many of them grouped points, and what flood control suppressed."""
+    from retrofit.cli import console
+
+    new = {a.alarm.id: a.alarm for a in applied if a.event == "raised"}.values()
+    groups = [a for a in new if a.points]
+    held = sum(a.flood and a.suppressed for a in new)
+    console.print(f"recorded {len(new)} new alarms ({len(groups)} grouped, covering "
+                  f"{sum(len(a.points) for a in groups)} points); flood control suppressed {held} "
+                  "(see `retrofit rules alarms --suppressed`)", markup=False)
 
 
 @rules_app.command("run")

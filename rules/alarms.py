@@ -11,11 +11,11 @@ window is recorded as ``suppressed`` (hidden from the default list, not publishe
 suppressed silently: it is recorded, listed and published like any other, flagged ``during_maintenance``.
 
 Flood control (ISA-18.2 / EEMUA 191: a flood is more than 10 alarms in 10 minutes for one operator), see
-``FloodControl``: a rule raising on many points of one building at one instant is ONE alarm with the points listed
-(``points``; it clears when its last point clears, and later raises of the same rule in the building join it
-while it is open); new alarms beyond a per-rule and a per-building rate limit (event time) are recorded but
-suppressed (``flood``: hidden from the default list, not published, counted by ``floods``); safety alarms are
-never suppressed, only flagged.
+``FloodControl``: a rule raising on many points of one building at one instant is ONE alarm with the points
+listed (``points``; it clears when its last point clears; a raise of the same rule in the building within the
+flood window after it was raised joins it, and makes an acknowledged group unacknowledged again); new alarms
+beyond a per-rule and a per-building rate limit (event time) are recorded but suppressed (``flood``: hidden from
+the default list, not published, counted by ``floods``); safety alarms are never suppressed, only flagged.
 
 Raise, clear, re-trigger and acknowledge are published on MQTT, topic ``<root>/<building>/alarms/<rule>``, JSON,
 QoS 1, when a broker is configured (paho-mqtt with CallbackAPIVersion.VERSION2).
@@ -78,7 +78,7 @@ class Alarm(Base):
     # raised beyond a flood-control rate limit: suppressed (unless safety) and counted
     flood: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # "rule|building|subject" while the alarm is open, NULL once cleared: one open alarm per rule and subject
-    # ("rule|building|*" for a group: one open group per rule and building)
+    # ("rule|building|*<raised_at>" for a group)
     open_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ux_alarm_open_key", "open_key", unique=True),)
@@ -162,6 +162,11 @@ def _clean(values: dict[str, float]) -> dict[str, float | None]:
 
 def _key(rule: str, building: str, subject: str) -> str:
     return f"{rule}|{building}|{subject}"
+
+
+def _group_key(rule: str, building: str, raised_at: float) -> str:
+    """A grouped alarm's open key: several groups of one rule in a building may be open (separate incidents)."""
+    return f"{_key(rule, building, GROUP)}{raised_at:.3f}"
 
 
 def _group_messages(e: AlarmEvent, n: int) -> tuple[str, str]:
@@ -300,8 +305,8 @@ class AlarmBook:
         key = _key(e.rule, e.building, e.subject)
         a = self._open(s, key)
         if a is None:
-            group = self._open(s, _key(e.rule, e.building, GROUP))
-            if group is not None and (e.subject in group.points or e.kind == "raise"):
+            group = self._group_of(s, e)
+            if group is not None:
                 return self._apply_member(group, e)
         if e.kind == "clear":
             if a is None:
@@ -338,6 +343,21 @@ class AlarmBook:
             a.message_zh, a.message_en = e.message_zh, e.message_en
         return Applied(a, "reopened")
 
+    def _open_groups(self, s: Session, rule: str, building: str) -> list[Alarm]:
+        """The open grouped alarms of a rule in a building, newest first."""
+        q = (select(Alarm).where(Alarm.open_key.startswith(_key(rule, building, GROUP), autoescape=True))
+             .order_by(Alarm.raised_at.desc()))
+        return list(s.scalars(q))
+
+    def _group_of(self, s: Session, e: AlarmEvent, groups: list[Alarm] | None = None) -> Alarm | None:
+        """The open group an event belongs to: the one listing its point, else (for a raise) one raised within
+        the flood window before it, which the point joins; a raise later than that is a new incident."""
+        groups = self._open_groups(s, e.rule, e.building) if groups is None else groups
+        member = next((g for g in groups if e.subject in g.points), None)
+        if member is not None or e.kind != "raise":
+            return member
+        return next((g for g in groups if e.ts - self.flood.window_s <= g.raised_at <= e.ts), None)
+
     def _apply_member(self, g: Alarm, e: AlarmEvent) -> Applied | None:
         """One point's event on an open grouped alarm: a clear closes the group when its last point clears."""
         if e.kind == "clear":
@@ -352,6 +372,8 @@ class AlarmBook:
         if e.subject not in g.points:
             g.points = [*g.points, e.subject]
             g.message_zh, g.message_en = _group_messages(e, len(g.points))
+            if g.state == "acknowledged":  # a new point in alarm needs a new acknowledgement (ISA-18.2)
+                g.state = "raised"
         if e.subject not in g.open_points:
             g.open_points = [*g.open_points, e.subject]
         g.retriggers += 1
@@ -364,8 +386,11 @@ class AlarmBook:
         re-triggered; the others become (or join) one grouped alarm."""
         out: list[Applied] = []
         fresh: dict[str, AlarmEvent] = {}
+        groups = self._open_groups(s, burst[0].rule, burst[0].building)
+        listed = {p for g in groups for p in g.points}
         for e in burst:
-            if e.subject not in fresh and self._open(s, _key(e.rule, e.building, e.subject)) is None:
+            if e.subject not in fresh and e.subject not in listed and self._open(
+                    s, _key(e.rule, e.building, e.subject)) is None:
                 fresh[e.subject] = e
             else:
                 a = self._apply_one(s, e, windows)
@@ -374,15 +399,15 @@ class AlarmBook:
         first = next(iter(fresh.values()), None)
         if first is None:
             return out
-        gkey = _key(first.rule, first.building, GROUP)
-        if self._open(s, gkey) is not None or len(fresh) < self.flood.group_min:
+        if self._group_of(s, first, groups) is not None or len(fresh) < self.flood.group_min:
             return out + [a for e in fresh.values() if (a := self._apply_one(s, e, windows)) is not None]
         recent = s.scalars(select(Alarm).where(Alarm.rule == first.rule, Alarm.building == first.building,
                                                Alarm.subject == GROUP, Alarm.state == "cleared",
                                                Alarm.cleared_at >= first.ts - self.reopen_s)
                            .order_by(Alarm.cleared_at.desc())).first()
         if recent is not None:  # the same burst again soon after it cleared: one alarm, reopened
-            return [*out, self._reopen(recent, first, gkey, list(fresh))]
+            return [*out, self._reopen(recent, first, _group_key(first.rule, first.building, recent.raised_at),
+                                       list(fresh))]
         return [*out, self._new_alarm(s, first, windows, sorted(fresh))]
 
     def _new_alarm(self, s: Session, e: AlarmEvent, windows: list[MaintenanceWindow],
@@ -399,7 +424,7 @@ class AlarmBook:
                   last_triggered_at=e.ts, retriggers=0, message_zh=zh, message_en=en,
                   values=_clean(e.values), suppressed=(in_window or flood) and not safety,
                   during_maintenance=in_window, flood=flood, points=list(points), open_points=list(points),
-                  open_key=_key(e.rule, e.building, subject))
+                  open_key=_group_key(e.rule, e.building, e.ts) if points else _key(e.rule, e.building, subject))
         s.add(a)
         return Applied(a, "raised")
 

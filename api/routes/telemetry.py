@@ -86,12 +86,14 @@ def alarms(sc: Sc, building: BuildingQ = None,
            state: list[str] | None = Query(None, description="raised, acknowledged, cleared"),
            severity: list[str] | None = Query(None), family: list[str] | None = Query(None),
            since: float | None = Query(None, ge=0, le=4e9), limit: Limit = 100,
-           offset: Offset = 0) -> dict[str, Any]:
-    """Alarms of the token's buildings, newest first."""
+           offset: Offset = 0,
+           include_suppressed: bool = Query(False, description="also alarms suppressed by maintenance or flood "
+                                            "control (fields suppressed, flood)")) -> dict[str, Any]:
+    """Alarms of the token's buildings, newest first; a grouped alarm (subject '*') lists its points."""
     if building is not None and not sc.allows(building):
         raise ScopeDenied(NOT_FOUND)
     rows = sc.alarms(state=state or None, building=building, family=family, severity=severity, since=since,
-                     limit=min(offset + limit + 1, 100_000))
+                     limit=min(offset + limit + 1, 100_000), include_suppressed=include_suppressed)
     total_known = len(rows)
     out = page([a.as_dict() for a in rows], limit, offset)
     out["total"] = total_known if total_known <= offset + limit else None  # more exist: not counted

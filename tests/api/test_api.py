@@ -159,6 +159,32 @@ def test_alarms_are_the_alarm_book(served: Served) -> None:
     assert [a["rule"] for a in served.get("/api/v1/alarms", "harbour").json()["items"]] == ["co2-high"]
 
 
+def test_alarms_show_groups_and_suppressed_ones_on_request(served: Served) -> None:
+    """A grouped alarm lists its points; flood-suppressed alarms are left out unless include_suppressed=true."""
+    import time as _time
+
+    from sqlalchemy import delete
+
+    from rules.alarms import Alarm, AlarmBook, FloodControl
+    from tests.seed import alarm_event
+
+    d, now = "daping-makerworks", _time.time()
+    book = AlarmBook(served.engine, flood=FloodControl(rule_limit=1))
+    try:
+        book.apply([alarm_event("raise", "sv-stale", d, p, now - 60) for p in ("rtu1-zat", "rtu2-zat", "rtu1-sat")])
+        book.apply([alarm_event("raise", "sv-flatline", d, "rtu2-sat", now - 3000)])  # one point: a single alarm
+        book.apply([alarm_event("raise", "sv-range", d, p, now - 30 + i) for i, p in enumerate(("a", "b"))])
+        shown = served.get("/api/v1/alarms", building=d).json()["items"]
+        assert sorted((a["rule"], a["subject"], tuple(a["points"])) for a in shown) == [
+            ("sv-flatline", "rtu2-sat", ()), ("sv-range", "a", ()),
+            ("sv-stale", "*", ("rtu1-sat", "rtu1-zat", "rtu2-zat"))]
+        every = served.get("/api/v1/alarms", building=d, include_suppressed="true").json()["items"]
+        assert [(a["subject"], a["flood"], a["suppressed"]) for a in every if a not in shown] == [("b", True, True)]
+    finally:
+        with book.Session.begin() as s:
+            s.execute(delete(Alarm).where(Alarm.building == d))
+
+
 def test_projects_and_subsidies_are_the_records(served: Served) -> None:
     from buildings.records import queries as q
 

@@ -149,6 +149,25 @@ def test_a_burst_on_many_points_is_one_grouped_alarm(book: AlarmBook) -> None:
     assert [(a.subject, len(a.points)) for a in book.list(buildings=["b1"], state="raised")] == [("*", 5)]
 
 
+def test_a_new_point_needs_a_new_ack_and_a_late_raise_is_a_new_alarm(book: AlarmBook) -> None:
+    points = [f"zone{i:02d}-rh" for i in range(4)]
+    [g] = book.apply([spike("raise", T0, p) for p in points])
+    book.acknowledge(g.alarm.id, "zhang.wei")
+    book.apply([spike("raise", T0 + 300, "lobby-rh")])  # same incident: joins, and is not acknowledged yet
+    assert book.get(g.alarm.id).state == "raised" and len(book.get(g.alarm.id).points) == 5
+    book.apply([spike("raise", T0 + 86400, "stair-rh")])  # a day later, the group still open: its own alarm
+    assert [(a.subject, a.points) for a in book.list(state="raised")] == [("stair-rh", []), ("*", [*points,
+                                                                                               "lobby-rh"])]
+    # a new burst while the old group is still open (one of its points never cleared): a second grouped alarm
+    book.apply([spike("clear", T0 + 86400, p) for p in points])
+    later = [f"floor2-{i}-rh" for i in range(3)]
+    book.apply([spike("raise", T0 + 90000, p) for p in later] + [spike("raise", T0 + 90000, "lobby-rh")])
+    rows = book.list(state="raised")
+    assert [(a.subject, a.points, a.open_points) for a in rows] == [
+        ("*", later, later), ("stair-rh", [], []), ("*", [*points, "lobby-rh"], ["lobby-rh"])]
+    assert book.get(g.alarm.id).retriggers == 2  # lobby-rh raised again: counted on its own group
+
+
 def test_a_rule_beyond_its_rate_limit_is_suppressed_and_counted(book: AlarmBook) -> None:
     """Defaults: 5 new alarms of one rule per building per 10 minutes; the rest recorded, hidden and counted."""
     book.apply([spike("raise", T0 + 60 * i, f"zone{i:02d}-rh") for i in range(8)])

@@ -137,7 +137,11 @@ def test_replay_over_the_embedded_store(env: Path, site_path: Path) -> None:
     book = AlarmBook(f"sqlite:///{env / 'records.db'}")
     [a] = book.list(family="safety")
     assert {x.rule for x in book.list()} == {"s-water-leak", "sv-stale"}  # devices without data are stale
+    every = book.list(include_suppressed=True)
     book.close()
+    groups = [x for x in every if x.points]
+    assert (f"recorded {len(every)} new alarms ({len(groups)} grouped, covering "
+            f"{sum(len(x.points) for x in groups)} points); flood control suppressed 0") in " ".join(res.output.split())
     assert (a.rule, a.subject, a.state, a.raised_at, a.cleared_at) == ("s-water-leak", "leak-1", "cleared",
                                                                        MONDAY + 10 * H, MONDAY + 10.5 * H + 600)
     res = runner.invoke(app, ["rules", "ack", str(a.id), "--user", "zhang.wei", "--comment", "pipe fixed"])
