@@ -36,7 +36,9 @@ class Collector:
                  jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
                  cov_lifetime_s: int = 300, plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
-        self.plans = plans if plans is not None else plan_site(site)
+        from collectors.pipeline import learned_plan_changes  # the reads an earlier run had to re-split
+
+        self.plans = plans if plans is not None else plan_site(site, learned_plan_changes(data_dir))
         self.sinks = list(sinks)
         self.context = DriverContext(bacnet_local=bacnet_local, mqtt_url=mqtt_url, mqtt_username=mqtt_username,
                                      mqtt_password=mqtt_password, cov=cov, cov_lifetime_s=cov_lifetime_s)

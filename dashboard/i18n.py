@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_decimal, format_percent
+
+from buildings.retrofit import STAGE_LABELS
+from buildings.subsidy.messages import FIELD_FORMAT, TEXT, Msg, render
 
 LANGUAGES = ("zh", "en")
 LOCALES = {"zh": "zh_CN", "en": "en_US"}
+NEGATED_OP = {"in": "not_in", "not_in": "in", "==": "!=", "!=": "==", ">=": "<", "<": ">=", "<=": ">", ">": "<="}
+EMPTY = "—"  # what an empty, missing or not-a-number value shows
+
+
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value) or (isinstance(value, float) and math.isnan(value))
+
 
 # key -> (Chinese, English). Placeholders use str.format names.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -91,9 +102,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.energy_kwh": ("电量 (kWh)", "Energy (kWh)"),
     "col.period": ("时段", "Period"),
     "col.measure": ("改造措施", "Measure"),
-    "col.budget": ("预算 (元)", "Budget (CNY)"),
-    "col.paid": ("已拨付 (元)", "Paid (CNY)"),
-    "col.estimated": ("预计补贴 (元)", "Estimated subsidy (CNY)"),
+    "col.budget": ("预算", "Budget"),
+    "col.paid": ("已拨付", "Paid"),
+    "col.estimated": ("预计补贴", "Estimated subsidy"),
     "col.policy": ("政策", "Policy"),
     "col.condition": ("条件", "Condition"),
     "col.status": ("状态", "Status"),
@@ -103,6 +114,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.actual": ("实际", "Actual"),
     "col.structure": ("产权结构", "Ownership"),
     "col.verdict": ("最佳补贴结论", "Best subsidy verdict"),
+    "col.reasons": ("排名依据", "Reasons"),
+    "col.eui_source": ("能耗数据来源", "EUI source"),
     "col.rank": ("排名", "Rank"),
     "col.score": ("得分", "Score"),
     "col.savings": ("节能量 (kWh)", "Savings (kWh)"),
@@ -187,6 +200,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "building.points_n": ("测点数", "Points"),
     "building.last_update": ("最近更新", "Last update"),
     "building.owners": ("产权构成", "Ownership"),
+    "building.area": ("建筑面积", "Floor area"),
+    "portfolio.subsidy_paid": ("{states}（已拨付 {amount}）", "{states} (paid {amount})"),
     "range.1d": ("近 1 天", "Last day"),
     "range.7d": ("近 7 天", "Last 7 days"),
     "range.30d": ("近 30 天", "Last 30 days"),
@@ -274,6 +289,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "subsidy.pass": ("满足", "met"),  # buildings.subsidy.status.ConditionStatus, for the conditions' status
     "subsidy.fail": ("未满足", "not met"),
     "subsidy.unknown": ("待核实", "unknown"),
+    "subsidy.headline.eligible": ("符合条件 · 预计补贴 {amount}", "Eligible · estimated subsidy {amount}"),
+    "subsidy.headline.not_yet": ("暂未满足，可补足 · 满足后预计补贴 {amount}",
+                                 "Not yet: can still qualify · estimated subsidy once met {amount}"),
+    "subsidy.headline.not_eligible": ("不符合条件", "Not eligible"),
+    "subsidy.headline.no_amount": ("暂未满足，可补足 · 补齐项目面积和节能目标后可估算金额",
+                                   "Not yet: can still qualify · the amount can be estimated once the project has "
+                                   "an area and a savings target"),
+    "subsidy.before_payment": ("各笔拨付前还需", "Before each payment"),
+    "subsidy.next": ("下一步", "What to do next"),
+    "subsidy.why_not": ("原因", "Why not"),
+    "subsidy.who_does": ("**{who}**：{what}", "**{who}**: {what}"),
+    "subsidy.any_of": ("以下任选其一：", "any one of:"),
+    "subsidy.and": ("；并且", "; and "),
+    "subsidy.evidence_link": ("查看依据：{page}", "Evidence: {page}"),
+    "subsidy.details": ("条件明细", "Condition details"),
+    "subsidy.open_policies": ("可申请的政策", "Policies within reach"),
     # programme
     "program.projects_by_stage": ("各阶段项目数", "Projects by stage"),
     "program.committed": ("已承诺预算", "Budget committed"),
@@ -282,6 +313,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "program.ranking": ("待改造楼宇优先级", "Priority of buildings not yet retrofitted"),
     "program.export": ("导出", "Export"),
     "program.projects": ("项目数", "Projects"),
+    "program.story": ("第 {rank} 名 **{building}** · {verdict} · 预计补贴 {amount} · 排名依据：{reasons}",
+                      "No. {rank} **{building}** · {verdict} · estimated subsidy {amount} · because: {reasons}"),
+    "program.no_amount": ("暂无法估算", "not estimable yet"),
     # subsidy conditions: the facts the policies test (buildings/records/queries.py)
     "fact.application.submitted_before_works": ("开工前已申报", "Applied before works started"),
     "fact.building.gross_floor_area_m2": ("建筑面积 (m²)", "Gross floor area (m²)"),
@@ -309,6 +343,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "fact.project.construction_started": ("已开工", "Construction started"),
     "fact.savings.adequate": ("实测节能量满足 ASHRAE 14", "Measured savings meet ASHRAE Guideline 14"),
     "fact.savings.measured_pct": ("实测节能率", "Measured savings rate"),
+    "fact.building.district_code": ("行政区划代码", "District code"),
+    "fact.building.country": ("国家", "Country"),
+    "fact.building.use": ("建筑用途", "Building use"),
+    "fact.building.ownership.top_share": ("最大业主份额", "Largest owner's share"),
+    "fact.building.ownership.top3_share": ("前三位业主份额", "Three largest owners' share"),
+    "fact.building.ownership.hhi": ("产权集中度指数 (HHI)", "Ownership concentration (HHI)"),
+    "fact.project.governance_approval.area_approval_pct": ("同意面积占比", "Approving share of area"),
+    "fact.project.governance_approval.headcount_approval_pct": ("同意人数占比", "Approving share of owners"),
     # simulators
     "sim.unreachable": ("仿真器操作失败：{error}", "Simulator request failed: {error}"),
     "sim.target": ("故障对象", "Target"),
@@ -322,7 +364,105 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "sim.collected": ("采集端读到的数据", "What the collectors read"),
     "sim.done": ("已执行：{what}", "Done: {what}"),
     "sim.buildings": ("仿真楼宇", "Simulated buildings"),
+    # enumerations (term=KIND in messages, Tr.term)
+    "use.office": ("办公", "office"),
+    "use.retail": ("商业零售", "retail"),
+    "use.hotel": ("酒店", "hotel"),
+    "use.mixed": ("综合", "mixed use"),
+    "use.converted_industrial": ("工业改建", "converted industrial"),
+    "structure.single": ("单一产权", "single owner"),
+    "structure.concentrated": ("产权集中", "concentrated"),
+    "structure.fragmented": ("产权分散", "fragmented"),
+    "verdict.eligible": ("符合", "eligible"),
+    "verdict.not_yet": ("暂未满足（可补足）", "not yet"),
+    "verdict.not_eligible": ("不符合", "not eligible"),
+    "owner_kind.individual": ("个人", "individual"),
+    "owner_kind.enterprise": ("企业", "enterprise"),
+    "owner_kind.soe": ("国有企业", "state-owned enterprise"),
+    "owner_kind.government": ("政府机关", "government"),
+    "owner_kind.collective": ("集体", "collective"),
+    "owner_kind.fund": ("基金", "fund"),
+    "level.central": ("全国", "national"),
+    "level.municipal": ("市级", "municipal"),
+    "level.district": ("区级", "district"),
+    "level.foreign": ("境外", "foreign"),
+    "gbt.A_gov_office": ("A 类政府办公建筑", "class A government office"),
+    "gbt.A_commercial_office": ("A 类商业办公建筑", "class A commercial office"),
+    "gbt.B_gov_office": ("B 类政府办公建筑", "class B government office"),
+    "gbt.B_commercial_office": ("B 类商业办公建筑", "class B commercial office"),
+    "band.above": ("超过约束值", "above the constraint value"),
+    "band.between": ("介于引导值与约束值之间", "between the leading and constraint values"),
+    "band.below": ("优于引导值", "below the leading value"),
+    "measure.bas_bms": ("楼宇自控系统", "building automation (BMS)"),
+    "measure.submetering_platform": ("分项计量与监测平台", "sub-metering and platform"),
+    "measure.led_lighting": ("LED 照明", "LED lighting"),
+    "measure.lighting_controls": ("照明控制", "lighting controls"),
+    "measure.vfd_pump_fan": ("水泵风机变频", "variable-speed pumps and fans"),
+    "measure.chiller_plant": ("冷水机房改造", "chiller plant"),
+    "measure.heat_recovery": ("热回收", "heat recovery"),
+    "measure.envelope_window_film": ("外窗贴膜", "window film"),
+    "measure.envelope_window_replace": ("外窗更换", "window replacement"),
+    "measure.elevator_regen": ("电梯能量回馈", "lift regenerative drives"),
+    "measure.elevator_modernise": ("电梯更新", "lift modernisation"),
+    "measure.smart_access_security": ("智慧门禁安防", "smart access and security"),
+    "measure.fire_iot": ("智慧消防", "fire-safety IoT"),
+    "measure.renewable_pv": ("光伏发电", "solar PV"),
+    "measure.dhw": ("生活热水", "domestic hot water"),
+    "measure.power_distribution": ("配电改造", "power distribution"),
+    "measure.schedule_fix": ("运行时间表优化", "operating schedules"),
+    "measure.other": ("其他", "other"),
+    "doc.audit_report": ("能源审计报告", "energy audit report"),
+    "doc.energy_bills": ("能源账单", "energy bills"),
+    "doc.retrofit_plan": ("改造方案", "retrofit plan"),
+    "doc.reviewed_construction_drawings": ("审查合格的施工图", "reviewed construction drawings"),
+    "doc.expert_review_minutes": ("专家评审意见", "expert review minutes"),
+    "doc.public_notice": ("公示材料", "public notice"),
+    "doc.vote_minutes": ("业主表决记录", "owners' vote minutes"),
+    "doc.owner_authorisation": ("业主授权书", "owners' authorisation"),
+    "doc.tender_docs": ("招标文件", "tender documents"),
+    "doc.emc_contract": ("合同能源管理合同", "energy performance contract"),
+    "doc.equipment_invoice": ("设备发票", "equipment invoices"),
+    "doc.progress_report": ("施工进度报告", "progress report"),
+    "doc.commissioning_report": ("调试报告", "commissioning report"),
+    "doc.acceptance_filing": ("竣工验收备案", "acceptance filing"),
+    "doc.as_built_drawings": ("竣工图", "as-built drawings"),
+    "doc.platform_data_certificate": ("监测平台数据证明", "platform data certificate"),
+    "doc.mv_report": ("测量与验证报告", "M&V report"),
+    "doc.subsidy_application": ("补助申请书", "subsidy application"),
+    "doc.payment_order": ("拨付单", "payment order"),
+    "doc.financial_audit_report": ("财务审计报告", "financial audit report"),
+    "app_status.draft": ("草稿", "draft"),
+    "app_status.submitted": ("已申报", "submitted"),
+    "app_status.approved": ("已批准", "approved"),
+    "app_status.rejected": ("未通过", "rejected"),
+    "app_status.paid": ("已拨付", "paid"),
+    "app_status.partially_paid": ("部分拨付", "partially paid"),
+    "app_status.withdrawn": ("已撤回", "withdrawn"),
+    # a condition's requirement (col.expected): the operator and the value
+    "op.==": ("{v}", "{v}"),
+    "op.!=": ("不为 {v}", "not {v}"),
+    "op.>=": ("≥ {v}", "≥ {v}"),
+    "op.<=": ("≤ {v}", "≤ {v}"),
+    "op.>": ("> {v}", "> {v}"),
+    "op.<": ("< {v}", "< {v}"),
+    "op.in": ("属于：{v}", "one of: {v}"),
+    "op.not_in": ("不属于：{v}", "none of: {v}"),
+    "op.contains": ("包含 {v}", "includes {v}"),
+    "op.exists": ("须填写", "must be given"),
+    "op.not": ("不得满足：{v}", "must not be: {v}"),
+    "fmt.on": ("开", "on"),
+    "fmt.off": ("关", "off"),
+    "unit.degC": ("°C", "°C"),
+    "unit.m3": ("m³", "m³"),
+    "unit.m3/h": ("m³/h", "m³/h"),
+    "unit.PF": ("（功率因数）", "(power factor)"),
+    "fmt.yes": ("是", "yes"),
+    "fmt.no": ("否", "no"),
+    "fmt.months": ("{n} 个月", "{n} months"),
 }
+
+CATALOGUE.update(TEXT)  # the subsidy engine's evidence, to-do and ranking messages
+CATALOGUE.update({f"stage.{s.value}": labels for s, labels in STAGE_LABELS.items()})
 
 
 @dataclass(frozen=True)
@@ -353,30 +493,46 @@ class Tr:
         return first or second or ""
 
     def num(self, value: float | None, digits: int = 1) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "-"
+        if _empty(value):
+            return EMPTY
         fmt = "#,##0" + ("." + "0" * digits if digits > 0 else "")
         return format_decimal(value, format=fmt, locale=self.locale)
 
     def pct(self, value: float | None, digits: int = 1) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "-"
+        if _empty(value):
+            return EMPTY
         return format_percent(value, format="#,##0." + "0" * digits + "%", locale=self.locale)
 
     def money(self, value: float | None) -> str:
-        if value is None:
-            return "-"
-        return format_currency(value, "CNY", format="¤#,##0", locale=self.locale, currency_digits=False)
+        """Yuan with thousands separators, whole yuan, the same sign in both languages: ¥9,650,000."""
+        if _empty(value):
+            return EMPTY
+        return "¥" + format_decimal(value, format="#,##0", locale=self.locale)
 
-    def date(self, value: dt.date | dt.datetime | None) -> str:
-        if value is None:
-            return "-"
+    def area(self, value: float | None) -> str:
+        return EMPTY if _empty(value) else f"{self.num(value, 0)} m²"
+
+    def kwh(self, value: float | None) -> str:
+        return EMPTY if _empty(value) else f"{self.num(value, 0)} kWh"
+
+    def yn(self, value: bool | None) -> str:
+        """A yes/no as ✓ / ✗ (— when unknown)."""
+        return EMPTY if _empty(value) else "✓" if value else "✗"
+
+    def date(self, value: dt.date | dt.datetime | str | None) -> str:
+        if _empty(value):
+            return EMPTY
+        if isinstance(value, str):
+            try:
+                value = dt.date.fromisoformat(value[:10])
+            except ValueError:
+                return value
         return format_date(value, "medium", locale=self.locale)
 
     def datetime(self, value: dt.datetime | float | None, tz: str = "Asia/Shanghai") -> str:
         """A timestamp (aware datetime or UTC epoch seconds) in the building's local time."""
-        if value is None:
-            return "-"
+        if _empty(value):
+            return EMPTY
         from zoneinfo import ZoneInfo
 
         if isinstance(value, int | float):
@@ -384,6 +540,80 @@ class Tr:
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return format_datetime(value.astimezone(ZoneInfo(tz)), "yyyy-MM-dd HH:mm", locale=self.locale)
+
+    def unit(self, unit: str | None) -> str:
+        """A point's unit as printed (°C, m³/h); a state point (bool) has none."""
+        if not unit or unit == "bool":
+            return ""
+        key = f"unit.{unit}"
+        return self(key) if key in CATALOGUE else unit
+
+    def reading(self, value: object, unit: str | None = None) -> str:
+        """A live value: a state point as on/off, a number with two decimals, text as it is."""
+        if _empty(value):
+            return EMPTY
+        if unit == "bool" and isinstance(value, int | float):
+            return self("fmt.on") if value else self("fmt.off")
+        return self.num(value, 2) if isinstance(value, int | float) else str(value)
+
+    def term(self, kind: str, value: object) -> str:
+        """An enumeration's value in words (catalogue key ``kind.value``): structure, verdict, stage, use..."""
+        if _empty(value):
+            return EMPTY
+        key = f"{kind}.{value}"
+        return self(key) if key in CATALOGUE else str(value)
+
+    def fmt(self, value: object, spec: str = "", args: Mapping[str, object] | None = None) -> str:
+        """One value by a message placeholder's spec (see buildings.subsidy.messages)."""
+        if spec == "fv":
+            spec = FIELD_FORMAT.get(str((args or {}).get("field", "")), "")
+        if spec.startswith("list"):
+            kind = spec.partition("=")[2]
+            items = value if isinstance(value, list | tuple | set | frozenset) else [value]
+            return EMPTY if _empty(value) or not items else self.sep.join(
+                self.term(kind, x) if kind else self.fmt(x) for x in items)
+        if _empty(value):
+            return EMPTY
+        if spec.startswith("term="):
+            return self.term(spec[5:], value)
+        simple = {"date": self.date, "pct": self.pct, "money": self.money, "area": self.area, "kwh": self.kwh,
+                  "yn": self.yn, "num0": lambda v: self.num(v, 0), "num1": self.num}
+        if spec in simple:
+            return simple[spec](value)  # type: ignore[operator]
+        if spec == "fact":
+            return self(f"fact.{value}")
+        if isinstance(value, bool):
+            return self.yn(value)
+        if isinstance(value, float):
+            return self.num(value, 0 if value.is_integer() else 1)
+        if isinstance(value, list | tuple):
+            return self.sep.join(self.fmt(x) for x in value) or EMPTY
+        return str(value)
+
+    @property
+    def sep(self) -> str:
+        return "、" if self.lang == "zh" else ", "
+
+    def msg(self, m: Msg | Mapping[str, object] | None) -> str:
+        """A message (a Msg or its JSON form {key, args}) in this language, its parameters formatted."""
+        if m is None:
+            return EMPTY
+        key, args = (m.key, m.args) if isinstance(m, Msg) else (str(m["key"]), m.get("args") or {})
+        pair = CATALOGUE.get(str(key))
+        if pair is None:
+            return str(key)
+        return render(pair[0] if self.lang == "zh" else pair[1], dict(args), self.fmt)  # type: ignore[arg-type]
+
+    def field_value(self, field_path: str, value: object) -> str:
+        """A subsidy condition field's value, formatted as that field is (FIELD_FORMAT)."""
+        return self.fmt(value, FIELD_FORMAT.get(field_path, ""))
+
+    def requirement(self, field_path: str, op: str, value: object, negated: bool = False) -> str:
+        """What a condition requires, in words: ≥ 15.0%, one of: 单一产权、产权集中, must be given."""
+        if negated and op in NEGATED_OP:
+            op, negated = NEGATED_OP[op], False
+        text = self(f"op.{op}", v=self.field_value(field_path, value))
+        return self("op.not", v=text) if negated else text
 
     def weekdays(self) -> list[str]:
         return (["周一", "周二", "周三", "周四", "周五", "周六", "周日"] if self.lang == "zh"

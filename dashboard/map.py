@@ -31,7 +31,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.i18n import Tr
+from dashboard.i18n import EMPTY, Tr
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "district.geojson"
 KINDS = ("district", "water")
@@ -290,7 +290,7 @@ def markers(df: Any, t: Tr) -> list[Marker]:
             alarms={"critical": int(r.get(t("col.alarms_critical")) or 0),
                     "fault": int(r.get(t("col.alarms_fault")) or 0),
                     "warning": int(r.get(t("col.alarms_warning")) or 0)},
-            stage=str(r.get(t("col.stage")) or "-"), area_m2=float(r.get(t("col.area")) or 0.0)))
+            stage=str(r.get(t("col.stage")) or EMPTY), area_m2=float(r.get(t("col.area")) or 0.0)))
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from buildings.access import Can, Unavailable
+from buildings.subsidy.messages import Msg, Todo
 from buildings.subsidy.status import ConditionStatus, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,6 +77,8 @@ class BuildingRecordStatus:
 
     stage: Names
     subsidy: Names
+    applications: tuple[str, ...] = ()  # the applications' states (draft, submitted, partially_paid...)
+    paid: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class ConditionView:
     status: ConditionStatus
     expected: Any  # the policy's value: a number, date, string, list or bool
     actual: Any  # the building's fact, None when unknown
-    evidence: str
+    evidence: str  # in plain English
+    evidence_msg: Msg | None = None  # the same as a message key with parameters, for the reader's language
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ class PolicyAssessment:
     estimated: float | None
     paid: float
     conditions: tuple[ConditionView, ...]
-    missing: tuple[str, ...]
+    missing: tuple[str, ...]  # in plain English
+    todo: tuple[Todo, ...] = ()  # what is missing as to-dos: what to do, who acts, where the evidence is
 
     @property
     def eligible(self) -> bool:
@@ -134,7 +139,9 @@ class RankingRow:
     structure_class: str
     best_verdict: Verdict | None
     subsidy_estimate: float | None
-    notes: tuple[str, ...]
+    notes: tuple[str, ...]  # in plain English
+    reasons: tuple[Msg, ...] = ()  # the notes as message keys with parameters
+    eui_evidence: str = ""  # where the EUI comes from (the record's own text)
 
 
 APPLICATION_ZH = {"draft": "草稿", "submitted": "已申报", "approved": "已批准", "rejected": "未通过",
@@ -163,7 +170,8 @@ def records_status(sc: Scope) -> dict[str, BuildingRecordStatus]:
         sub_en = (", ".join(states) + (f" (paid {paid:,.0f})" if paid else "")) if apps else "none"
         sub_zh = (", ".join(APPLICATION_ZH.get(x, x) for x in states) + (f"（已拨付 {paid:,.0f}）" if paid else "")
                   if apps else "无")
-        out[p["building_id"]] = BuildingRecordStatus(Names(*p["stage_label"]), Names(sub_zh, sub_en))
+        out[p["building_id"]] = BuildingRecordStatus(Names(*p["stage_label"]), Names(sub_zh, sub_en),
+                                                     tuple(states), paid)
     return out
 
 
@@ -234,10 +242,12 @@ def subsidies(sc: Scope, building_id: str) -> list[PolicyAssessment]:
                 raise Unavailable(f"retrofit records ({exc})") from None
             conds = tuple(ConditionView(c.field, c.op, c.negated, Names(sc.fact_label(c.field, 0),
                                                                         sc.fact_label(c.field, 1)),
-                                        ConditionStatus(c.status), c.expected, c.actual, c.evidence)
+                                        ConditionStatus(c.status), c.expected, c.actual, c.evidence,
+                                        c.evidence_msg)
                           for c in e.conditions)
             out.append(PolicyAssessment(pid, Names(pol.name, pol.name_en or pol.name), Verdict(e.verdict),
-                                        e.amount.capped, paid_by_policy.get(pid, 0.0), conds, tuple(e.missing)))
+                                        e.amount.capped, paid_by_policy.get(pid, 0.0), conds, tuple(e.missing),
+                                        tuple(e.todo)))
     return out
 
 
@@ -251,5 +261,6 @@ def ranking(sc: Scope) -> list[RankingRow]:
         rows = q.ranking(s)
     return [RankingRow(r["rank"], r["building_id"], r["score"], r["eui_kwh_m2a"], r["structure_class"],
                        Verdict(r["best_verdict"]) if r["best_verdict"] else None, r["subsidy_estimate"],
-                       tuple(r["notes"]))
+                       tuple(r["notes"]), tuple(Msg(m["key"], m["args"]) for m in r.get("reasons", ())),
+                       r.get("eui_evidence", ""))
             for r in rows if r["building_id"] not in done and sc.allows(r["building_id"])]

@@ -113,6 +113,16 @@ def publisher_client_id(site: Any) -> str:
     return session_client_id("retrofit-collect", (b.id for b in site.buildings))
 
 
+def learned_plan_changes(data_dir: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """Reads a running (or the last) collector re-split because its device refused them, from the status file
+    in the data dir: `collect --plan` shows them under the planned read."""
+    from collectors.pipeline import learned_plan_changes
+    from retrofit.settings import settings_or_none
+
+    settings = settings_or_none(data_dir=data_dir) if data_dir else settings_or_none()
+    return learned_plan_changes(settings.data_dir) if settings is not None else {}
+
+
 def collect(
     site_path: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
     plan: bool = typer.Option(False, "--plan", help="print the read plan (requests per device) and exit"),
@@ -141,7 +151,7 @@ def collect(
 
     site = load_site_or_exit(site_path)
     if plan:
-        print(format_plan(plan_site(site)))
+        print(format_plan(plan_site(site), learned_plan_changes(data_dir)))
         return
     _logging(log_level)
     settings = settings_or_exit(data_dir=data_dir, mqtt_url=mqtt_url)

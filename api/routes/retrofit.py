@@ -53,9 +53,10 @@ def assessment_json(a: records.PolicyAssessment) -> dict[str, Any]:
             "eligible": {Verdict.ELIGIBLE: True, Verdict.NOT_ELIGIBLE: False}.get(a.verdict), "verdict": a.verdict,
             "estimated": a.estimated, "paid": a.paid,
             "conditions": [{"label_zh": c.label.zh, "label_en": c.label.en, "status": c.status,
-                            "expected": c.expected, "actual": c.actual, "evidence": c.evidence}
+                            "expected": c.expected, "actual": c.actual, "evidence": c.evidence,
+                            "evidence_msg": c.evidence_msg.as_dict() if c.evidence_msg else None}
                            for c in a.conditions],
-            "missing": list(a.missing)}
+            "missing": list(a.missing), "todo": [x.as_dict() for x in a.todo]}
 
 
 @router.get("/buildings/{building_id}/subsidies")

@@ -34,6 +34,7 @@ from buildings.records.models import (
 from buildings.retrofit import STAGE_LABELS, MilestoneState, Stage, progress
 from buildings.subsidy.defaults import load_defaults
 from buildings.subsidy.engine import Eligibility, Fact, ProjectInputs, evaluate
+from buildings.subsidy.messages import Msg
 from buildings.subsidy.policy import Policy
 from buildings.subsidy.ranking import PriorityInput, rank
 from buildings.subsidy.status import Verdict
@@ -146,26 +147,27 @@ def facts(s: Session, building_id: str, project: RetrofitProject | None, as_of: 
 def _building_facts(b: Building, as_of: dt.date) -> dict[str, Fact]:
     """The building's own record: place, age, area, use, metering."""
     d = load_defaults()
-    src = f"records: building {b.id}"
+    src = Msg("ev.building_record", {"building": b.id})
     f: dict[str, Fact] = {
         "building.district_code": Fact(b.district_code, src),
         "building.country": Fact(b.country, src),
         "building.use": Fact(b.use, src),
-        "building.use_type_public": Fact(True, f"{src}: use {b.use} is a public (non-residential) building"),
+        "building.use_type_public": Fact(True, Msg("ev.use_public", {"building": b.id, "use": b.use})),
         "building.year_built": Fact(b.year_built, src),
-        "building.age_years": Fact(as_of.year - b.year_built, f"{src}: built {b.year_built}, on {as_of}"),
+        "building.age_years": Fact(as_of.year - b.year_built, Msg("ev.building_age", {
+            "building": b.id, "year": b.year_built, "as_of": as_of})),
         "building.gross_floor_area_m2": Fact(b.gross_floor_area_m2, src),
         "city.is_key_city": Fact(any(b.district_code.startswith(p) for p in d.key_cities.prefixes),
-                                 f"district code {b.district_code} vs key-city prefixes {d.key_cities.prefixes}"),
-        "building.monitoring.has_submetering": Fact(b.has_submetering, "site file: meter points with a sub-item"),
+                                 Msg("ev.key_city", {"code": b.district_code, "prefixes": d.key_cities.prefixes})),
+        "building.monitoring.has_submetering": Fact(b.has_submetering, Msg("ev.site_submetering")),
         "building.monitoring.platform_connected_since": Fact(
-            b.platform_connected_since, "programme record: platform connection date"),
-        "building.ownership.unified_operator_id": Fact(b.unified_operator_id, "programme record"),
+            b.platform_connected_since, Msg("ev.platform_date")),
+        "building.ownership.unified_operator_id": Fact(b.unified_operator_id, Msg("ev.programme_record")),
     }
     if b.platform_connected_since:
         f["building.monitoring.months_reporting"] = Fact(
             round(_months(b.platform_connected_since, as_of), 1),
-            f"platform upload since {b.platform_connected_since} to {as_of} (programme record)")
+            Msg("ev.months_reporting", {"since": b.platform_connected_since, "as_of": as_of}))
     return f
 
 
@@ -174,7 +176,7 @@ def _ownership_facts(b: Building, rows: list[ShareRow]) -> dict[str, Fact]:
     if not rows:
         return {}
     c = concentration(rows, load_defaults().thresholds)
-    ev = f"ownership shares of {b.id}: {len(rows)} rows, {c.owner_count} owners (thresholds: policy data)"
+    ev = Msg("ev.ownership", {"building": b.id, "rows": len(rows), "owners": c.owner_count})
     return {"building.ownership.owner_count": Fact(c.owner_count, ev),
             "building.ownership.structure_class": Fact(c.structure_class.value, ev),
             "building.ownership.top_share": Fact(c.top_share, ev),
@@ -191,26 +193,31 @@ def _applicant_facts(s: Session, project: RetrofitProject | None, rows: list[Sha
         applicant = s.get(Owner, rows[0].owner)
     if applicant is None:
         return {}
-    return {"owner.kind": Fact(applicant.kind, f"owner {applicant.id}"),
-            "owner.is_sme": Fact(applicant.is_sme, f"owner {applicant.id}")}
+    ev = Msg("ev.owner", {"owner": applicant.id})
+    return {"owner.kind": Fact(applicant.kind, ev), "owner.is_sme": Fact(applicant.is_sme, ev)}
 
 
 def _project_facts(s: Session, project: RetrofitProject, rows: list[ShareRow], as_of: dt.date) -> dict[str, Fact]:
     """The project: area, targets, measures, other funding, the owners' vote, works and measured savings."""
-    pe = f"project {project.id}"
+    pid = {"project": project.id}
+    pe = Msg("ev.project", pid)
     owners = sum(r.count for r in rows)
     f = {
         "project.retrofit_area_m2": Fact(project.retrofit_area_m2, pe),
-        "project.targets.energy_saving_pct": Fact(project.target_saving_pct, f"{pe}: planned target"),
-        "project.measure_categories": Fact(sorted({m.category for m in project.measures}), f"{pe}: measures"),
-        "project.other_subsidies": Fact(list(project.other_subsidies), f"{pe}: other funding declared"),
+        "project.targets.energy_saving_pct": Fact(project.target_saving_pct, Msg("ev.project_target", pid)),
+        "project.measure_categories": Fact(sorted({m.category for m in project.measures}),
+                                           Msg("ev.project_measures", pid)),
+        "project.other_subsidies": Fact(list(project.other_subsidies), Msg("ev.project_other_funding", pid)),
         "project.listed_in_policies": Fact(list(project.listed_in_policies), pe),
         "project.vote_required": Fact(art278_vote_required(owners, project.scope_common_parts),
-                                      f"{owners} owner(s), works on common parts: {project.scope_common_parts}"),
+                                      Msg("ev.vote_required", {"owners": owners,
+                                                               "common": project.scope_common_parts})),
     }
     vr = vote_result(s, project)
     if vr is not None:
-        ve = f"{len(project.votes)} recorded votes, meeting {project.votes[0].meeting_date}: {vr['reason']}"
+        ve = Msg("ev.votes", {"n": len(project.votes), "date": project.votes[0].meeting_date,
+                              "approved": vr["approved"], "area": vr["area_approval"],
+                              "head": vr["headcount_approval"]})
         f["project.vote_passed"] = Fact(vr["approved"], ve)
         f["project.governance_approval.area_approval_pct"] = Fact(vr["area_approval"], ve)
         f["project.governance_approval.headcount_approval_pct"] = Fact(vr["headcount_approval"], ve)
@@ -221,16 +228,16 @@ def _project_facts(s: Session, project: RetrofitProject, rows: list[ShareRow], a
 
 def _works_facts(project: RetrofitProject, as_of: dt.date) -> dict[str, Fact]:
     """Whether construction started, and whether the first application came before it."""
-    pe = f"project {project.id}"
     starts = [m.actual_date for m in project.milestones if m.stage == Stage.CONSTRUCTION and m.actual_date]
     first_works = min(starts) if starts else None
     f = {"project.construction_started": Fact(first_works is not None and first_works <= as_of,
-                                              f"{pe}: construction milestones")}
+                                              Msg("ev.construction", {"project": project.id}))}
     subs = [a.submitted_on for a in project.applications if a.submitted_on]
     if subs:
         before = first_works is None or min(subs) < first_works
-        f["application.submitted_before_works"] = Fact(
-            before, f"first application {min(subs)}, works {'not started' if first_works is None else first_works}")
+        f["application.submitted_before_works"] = Fact(before, Msg(
+            "ev.first_application", {"applied": min(subs), "works": first_works}) if first_works else
+            Msg("ev.first_application_no_works", {"applied": min(subs)}))
     return f
 
 
@@ -239,9 +246,9 @@ def _savings_facts(s: Session, project: RetrofitProject, as_of: dt.date) -> dict
     sv = latest_savings(s, project.building_id, project.id, as_of)
     if sv is None:
         return {}
-    ev = (f"IPMVP C {sv.model_kind} model, baseline {sv.baseline_from}..{sv.baseline_to}, reporting "
-          f"{sv.reporting_from}..{sv.reporting_to}, CV(RMSE) {sv.cv_rmse:.1%}, "
-          f"FSU68 {'n/a' if sv.fsu68 is None else format(sv.fsu68, '.0%')}, source {sv.source}")
+    ev = Msg("ev.savings", {"model": sv.model_kind, "b0": sv.baseline_from, "b1": sv.baseline_to,
+                            "r0": sv.reporting_from, "r1": sv.reporting_to, "cv": sv.cv_rmse, "fsu": sv.fsu68,
+                            "source": sv.source})
     return {"savings.measured_pct": Fact(sv.savings_fraction, ev), "savings.adequate": Fact(sv.adequate, ev)}
 
 

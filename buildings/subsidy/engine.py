@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from buildings.retrofit import NON_ENERGY_MEASURES, MilestoneState, Stage, stage_complete
+from buildings.subsidy.messages import TODO_FOR, Msg, Todo
 from buildings.subsidy.policy import FIELDS, All, Amount, AmountType, AnyOf, Condition, Not, Policy, Rule
 from buildings.subsidy.status import ConditionStatus, TrancheState, Verdict
 
 PASS, FAIL, UNKNOWN = ConditionStatus.PASS, ConditionStatus.FAIL, ConditionStatus.UNKNOWN
+NO_DATA = Msg("ev.no_data")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Fact:
     """A value with its evidence: which data it came from and for which period."""
 
     value: Any
-    evidence: str
+    evidence: str | Msg  # a Msg is rendered in the reader's language; a str is shown as it is
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,11 @@ class ConditionResult:
     static: bool
     provenance: str | None
     negated: bool = False  # inside a `not`: this condition must FAIL for the rule to pass
+    evidence_msg: Msg | None = None  # the evidence as a message key and parameters (``evidence`` in English)
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
+        d["evidence_msg"] = None if self.evidence_msg is None else self.evidence_msg.as_dict()
         for k in ("expected", "actual"):
             if isinstance(d[k], dt.date):
                 d[k] = d[k].isoformat()
@@ -87,12 +91,14 @@ def _eval(rule: Rule, facts: Mapping[str, Fact], path: str, out: list[ConditionR
             status = PASS
         if not assume_attainable:
             prov = rule.provenance
+            ev = NO_DATA if fact is None else fact.evidence
+            msg = ev if isinstance(ev, Msg) else Msg("ev.text", {"text": ev})
             out.append(ConditionResult(
                 path=path, field=rule.field, op=rule.op, expected=rule.value, status=status,
                 actual=None if fact is None else fact.value,
-                evidence="no data" if fact is None else fact.evidence, static=spec.static,
+                evidence=str(ev), static=spec.static,
                 provenance=None if prov is None else f"{prov.status}: {prov.source or prov.note or ''}".strip(),
-                negated=negated))
+                negated=negated, evidence_msg=msg))
         return status
     if isinstance(rule, All):
         rs = [_eval(r, facts, f"{path}.all[{i}]", out, assume_attainable, negated) for i, r in enumerate(rule.all)]
@@ -134,6 +140,46 @@ def _blockers(rule: Rule, facts: Mapping[str, Fact]) -> list[str]:
     return ["a `not` rule holds that must not"]
 
 
+def todos(rule: Rule, facts: Mapping[str, Fact], groups: list[int] | None = None) -> list[Todo]:
+    """What must happen for the rule to pass, as to-dos with who acts (only the branches that matter)."""
+    groups = groups if groups is not None else [0]
+    if _eval(rule, facts, "", []) == PASS:
+        return []
+    if isinstance(rule, Condition):
+        return [_condition_todo(rule, facts.get(rule.field))]
+    if isinstance(rule, All):
+        return [t for r in rule.all for t in todos(r, facts, groups)]
+    if isinstance(rule, AnyOf):
+        groups[0] += 1
+        n = groups[0]
+        return [replace(t, group=n, branch=b) for b, r in enumerate(rule.any) for t in todos(r, facts, groups)]
+    inner = rule.not_
+    if isinstance(inner, Condition):
+        fact = facts.get(inner.field)
+        args = {"field": inner.field, "need": inner.value, "has": None if fact is None else fact.value}
+        if fact is None and inner.field in TODO_FOR:  # no data yet: the task is to provide it
+            key, actor, page = TODO_FOR[inner.field]
+            return [Todo(Msg(key, args), actor, page)]
+        return [Todo(Msg("todo.must_not", args), "owner", TODO_FOR.get(inner.field, ("", "", None))[2])]
+    return [Todo(Msg("todo.not_rule"), "owner")]
+
+
+def _condition_todo(rule: Condition, fact: Fact | None) -> Todo:
+    """One failing or unknown condition as a to-do; a fixed fact that fails is a reason, not a task."""
+    has = None if fact is None else fact.value
+    args = {"field": rule.field, "need": rule.value, "has": has}
+    if FIELDS[rule.field].static:
+        if has is None:
+            return Todo(Msg("todo.fixed_unknown", args), "owner")
+        if rule.field == "policy.open":
+            return Todo(Msg("todo.policy_closed"), None, fixed=True)
+        if rule.field == "building.in_jurisdiction":
+            return Todo(Msg("todo.outside_jurisdiction"), None, fixed=True)
+        return Todo(Msg("todo.fixed", args), None, fixed=True)
+    key, actor, page = TODO_FOR.get(rule.field, ("todo.provide", "owner", None))
+    return Todo(Msg(key, args), actor, page)
+
+
 def _all_static(rule: Rule) -> bool:
     if isinstance(rule, Condition):
         return FIELDS[rule.field].static
@@ -150,14 +196,14 @@ def jurisdiction_fact(policy: Policy, facts: Mapping[str, Fact]) -> Fact:
     country = facts.get("building.country")
     if j.level == "foreign" or j.level == "central":
         ok = country is not None and country.value == j.code
-        return Fact(ok, f"building country {country.value if country else '?'} vs policy {j.code}")
+        return Fact(ok, Msg("ev.jurisdiction_country", {"country": country.value if country else "?", "code": j.code}))
     if code is None:
-        return Fact(None, "no district code")
+        return Fact(None, Msg("ev.no_district_code"))
     prefix = j.code.rstrip("0") if j.level == "municipal" else j.code
     if j.level == "municipal" and len(prefix) % 2:
         prefix += "0"
-    return Fact(str(code.value).startswith(prefix),
-                f"district code {code.value} vs {j.level} {j.code} (prefix {prefix})")
+    return Fact(str(code.value).startswith(prefix), Msg("ev.jurisdiction_district", {
+        "code": code.value, "level": str(j.level), "jcode": j.code, "prefix": prefix}))
 
 
 @dataclass
@@ -311,9 +357,11 @@ class TrancheStatus:
     paid: float
     status: TrancheState
     missing: list[str]
+    needs: tuple[Todo, ...] = ()  # ``missing`` as to-dos
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "amount": None if self.amount is None else round(self.amount, 2)}
+        return {**self.__dict__, "amount": None if self.amount is None else round(self.amount, 2),
+                "needs": [n.as_dict() for n in self.needs]}
 
 
 def tranches(policy: Policy, p: ProjectInputs, amount: float | None) -> list[TrancheStatus]:
@@ -321,14 +369,18 @@ def tranches(policy: Policy, p: ProjectInputs, amount: float | None) -> list[Tra
     out = []
     for t in policy.tranches:
         missing: list[str] = []
+        needs: list[Todo] = []
         if not stage_complete(p.milestones, Stage(t.trigger_stage)):
             missing.append(f"stage {t.trigger_stage} not complete")
-        missing += [f"document {d}" for d in t.required_docs if d not in p.docs_on_file]
+            needs.append(Todo(Msg("todo.stage", {"stage": t.trigger_stage, "seq": t.seq}), "owner", "retrofit"))
+        docs = [d for d in t.required_docs if d not in p.docs_on_file]
+        missing += [f"document {d}" for d in docs]
+        needs += [Todo(Msg("todo.document", {"doc": d, "seq": t.seq}), "owner", "retrofit") for d in docs]
         paid = float(p.paid_by_seq.get(t.seq, 0.0))
         share = None if amount is None else amount * t.pct / 100
         status = (TrancheState.PAID if share is not None and paid >= share - 0.005 and paid > 0 else
                   TrancheState.PAYABLE if not missing and share is not None else TrancheState.LOCKED)
-        out.append(TrancheStatus(t.seq, t.pct, t.basis, t.trigger_stage, share, paid, status, missing))
+        out.append(TrancheStatus(t.seq, t.pct, t.basis, t.trigger_stage, share, paid, status, missing, tuple(needs)))
     return out
 
 
@@ -343,12 +395,14 @@ class Eligibility:
     missing: list[str]
     amount: AmountEstimate
     tranches: list[TrancheStatus]
+    todo: list[Todo] = field(default_factory=list)  # ``missing`` as to-dos with who acts
 
     def as_dict(self) -> dict:
         return {"policy_id": self.policy_id, "building_id": self.building_id, "project_id": self.project_id,
                 "as_of": self.as_of.isoformat(), "verdict": self.verdict,
                 "conditions": [c.as_dict() for c in self.conditions], "missing": self.missing,
-                "amount": self.amount.as_dict(), "tranches": [t.as_dict() for t in self.tranches]}
+                "amount": self.amount.as_dict(), "tranches": [t.as_dict() for t in self.tranches],
+                "todo": [t.as_dict() for t in self.todo]}
 
 
 def evaluate(policy: Policy, building_id: str, facts: Mapping[str, Fact], project: ProjectInputs,
@@ -356,8 +410,9 @@ def evaluate(policy: Policy, building_id: str, facts: Mapping[str, Fact], projec
     """Evaluate one policy for one building (and its project)."""
     f = dict(facts)
     open_ = policy.valid_from <= as_of and (policy.valid_to is None or as_of <= policy.valid_to)
-    f["policy.open"] = Fact(open_, f"policy valid {policy.valid_from} to {policy.valid_to or 'open-ended'}, "
-                                   f"evaluated on {as_of}")
+    f["policy.open"] = Fact(open_, Msg("ev.policy_valid", {"start": policy.valid_from, "end": policy.valid_to,
+                                                           "as_of": as_of}) if policy.valid_to else
+                            Msg("ev.policy_valid_open", {"start": policy.valid_from, "as_of": as_of}))
     f["building.in_jurisdiction"] = jurisdiction_fact(policy, f)
     results: list[ConditionResult] = []
     root = _eval(policy.eligibility, f, "eligibility", results)
@@ -373,4 +428,10 @@ def evaluate(policy: Policy, building_id: str, facts: Mapping[str, Fact], projec
     tr = tranches(policy, project, amount.capped)
     missing += [f"tranche {t.seq}: {m}" for t in tr if t.status is TrancheState.LOCKED for m in t.missing
                 if verdict is not Verdict.NOT_ELIGIBLE]
-    return Eligibility(policy.id, building_id, project.project_id, as_of, verdict, results, missing, amount, tr)
+    todo = todos(policy.eligibility, f)
+    if verdict is Verdict.NOT_ELIGIBLE:
+        todo = [t for t in todo if t.fixed]  # why it is out of reach; nothing to do
+    else:
+        todo += [n for t in tr if t.status is TrancheState.LOCKED for n in t.needs]
+    return Eligibility(policy.id, building_id, project.project_id, as_of, verdict, results, missing, amount, tr,
+                       todo)

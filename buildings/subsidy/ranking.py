@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from buildings.subsidy.defaults import Defaults
+from buildings.subsidy.messages import Msg
 from buildings.subsidy.status import Verdict
 
 
@@ -32,13 +33,19 @@ class Priority:
     score: float
     rank: int = 0
     components: dict[str, float | None] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    reasons: list[Msg] = field(default_factory=list)
+    evidence: str = ""  # where the EUI comes from (a record's own text)
+
+    @property
+    def notes(self) -> list[str]:
+        """The reasons in plain English (CLI), with the EUI's source after the EUI reason."""
+        return [f"{m} ({self.evidence})" if m.key == "rank.eui" else str(m) for m in self.reasons]
 
     def as_dict(self) -> dict:
         return {"rank": self.rank, "building_id": self.building_id, "name": self.name,
                 "score": round(self.score, 4),
                 "components": {k: None if v is None else round(v, 4) for k, v in self.components.items()},
-                "notes": self.notes}
+                "notes": self.notes, "reasons": [m.as_dict() for m in self.reasons], "eui_evidence": self.evidence}
 
 
 def _clip(x: float) -> float:
@@ -50,30 +57,30 @@ def rank(items: list[PriorityInput], defaults: Defaults, year: int) -> list[Prio
     r, g = defaults.ranking, defaults.gbt51161
     out = []
     for it in items:
-        notes: list[str] = []
+        notes: list[Msg] = []
         cls = it.gbt51161_class or g.default_class_by_use.get(it.use)
         lim = g.limits(cls)
         eui: float | None = None
         if it.eui_kwh_m2a is None:
-            notes.append("no EUI on record")
+            notes.append(Msg("rank.no_eui"))
         elif lim is None:
-            notes.append(f"no GB/T 51161 office value for use {it.use!r}")
+            notes.append(Msg("rank.no_gbt", {"use": it.use}))
         else:
             constraint, leading = lim
             eui = _clip((it.eui_kwh_m2a - leading) / (constraint - leading))
-            verdict = "above the constraint value" if it.eui_kwh_m2a > constraint else (
-                "between leading and constraint" if it.eui_kwh_m2a > leading else "below the leading value")
-            notes.append(f"EUI {it.eui_kwh_m2a:.0f} kWh/m2a vs {cls} {constraint:.0f}/{leading:.0f}: {verdict} "
-                         f"({it.eui_evidence})")
+            band = "above" if it.eui_kwh_m2a > constraint else "between" if it.eui_kwh_m2a > leading else "below"
+            notes.append(Msg("rank.eui", {"eui": it.eui_kwh_m2a, "cls": cls, "constraint": constraint,
+                                          "leading": leading, "band": band}))
         conc = r.concentration_scores.get(it.structure_class, 0.0)
         age = _clip((year - it.year_built) / r.age_full_years)
         sav = None if it.expected_saving is None else _clip(it.expected_saving / r.savings_full)
         if sav is None:
-            notes.append("no project with a savings target")
+            notes.append(Msg("rank.no_target"))
         sub = {Verdict.ELIGIBLE: 1.0, Verdict.NOT_YET: 0.5}.get(it.best_verdict or "", 0.0)
         comps = {"eui": eui, "concentration": conc, "age": age, "expected_savings": sav, "subsidy": sub}
         score = sum(r.weights.get(k, 0) * (v or 0.0) for k, v in comps.items())
-        out.append(Priority(it.building_id, it.name, score, components=comps, notes=notes))
+        out.append(Priority(it.building_id, it.name, score, components=comps, reasons=notes,
+                            evidence=it.eui_evidence))
     out.sort(key=lambda p: (-p.score, p.building_id))
     for i, p in enumerate(out, start=1):
         p.rank = i

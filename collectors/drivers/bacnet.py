@@ -9,8 +9,9 @@ process. Traps handled here (see docs/collectors.md):
   ``timeout_s`` with ``asyncio.wait_for``.
 - Per-property errors inside an RPM answer arrive inline as ``ErrorType`` values: that point gets a BAD
   reading, the rest of the request is good.
-- A device that rejects RPM (reject "unrecognized-service", or abort "segmentation-not-supported" /
-  "buffer-overflow") is switched to ReadProperty for the rest of the run, and the poll is retried that way.
+- A device that rejects RPM (Reject "unrecognized-service", or Error services "service-request-denied") is
+  switched to ReadProperty for the rest of the run, and the poll is retried that way; one that aborts an answer
+  as too big ("segmentation-not-supported" / "buffer-overflow") gets RPMs of half the size from then on.
 
 Sample device config (site file; defaults in brackets)::
 
@@ -59,8 +60,23 @@ log = logging.getLogger("collectors.bacnet")
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
 
 RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService")
+RPM_REFUSED_CODES = ("service-request-denied", "reject-unrecognized-service", "optional-functionality-not-supported")
 TOO_BIG = ("segmentation-not-supported", "segmentationNotSupported", "buffer-overflow", "bufferOverflow",
            "apdu-too-long", "apduTooLong")
+
+
+POINT_HINTS = {
+    "unknown-object": "the object is gone from the device (reprogrammed?): re-run `retrofit discover bacnet` "
+                      "and update the site file",
+    "unknown-property": "the object has no such property: check the point's property in the site file",
+    "read-access-denied": "the device refuses to read it: check its access settings or remove the point",
+    "missing from the answer": "the device left it out of its RPM answer: try rpm: false for this device",
+}
+
+
+def point_hint(why: str) -> str:
+    """What to check for a property error, by its error code ('' when there is nothing useful to add)."""
+    return next((f"; {hint}" for code, hint in POINT_HINTS.items() if code in why), "")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -132,6 +148,10 @@ class BacnetDriver(Driver[BacnetRead]):
         self._vendor_info: Any = None
         self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
         self._types: dict[tuple[Any, Any], Any] = {}
+        self._bad: dict[str, str] = {}  # point key -> why it last read bad (logged once per reason)
+        # RPMs the device fails as a whole for one bad property -> the halves read instead (see _split_rpm)
+        self._rpm_parts: dict[tuple[BacnetPlanned, ...], tuple[BacnetRead, BacnetRead]] = {}
+        self._rpm_part_of: set[tuple[BacnetPlanned, ...]] = set()
 
     async def open(self) -> None:
         self.client.start()
@@ -173,6 +193,9 @@ class BacnetDriver(Driver[BacnetRead]):
                 request = BacnetRead(request.rpm, points)
         app = self.client.start()
         if request.rpm and self.use_rpm:
+            parts = self._rpm_parts.get(request.points)
+            if parts is not None:
+                return [r for part in parts for r in await self.read(part)]
             if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
                 out: list[Reading] = []
                 for i in range(0, len(request.points), self.rpm_limit):
@@ -188,12 +211,29 @@ class BacnetDriver(Driver[BacnetRead]):
                     log.warning("%s; using RPMs of at most %d properties (lower max_points or set segmentation: "
                                 "false in the site file)", exc, self.rpm_limit)
                     return await self.read(request)
+                if exc.point_error:
+                    return await self._split_rpm(request, exc)
                 if not exc.rejects_rpm:
                     raise
                 self.use_rpm = False
                 log.warning("%s; switching this device to ReadProperty (set rpm: false in the site file to skip "
                             "this probe)", exc)
         return await self._read_each(app, request.points)
+
+    async def _split_rpm(self, request: BacnetRead, exc: BacnetReply) -> list[Reading]:
+        """Some controllers answer a whole RPM with an Error (unknown-object, read-access-denied ...) when one of
+        its properties fails, instead of inline: halve the request until the failing point is alone (it reads
+        BAD), and keep the halves for later polls, so the other points read every poll."""
+        if len(request.points) == 1:
+            return [self._bad_point(request.points[0], describe_error(exc.err), time.time())]
+        if request.points not in self._rpm_part_of:
+            log.warning("%s; this device fails a whole RPM for one bad property: splitting it to find the point "
+                        "(kept for this run)", exc)
+        half = len(request.points) // 2
+        parts = (BacnetRead(True, request.points[:half]), BacnetRead(True, request.points[half:]))
+        self._rpm_parts[request.points] = parts
+        self._rpm_part_of.update(p.points for p in parts)
+        return [r for part in parts for r in await self.read(part)]
 
     def _rpm_template(self, points: tuple[BacnetPlanned, ...]) -> _RpmTemplate:
         """The request encoded once per planned RPM (the plan does not change between polls), and how to find
@@ -265,22 +305,29 @@ class BacnetDriver(Driver[BacnetRead]):
                 kind = self._property_type(otype, prop)
                 values[i] = rr.propertyValue.cast_out(kind) if kind is not None else None
         out: list[Reading] = []
-        errors = 0
         for p, value in zip(points, values, strict=True):
             if value is _MISSING or isinstance(value, ErrorType):
-                errors += 1
-                out.append(Reading(p.key, ts, None, Quality.BAD))
-                if errors == 1:
-                    why = "missing from the answer" if value is _MISSING else \
-                        f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
-                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
+                why = "missing from the answer" if value is _MISSING else \
+                    f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
+                out.append(self._bad_point(p, why, ts))
                 continue
             out.append(self._reading(p, value, ts))
         return out
 
     def _reading(self, p: BacnetPlanned, raw: Any, ts: float) -> Reading:
+        if self._bad and p.key in self._bad:
+            del self._bad[p.key]
+            log.info("%s: %s %s reads again", self._label(), p.object_id, p.property)
         value = bacnet_value(raw)
         return Reading(p.key, ts, value, judge(value, p.range))
+
+    def _bad_point(self, p: BacnetPlanned, why: str, ts: float) -> Reading:
+        """A property the device answered with an error: a BAD reading every poll, a warning only when the
+        reason is new (a point that stays bad must not log once a poll)."""
+        if self._bad.get(p.key) != why:
+            self._bad[p.key] = why
+            log.warning("%s: %s %s: %s%s", self._label(), p.object_id, p.property, why, point_hint(why))
+        return Reading(p.key, ts, None, Quality.BAD)
 
     async def _read_each(self, app: Application, points: tuple[BacnetPlanned, ...]) -> list[Reading]:
         out: list[Reading] = []
@@ -294,13 +341,11 @@ class BacnetDriver(Driver[BacnetRead]):
             except BacnetReply as exc:  # an error for this property only: a bad reading, not a failed poll
                 last = exc
                 answered += 1
-                log.warning("%s", exc)
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(exc.err), time.time()))
                 continue
             answered += 1
             if isinstance(raw, ErrorRejectAbortNack):
-                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(raw), time.time()))
                 continue
             out.append(self._reading(p, raw, time.time()))
         if last is not None and answered == len(points) and all(r.quality is Quality.BAD for r in out):
@@ -338,10 +383,18 @@ class BacnetReply(DeviceProtocolError):
 
     @property
     def rejects_rpm(self) -> bool:
-        if not isinstance(self.err, RejectPDU | AbortPDU):
-            return False
-        reason = str(getattr(self.err, "apduAbortRejectReason", ""))
-        return any(r in reason for r in RPM_UNSUPPORTED)
+        """Reject/Abort unrecognized-service, or (some controllers) Error class services refusing the service."""
+        if isinstance(self.err, RejectPDU | AbortPDU):
+            reason = str(getattr(self.err, "apduAbortRejectReason", ""))
+            return any(r in reason for r in RPM_UNSUPPORTED)
+        return (str(getattr(self.err, "errorClass", "")) == "services"
+                and str(getattr(self.err, "errorCode", "")) in RPM_REFUSED_CODES)
+
+    @property
+    def point_error(self) -> bool:
+        """An Error about an object or a property (not the service): one of the request's points is at fault."""
+        return not isinstance(self.err, RejectPDU | AbortPDU) and \
+            str(getattr(self.err, "errorClass", "")) in ("object", "property")
 
     @property
     def too_big(self) -> bool:

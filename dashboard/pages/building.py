@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import energy, ui
+from dashboard.i18n import EMPTY
 from dashboard.scope import Unavailable
 from insight import health
 from telemetry.store import Agg
@@ -24,7 +25,7 @@ bf = sc.building(bid)
 b = bf.building
 tz = b.timezone
 refs = sc.points(bid)
-st.caption(f"{b.address} · {t('col.year')} {b.year_built} · {t('col.area')} {t.num(b.gross_floor_area_m2, 0)}")
+st.caption(f"{b.address} · {t('col.year')} {b.year_built} · {t('building.area')} {t.area(b.gross_floor_area_m2)}")
 
 latest: dict = {}
 store_problem = None
@@ -48,10 +49,9 @@ for r in refs:
     value = rd.value if rd is not None else None
     rows.append({
         t("col.equipment"): r.equipment.id, "id": r.point.id, t("col.point"): t.pick(r.point.name_zh, r.point.name),
-        t("col.value"): (t.num(value, 2) if isinstance(value, int | float) else (value or "-")),
-        t("col.unit"): r.point.unit,
+        t("col.value"): t.reading(value, r.point.unit), t("col.unit"): t.unit(r.point.unit),
         t("col.quality"): t(f"quality.{rd.quality.value}") if rd is not None else t("quality.none"),
-        t("col.time"): t.datetime(rd.ts, tz) if rd is not None else "-", "Brick": r.point.brick,
+        t("col.time"): t.datetime(rd.ts, tz) if rd is not None else EMPTY, "Brick": r.point.brick,
         t("col.device"): r.device.id, t("col.health"): t(f"health.{dev_health.get(f'{bid}/{r.device.id}', 'unknown')}"),
     })
 live = pd.DataFrame(rows)
@@ -70,7 +70,8 @@ st.dataframe(live, width="stretch", hide_index=True, key="live_table")
 
 st.subheader(t("building.trends"))
 numeric = [r for r in refs if r.point.unit != "bool" and not (r.point.modbus and r.point.modbus.type == "string")]
-labels = {r.key: f"{r.equipment.id} · {t.pick(r.point.name_zh, r.point.name)} [{r.point.unit}]" for r in numeric}
+labels = {r.key: f"{r.equipment.id} · {t.pick(r.point.name_zh, r.point.name)} [{t.unit(r.point.unit)}]"
+          for r in numeric}
 default = [r.key for r in numeric if r.point.brick in ("Zone_Air_Temperature_Sensor", "Electric_Power_Sensor",
                                                        "Active_Power_Sensor")][:2] or [r.key for r in numeric[:1]]
 chosen = st.multiselect(t("building.points"), list(labels), default=default, format_func=labels.get,

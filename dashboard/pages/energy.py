@@ -4,6 +4,7 @@ GB/T 51161, and measured savings against the baseline once the retrofit is done.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.express as px
@@ -11,14 +12,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import energy, ui
+from dashboard.i18n import EMPTY
 from dashboard.scope import Unavailable
 from insight import retrofit as records
+
+if TYPE_CHECKING:  # pragma: no cover
+    from insight.savings import MeasuredSavings
 
 DAY = 86400
 
 
 @st.cache_data(ttl=900, show_spinner=False, max_entries=200)
-def _savings(store_id: str, building_id: str, now: float, _sc: object) -> energy.MeasuredSavings:
+def _savings(store_id: str, building_id: str, now: float, _sc: object) -> MeasuredSavings:
     """The baseline fit is the slow part of the page: once per store, building and 5-minute clock."""
     return energy.measured_savings(_sc, building_id, now)  # type: ignore[arg-type]
 
@@ -95,7 +100,7 @@ with tab_c:
     this, prev = energy.compare_periods(daily, span, today)
     df = pd.DataFrame({t("col.period"): [t("energy.prev_period"), t("energy.this_period")], "kWh": [prev, this]})
     st.plotly_chart(px.bar(df, x=t("col.period"), y="kWh", height=300), width="stretch", key="compare_chart")
-    st.metric(t("energy.change"), t.pct((this - prev) / prev) if prev else "-")
+    st.metric(t("energy.change"), t.pct((this - prev) / prev) if prev else EMPTY)
 with tab_i:
     verdict = (t("energy.over_constraint") if eui_value and eui_value > constraint else
                t("energy.under_leading") if eui_value and eui_value <= leading else t("energy.between"))
@@ -106,7 +111,8 @@ with tab_i:
                   annotation_text=f"{t('energy.leading')} {leading:.0f}")
     fig.update_layout(height=320, yaxis_title="kWh/m²·a")
     st.plotly_chart(fig, width="stretch", key="intensity_chart")
-    st.write(f"{t('energy.eui_label')}: **{t.num(eui_value)}** kWh/m²·a · {verdict} (GB/T 51161-2016, {gb_class})")
+    st.write(f"{t('energy.eui_label')}: **{t.num(eui_value)}** kWh/m²·a · {verdict} "
+             f"(GB/T 51161-2016, {t.term('gbt', gb_class)})")
 with tab_s:
     if b.retrofit_date is None or b.retrofit_date > today:
         st.info(t("energy.not_retrofitted"))

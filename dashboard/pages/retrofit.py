@@ -44,7 +44,7 @@ for p in projects:
     if p.measures:
         st.markdown(f"**{t('retrofit.measures')}**")
         st.dataframe(pd.DataFrame([{t("col.measure"): t.pick(m.name.zh, m.name.en),
-                                    t("col.budget"): m.cost} for m in p.measures]),
+                                    t("col.budget"): t.money(m.cost)} for m in p.measures]),
                      width="stretch", hide_index=True)
     ms = [m for m in p.milestones if m.start and m.end]
     if ms:
@@ -59,5 +59,5 @@ for p in projects:
         st.plotly_chart(fig, width="stretch", key=f"gantt_{p.id}")
     if p.documents:
         st.markdown(f"**{t('retrofit.documents')}**")
-        st.dataframe(pd.DataFrame([{t("col.document"): d.name, t("col.type"): d.type, "SHA-256": d.sha256}
-                                   for d in p.documents]), width="stretch", hide_index=True)
+        st.dataframe(pd.DataFrame([{t("col.document"): d.name, t("col.type"): t.term("doc", d.type),
+                                    "SHA-256": d.sha256} for d in p.documents]), width="stretch", hide_index=True)

@@ -20,7 +20,7 @@ names = {bid: t.pick(f.building.name.zh, f.building.name.en) for bid, f in files
 st.subheader(t("sim.buildings"))
 statuses = {bid: ctl.status(bid) for bid in files}
 st.dataframe(pd.DataFrame([{t("col.building"): names[bid], "id": bid,
-                            t("col.running"): "✓" if s.running else "-", "pid": s.pid,
+                            t("col.running"): t.yn(s.running), "pid": t.fmt(s.pid),
                             t("sim.faults"): ", ".join(f"{f['kind']}@{f['target']}" for f in s.faults)}
                            for bid, s in statuses.items()]), width="stretch", hide_index=True, key="sim_table")
 bid = st.selectbox(t("col.building"), list(files), format_func=lambda b: f"{names[b]} ({b})",
@@ -81,7 +81,8 @@ except Unavailable as exc:
     st.warning(t("app.store_unavailable", error=str(exc)))
     latest = {}
 tz = files[bid].building.timezone
-rows = [{t("col.point"): k.split("/", 1)[1], t("col.value"): r.value, t("col.quality"): t(f"quality.{r.quality}"),
+rows = [{t("col.point"): k.split("/", 1)[1], t("col.value"): t.fmt(r.value, "num1"),
+         t("col.quality"): t(f"quality.{r.quality}"),
          t("col.time"): t.datetime(r.ts, tz)} for k, r in sorted(latest.items())]
 if rows:
     st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True, key="sim_latest")

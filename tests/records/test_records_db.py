@@ -144,6 +144,31 @@ def test_eligibility_explains_itself(session: Session) -> None:
     assert old.missing == ["building.monitoring.months_reporting: needs >= 2, has 0.0"]
 
 
+def test_missing_conditions_are_to_dos_with_who_acts(session: Session) -> None:
+    """What is missing, as message keys with parameters: the action, who acts and where the evidence is; a fixed
+    fact that rules a policy out is a reason, not a task; the evidence of each condition is a message too."""
+    from buildings.subsidy.messages import TEXT, Msg
+
+    old = q.eligibility(session, "jiefangbei-tower", "CN-MOF-MOHURD-2011-PBR", as_of=dt.date(2015, 6, 1))
+    (todo,) = old.todo
+    assert todo.msg == Msg("todo.months_reporting", {"field": "building.monitoring.months_reporting", "need": 2,
+                                                     "has": 0.0})
+    assert (todo.actor, todo.page, todo.fixed) == ("owner", "energy", False)
+    assert str(todo) == "upload at least 2 months of meter data to the platform (now 0.0)"
+    hx = q.eligibility(session, "huaxin-building", YZ, as_of=AS_OF)
+    keys = {t.msg.key: t for t in hx.todo}
+    assert keys["todo.measured_savings"].actor == "technician" and "todo.unified_operator" in keys
+    alternatives = [t for t in hx.todo if t.group is not None]
+    assert len({t.branch for t in alternatives}) >= 2  # an any-of: one branch is enough
+    closed = q.eligibility(session, "jiefangbei-tower", "CN-MOF-MOHURD-2011-PBR", as_of=AS_OF)
+    assert closed.verdict == "not_eligible" and closed.todo and all(t.fixed and t.actor is None for t in closed.todo)
+    assert "todo.policy_closed" in {t.msg.key for t in closed.todo}
+    for c in hx.conditions:
+        assert c.evidence_msg is not None and c.evidence_msg.key in TEXT and str(c.evidence_msg) == c.evidence
+    d = hx.as_dict()
+    assert d["todo"][0]["key"].startswith("todo.") and d["conditions"][0]["evidence_msg"]["key"].startswith("ev.")
+
+
 def test_payment_beyond_cap_refused_nothing_written(loaded: sessionmaker) -> None:
     with loaded() as s:
         before = _counts(s)
@@ -319,6 +344,7 @@ def test_ranking(session: Session) -> None:
     # 0.35 x 1 (EUI 132 > constraint 110) + 0.2 x 1 (single) + 0.15 x 30/40 + 0.15 x 0.22/0.30 + 0.15 x 1
     assert top["score"] == pytest.approx(0.35 + 0.2 + 0.15 * 0.75 + 0.15 * 0.22 / 0.30 + 0.15, abs=1e-4)
     assert "no GB/T 51161 office value" in r[-1]["notes"][0]
+    assert r[-1]["reasons"][0] == {"key": "rank.no_gbt", "args": {"use": "hotel"}}
 
 
 def test_database_rejects_orphans(loaded: sessionmaker) -> None:
