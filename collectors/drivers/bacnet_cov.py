@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from collectors.drivers.base import DeviceError
+from collectors.drivers.base import COV_LIFETIME_S, DeviceError
 from collectors.planner import BacnetPlanned
 from telemetry.reading import Reading
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("collectors.bacnet")
 
-LIFETIME_S = 300
 RETRY_REFUSED_S = 600.0
 BACKOFF_MAX_S = 60.0
 
@@ -51,7 +50,7 @@ class CovState(StrEnum):
 class CovSubscriptions:
     """The COV side of one BACnet device: a task per point, and which points the poll loop may skip."""
 
-    def __init__(self, driver: BacnetDriver, points: list[BacnetPlanned], lifetime_s: int = LIFETIME_S,
+    def __init__(self, driver: BacnetDriver, points: list[BacnetPlanned], lifetime_s: int = COV_LIFETIME_S,
                  retry_refused_s: float = RETRY_REFUSED_S) -> None:
         self.driver = driver
         self.points = points
