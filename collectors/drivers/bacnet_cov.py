@@ -137,11 +137,16 @@ class CovSubscriptions:
         drv = self.driver
         app = drv.client.start()
         scm = app.change_of_value(drv._addr, ObjectIdentifier(p.object_id), lifetime=self.lifetime_s)
-        self.subscribes += 1
-        await drv._bounded(scm.__aenter__(), f"SubscribeCOV {p.object_id}")
+        # Registered before subscribing: the device sends the current value right after its SimpleACK, and
+        # bacpypes3's context manager registers only once the ACK is processed, so that first notification was
+        # answered unknown-subscription.
+        key = (scm.address, scm.subscriber_process_identifier)
+        app._cov_contexts[key] = scm
         getter: asyncio.Future[Any] | None = None
         loop = asyncio.get_running_loop()
         try:
+            self.subscribes += 1
+            await drv._bounded(scm.refresh_subscription(), f"SubscribeCOV {p.object_id}")
             self._cancel_own_renewal(scm)
             self._set(p, CovState.ACTIVE)
             while True:
@@ -166,7 +171,9 @@ class CovSubscriptions:
                 getter.cancel()
             self.covered.discard(p.key)
             # Abandon the context (no unsubscribe request: the device drops it when the lifetime ends).
-            await scm.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+            self._cancel_own_renewal(scm)
+            if app._cov_contexts.get(key) is scm:
+                del app._cov_contexts[key]
 
     @staticmethod
     def _cancel_own_renewal(scm: Any) -> None:
