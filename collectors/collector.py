@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from buildings.site import PointRef, Site
-from collectors.drivers.base import DeviceError, Driver, DriverContext
+from collectors.drivers.base import COV_LIFETIME_S, DeviceError, Driver, DriverContext
 from collectors.drivers.registry import make_driver
 from collectors.pipeline import STATUS_FILE, Pipeline, Sink, write_status
 from collectors.planner import DevicePlan, plan_site
@@ -34,7 +34,7 @@ class Collector:
                  bacnet_local: str | None = None, data_dir: Path | None = None, status_interval_s: float = 5.0,
                  on_status: Callable[[DeviceStatus], None] | None = None, keep_poll_starts: int = 0,
                  jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
-                 cov_lifetime_s: int = 300, plans: dict[str, DevicePlan] | None = None) -> None:
+                 cov_lifetime_s: int = COV_LIFETIME_S, plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
         from collectors.pipeline import learned_plan_changes  # the reads an earlier run had to re-split
 

@@ -50,9 +50,16 @@ from bacpypes3.pdu import Address
 from buildings.bacpypes_speedup import install as _install_speedup
 from buildings.site import Device, PointRef
 from collectors.decode import bacnet_value, judge
-from collectors.drivers.bacnet_cov import LIFETIME_S as COV_LIFETIME_S
 from collectors.drivers.bacnet_cov import CovSubscriptions
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext, Emit
+from collectors.drivers.base import (
+    COV_LIFETIME_S,
+    DeviceProtocolError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    Driver,
+    DriverContext,
+    Emit,
+)
 from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
 

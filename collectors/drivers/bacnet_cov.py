@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from collectors.drivers.base import DeviceError
+from collectors.drivers.base import COV_LIFETIME_S, DeviceError
 from collectors.planner import BacnetPlanned
 from telemetry.reading import Reading
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("collectors.bacnet")
 
-LIFETIME_S = 300
 RETRY_REFUSED_S = 600.0
 BACKOFF_MAX_S = 60.0
 
@@ -51,7 +50,7 @@ class CovState(StrEnum):
 class CovSubscriptions:
     """The COV side of one BACnet device: a task per point, and which points the poll loop may skip."""
 
-    def __init__(self, driver: BacnetDriver, points: list[BacnetPlanned], lifetime_s: int = LIFETIME_S,
+    def __init__(self, driver: BacnetDriver, points: list[BacnetPlanned], lifetime_s: int = COV_LIFETIME_S,
                  retry_refused_s: float = RETRY_REFUSED_S) -> None:
         self.driver = driver
         self.points = points
@@ -138,11 +137,16 @@ class CovSubscriptions:
         drv = self.driver
         app = drv.client.start()
         scm = app.change_of_value(drv._addr, ObjectIdentifier(p.object_id), lifetime=self.lifetime_s)
-        self.subscribes += 1
-        await drv._bounded(scm.__aenter__(), f"SubscribeCOV {p.object_id}")
+        # Registered before subscribing: the device sends the current value right after its SimpleACK, and
+        # bacpypes3's context manager registers only once the ACK is processed, so that first notification was
+        # answered unknown-subscription.
+        key = (scm.address, scm.subscriber_process_identifier)
+        app._cov_contexts[key] = scm
         getter: asyncio.Future[Any] | None = None
         loop = asyncio.get_running_loop()
         try:
+            self.subscribes += 1
+            await drv._bounded(scm.refresh_subscription(), f"SubscribeCOV {p.object_id}")
             self._cancel_own_renewal(scm)
             self._set(p, CovState.ACTIVE)
             while True:
@@ -167,7 +171,9 @@ class CovSubscriptions:
                 getter.cancel()
             self.covered.discard(p.key)
             # Abandon the context (no unsubscribe request: the device drops it when the lifetime ends).
-            await scm.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+            self._cancel_own_renewal(scm)
+            if app._cov_contexts.get(key) is scm:
+                del app._cov_contexts[key]
 
     @staticmethod
     def _cancel_own_renewal(scm: Any) -> None:

@@ -29,6 +29,7 @@ from telemetry.reading import Reading
 RequestT = TypeVar("RequestT", contravariant=True)
 T = TypeVar("T")
 Emit = Callable[[list[Reading]], Awaitable[None]]
+COV_LIFETIME_S = 300  # BACnet COV subscription lifetime by default (renewed at 3/4 of it)
 
 
 class DeviceError(Exception):
@@ -84,7 +85,7 @@ class DriverContext:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     cov: bool = True  # subscribe to BACnet change-of-value where a point asks for it
-    cov_lifetime_s: int = 300  # BACnet COV subscription lifetime (renewed at 3/4 of it)
+    cov_lifetime_s: int = COV_LIFETIME_S
     options: dict[str, Any] = field(default_factory=dict)  # a new driver's own options
     _shared: dict[Any, Any] = field(default_factory=dict, repr=False)
 
