@@ -102,6 +102,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.energy_kwh": ("电量 (kWh)", "Energy (kWh)"),
     "col.period": ("时段", "Period"),
     "col.measure": ("改造措施", "Measure"),
+    "col.description": ("说明（项目档案）", "Description (project record)"),
     "col.budget": ("预算", "Budget"),
     "col.paid": ("已拨付", "Paid"),
     "col.estimated": ("预计补贴", "Estimated subsidy"),
@@ -527,6 +528,8 @@ class Tr:
                 value = dt.date.fromisoformat(value[:10])
             except ValueError:
                 return value
+        if not isinstance(value, dt.date):
+            return str(value)
         return format_date(value, "medium", locale=self.locale)
 
     def datetime(self, value: dt.datetime | float | None, tz: str = "Asia/Shanghai") -> str:

@@ -1,4 +1,5 @@
-"""Words of the subsidy engine as message keys with parameters, in Chinese and English.
+"""Words of the subsidy engine (and of its measured-savings check) as message keys with parameters, in Chinese
+and English.
 
 Evidence sentences, the to-do items of a missing condition and the reasons of the district ranking are ``Msg``
 values: a key of ``TEXT`` and its parameters as plain data, so they travel through the API as JSON and the
@@ -104,6 +105,33 @@ TEXT: dict[str, tuple[str, str]] = {
     "todo.fixed": ("{field:fact}不符合要求（要求 {need:fv}，实际 {has:fv}），无法更改",
                    "{field:fact} does not qualify (needs {need:fv}, has {has:fv}); this cannot be changed"),
     "todo.fixed_unknown": ("核实{field:fact}（暂无数据）", "confirm {field:fact} (no data yet)"),
+    # why measured savings cannot be computed (buildings.savings.BaselineError)
+    "savings.no_baseline_days": ("基准期内没有同时具备电量和室外温度数据的日子；"
+                                 "请检查电表累计值和室外温度测点是否有历史数据",
+                                 "the baseline period has no day with both energy and outdoor temperature data; "
+                                 "check the meter counter and the outdoor air temperature point have history"),
+    "savings.too_short": ("基准期过短：{days} 天（{first:date} 至 {last:date}）；IPMVP 方法 C 至少需要 {min_days} 天"
+                          "（完整一年的季节）。请选择更早的开始日期。",
+                          "baseline too short: {days} days ({first:date} to {last:date}); IPMVP option C needs at "
+                          "least {min_days} days (one full year of seasons). Choose an earlier start."),
+    "savings.gaps": ("基准期缺数过多：{span} 天中只有 {have} 天同时有电量和温度（{coverage:pct} < {min:pct}）；"
+                     "请补录缺失数据或调整时段",
+                     "baseline has too many gaps: {have} of {span} days have energy and temperature "
+                     "({coverage:pct} < {min:pct}); backfill the missing data or move the period"),
+    "savings.temp_range": ("基准期室外温度变化仅 {range:num1} K；温度模型至少需要 {min:num0} K 的季节变化",
+                           "baseline outdoor temperature spans only {range:num1} K; a temperature model needs at "
+                           "least {min:num0} K of seasons"),
+    "savings.no_temperature": ("{first:date} 至 {last:date} 期间，{building}（以及站点内其他楼宇）"
+                               "都没有室外温度历史数据",
+                               "no outdoor air temperature history for {building} (nor elsewhere in the site) "
+                               "between {first:date} and {last:date}"),
+    "savings.no_reporting_days": ("报告期内没有同时具备电量和室外温度数据的日子",
+                                  "the reporting period has no day with both energy and outdoor temperature data"),
+    "savings.no_retrofit_date": ("{building} 没有改造日期；请给出基准期和报告期",
+                                 "{building} has no retrofit date; give the baseline and reporting periods"),
+    "savings.no_reporting_yet": ("{building} 于 {date:date} 改造，截至 {today:date} 尚无报告期数据",
+                                 "the retrofit of {building} on {date:date} has no reporting day before "
+                                 "{today:date} yet"),
     # reasons of the district ranking
     "rank.no_eui": ("没有能耗强度记录", "no EUI on record"),
     "rank.no_gbt": ("GB/T 51161 没有“{use:term=use}”用途的指标", "no GB/T 51161 office value for use {use:term=use}"),
@@ -222,6 +250,8 @@ def plain_field(value: Any, spec: str, args: Mapping[str, Any]) -> str:
         return f"{value:.1%}"
     if spec == "num0" and isinstance(value, int | float):
         return f"{value:,.0f}"
+    if spec == "num1" and isinstance(value, int | float):
+        return f"{value:,.1f}"
     if spec in ("area", "money") and isinstance(value, int | float):
         return f"{value:,.0f}" + (" m2" if spec == "area" else "")
     if spec.startswith("list") and isinstance(value, list | tuple | set | frozenset):

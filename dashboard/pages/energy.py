@@ -127,7 +127,7 @@ with tab_s:
                 st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res.result.baseline.stats.cv_rmse)} · "
                            f"{rp[0]}..{rp[1]} · {res.evidence.temperature_point} · {res.result.verdict}")
         except BaselineError as exc:
-            st.info(t("energy.no_baseline", reason=exc.reason))
+            st.info(t("energy.no_baseline", reason=t.msg(exc.msg) if exc.msg else exc.reason))
             with ui.guard(t):
                 rec = records.recorded_savings(sc, bid)
                 if rec is not None:
