@@ -74,19 +74,20 @@ SENSOR_CLASSES = {
     FaultKind.METER_SPIKE: ("Electric_Power_Sensor",),
     FaultKind.METER_COUNTER_RESET: ("Electric_Energy_Sensor",),
 }
-# (parameter, low, high): subtle to severe, above the detecting rule's threshold (rules/library/*.yaml)
+# (parameter, low, high): subtle to severe, above the detecting rule's threshold (rules/library/*.yaml); in the
+# parameter's unit (simulators/faults.py KINDS: percent as percent), inside its declared range
 MAGNITUDES: dict[FaultKind, list[tuple[str, float, float]]] = {
-    FaultKind.SENSOR_SPIKE: [("magnitude_frac", 0.15, 0.5), ("probability", 0.15, 0.5)],
+    FaultKind.SENSOR_SPIKE: [("magnitude_frac", 0.15, 0.5), ("probability", 15.0, 50.0)],
     FaultKind.SENSOR_DRIFT: [("rate_frac", 0.25, 0.6)],
     FaultKind.SIMULTANEOUS_HEAT_COOL: [("heating", 20.0, 90.0)],
     FaultKind.STUCK_OA_DAMPER: [("position", 70.0, 100.0)],
-    FaultKind.DSP_NOT_MET: [("fraction", 0.3, 0.7)],
+    FaultKind.DSP_NOT_MET: [("pressure", 30.0, 70.0)],
     FaultKind.SWITCH_ROOM_OVERHEAT: [("rise_per_h", 2.0, 8.0), ("max", 45.0, 60.0)],
     FaultKind.CO_GARAGE: [("rise_per_h", 30.0, 120.0), ("max", 50.0, 250.0)],
-    FaultKind.CO2_HIGH: [("ventilation", 0.05, 0.2)],
+    FaultKind.CO2_HIGH: [("ventilation", 5.0, 20.0)],
     FaultKind.WATER_LEAK: [("flow_m3h", 0.3, 3.0)],
     FaultKind.GAS_LEAK: [("lel", 15.0, 60.0)],
-    FaultKind.VOLTAGE_UNBALANCE: [("drop", 0.04, 0.10)],
+    FaultKind.VOLTAGE_UNBALANCE: [("drop", 4.0, 10.0)],
     FaultKind.METER_SPIKE: [("factor", 5.0, 12.0)],
 }
 OCCUPIED_FAULTS = {FaultKind.SIMULTANEOUS_HEAT_COOL, FaultKind.STUCK_OA_DAMPER, FaultKind.DSP_NOT_MET,

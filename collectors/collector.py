@@ -1,4 +1,5 @@
-"""The collector of a site: one poll loop per polled device, MQTT sensor subscribers, the pipeline, a status file.
+"""The collector of a site: a driver per device from the registry, a poll loop per polled device, pushed
+readings (MQTT sensors, BACnet COV) through the same drivers, the pipeline, a status file.
 
 ``Collector(site, sinks).run(stop)`` runs until ``stop`` is set, then shuts down cleanly: poll loops finish
 their current request, MQTT clients disconnect, the pipeline delivers everything it holds to every sink, and
@@ -15,15 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from buildings.site import PointRef, Protocol, Site
-from collectors.drivers.bacnet import BacnetClient, BacnetDriver
-from collectors.drivers.base import Driver
-from collectors.drivers.modbus import LinkPool, ModbusDriver
-from collectors.drivers.mqtt import MqttSensors
+from buildings.site import PointRef, Site
+from collectors.drivers.base import DeviceError, Driver, DriverContext
+from collectors.drivers.registry import make_driver
 from collectors.pipeline import STATUS_FILE, Pipeline, Sink, write_status
-from collectors.planner import BacnetPlanned, DevicePlan, plan_site
+from collectors.planner import DevicePlan, plan_site
 from collectors.poller import DevicePoller, DeviceStatus
-from telemetry.reading import Reading
 
 log = logging.getLogger("collectors")
 
@@ -36,13 +34,14 @@ class Collector:
                  bacnet_local: str | None = None, data_dir: Path | None = None, status_interval_s: float = 5.0,
                  on_status: Callable[[DeviceStatus], None] | None = None, keep_poll_starts: int = 0,
                  jitter: float = 0.02, offline_after: int = 2, backoff_max_s: float = 300.0, cov: bool = True,
-                 plans: dict[str, DevicePlan] | None = None) -> None:
+                 cov_lifetime_s: int = 300, plans: dict[str, DevicePlan] | None = None) -> None:
         self.site = site
-        self.plans = plans if plans is not None else plan_site(site)
+        from collectors.pipeline import learned_plan_changes  # the reads an earlier run had to re-split
+
+        self.plans = plans if plans is not None else plan_site(site, learned_plan_changes(data_dir))
         self.sinks = list(sinks)
-        self.mqtt_url = mqtt_url
-        self.mqtt_auth = (mqtt_username, mqtt_password)
-        self.bacnet_local = bacnet_local
+        self.context = DriverContext(bacnet_local=bacnet_local, mqtt_url=mqtt_url, mqtt_username=mqtt_username,
+                                     mqtt_password=mqtt_password, cov=cov, cov_lifetime_s=cov_lifetime_s)
         self.status_path = Path(data_dir) / STATUS_FILE if data_dir else None
         self.status_interval_s = status_interval_s
         self.on_status = on_status
@@ -50,72 +49,50 @@ class Collector:
         self.jitter = jitter
         self.offline_after = offline_after
         self.backoff_max_s = backoff_max_s
-        self.cov = cov
         self.pipeline: Pipeline | None = None
         self.pollers: dict[str, DevicePoller] = {}
-        self.mqtt: list[MqttSensors] = []
-        self.bacnet: BacnetClient | None = None
+        self.drivers: list[Driver[Any]] = []  # each once, also when several devices share one (MQTT per broker)
         self.started_at = time.time()
         self.ready = asyncio.Event()
 
     # --- wiring ------------------------------------------------------------------------------------------
 
-    def _driver(self, plan: DevicePlan, pool: LinkPool) -> Driver:
-        d = plan.device
-        if d.protocol in (Protocol.MODBUS, Protocol.MODBUS_RTU):
-            return ModbusDriver(plan.device_key, d, pool)
-        if self.bacnet is None:
-            self.bacnet = BacnetClient(self.bacnet_local)
-        return BacnetDriver(plan.device_key, d, self.bacnet)
-
-    def _mqtt_groups(self) -> dict[str, list[PointRef]]:
-        """MQTT sensor points by broker URL: the configured site broker, else each device's own host:port."""
-        groups: dict[str, list[PointRef]] = defaultdict(list)
+    def _build_drivers(self, pipeline: Pipeline) -> list[asyncio.Task[None]]:
+        """A driver per device with points (from the registry), a poll loop per device with a plan."""
+        refs: dict[str, list[PointRef]] = defaultdict(list)
         for ref in self.site.points.values():
-            if ref.device.protocol != Protocol.MQTT:
-                continue
-            url = self.mqtt_url or f"mqtt://{ref.device.host}:{ref.device.port or ref.device.default_port}"
-            groups[url].append(ref)
-        return groups
-
-    # --- running -----------------------------------------------------------------------------------------
-
-    async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        self.pipeline = pipeline = Pipeline(self.sinks)
-        pipeline.start()
-        pool = LinkPool()
+            refs[f"{ref.building.id}/{ref.device.id}"].append(ref)
         tasks: list[asyncio.Task[None]] = []
-        for key, plan in self.plans.items():
-            if not plan.groups:
+        for key, (_building, device) in self.site.devices.items():
+            plan = self.plans.get(key)
+            if not refs.get(key) or (plan is not None and not plan.groups):
                 continue
-            driver = self._driver(plan, pool)
+            try:
+                driver = make_driver(self.context, key, device, refs[key])
+            except DeviceError as exc:
+                log.error("%s", exc)
+                continue
+            if all(d is not driver for d in self.drivers):
+                self.drivers.append(driver)
+            if plan is None:
+                continue  # push only
             poller = DevicePoller(plan, driver, pipeline.put, self._status_event, jitter=self.jitter,
                                   offline_after=self.offline_after, backoff_max_s=self.backoff_max_s,
                                   keep_poll_starts=self.keep_poll_starts)
             self.pollers[key] = poller
             tasks.append(asyncio.create_task(poller.run(), name=f"poll-{key}"))
-            if self.cov and isinstance(driver, BacnetDriver):
-                cov_points = [BacnetPlanned(r.key, r.point.bacnet.object_type, r.point.bacnet.instance,
-                                            r.point.bacnet.property, r.point.range)
-                              for r in self.site.points_of_device(key) if r.point.bacnet and r.point.bacnet.cov]
-                if cov_points:
-                    driver.subscribe_cov(cov_points, pipeline.put)
+        return tasks
 
-        def emit_threadsafe(batch: list[Reading]) -> None:
-            # Called on paho's thread: wait for the pipeline to take it (back-pressure reaches the broker).
-            try:
-                asyncio.run_coroutine_threadsafe(pipeline.put(batch), loop).result(timeout=60)
-            except Exception as exc:  # noqa: BLE001 - loop closing at shutdown, or a stuck pipeline
-                log.error("mqtt sensors: could not hand %d readings to the pipeline: %s", len(batch), exc)
+    # --- running -----------------------------------------------------------------------------------------
 
-        for url, refs in self._mqtt_groups().items():
-            sensors = MqttSensors(url, refs, emit_threadsafe, *self.mqtt_auth)
-            sensors.start()
-            self.mqtt.append(sensors)
+    async def run(self, stop: asyncio.Event) -> None:
+        self.pipeline = pipeline = Pipeline(self.sinks)
+        pipeline.start()
+        tasks = self._build_drivers(pipeline)
+        for driver in self.drivers:
+            await driver.start(pipeline.put)
         status_task = asyncio.create_task(self._status_loop(stop), name="status")
-        log.info("collecting %d polled devices and %d MQTT sensor topics", len(self.pollers),
-                 sum(len(m.subs) for m in self.mqtt))
+        log.info("collecting %d polled devices with %d drivers", len(self.pollers), len(self.drivers))
         self.ready.set()
         try:
             await stop.wait()
@@ -131,10 +108,9 @@ class Collector:
         for t in done:
             if t.exception() is not None:
                 log.error("poll loop %s ended with %r", t.get_name(), t.exception())
-        for m in self.mqtt:
-            await asyncio.to_thread(m.stop)
-        if self.bacnet is not None:
-            self.bacnet.close()
+        for driver in self.drivers:
+            await driver.stop()
+        await self.context.close()
         if self.pipeline is not None:
             await self.pipeline.close()
         status_task.cancel()
@@ -164,19 +140,23 @@ class Collector:
             "started_at": self.started_at,
             "devices": {k: p.status.as_dict() for k, p in self.pollers.items()},
             "pipeline": self.pipeline.stats() if self.pipeline else None,
-            "mqtt_sensors": [m.stats() for m in self.mqtt],
+            "push": self._push_stats(),
             "summary": self.summary(),
         }
 
+    def _push_stats(self) -> list[dict[str, Any]]:
+        return [s for d in self.drivers if (s := d.stats()) is not None]
+
     def summary(self) -> dict[str, Any]:
         st = [p.status for p in self.pollers.values()]
+        push = self._push_stats()
         health: dict[str, int] = defaultdict(int)
         for s in st:
             health[s.health.value] += 1
         return {"devices": len(st), "health": dict(health), "polls": sum(s.polls for s in st),
-                "readings": sum(s.readings for s in st) + sum(m.accepted for m in self.mqtt),
+                "readings": sum(s.readings for s in st) + sum(p.get("accepted", 0) for p in push),
                 "errors": sum(s.errors for s in st),
-                "mqtt_rejected": sum(m.rejected_total for m in self.mqtt)}
+                "rejected": sum(p.get("rejected_total", 0) for p in push)}
 
     def _write_status(self) -> None:
         if self.status_path is None:

@@ -215,6 +215,17 @@ def write_status(path: Path, status: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def learned_plan_changes(data_dir: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """Per device, the reads the last collector of ``data_dir`` re-split because the device refused them (from
+    its status file; empty without one): the next run starts with them, `collect --plan` shows them."""
+    status = read_status(data_dir) if data_dir is not None else None
+    devices = status.get("devices") if isinstance(status, dict) else None
+    if not isinstance(devices, dict):  # no status yet, or a file that is not ours: start from the site file
+        return {}
+    return {key: [c for c in dev["plan_changes"] if isinstance(c, dict)] for key, dev in devices.items()
+            if isinstance(dev, dict) and isinstance(dev.get("plan_changes"), list)}
+
+
 def read_status(data_dir: Path) -> dict[str, Any] | None:
     """The last status a collector wrote into ``data_dir`` (for the dashboard), or None."""
     try:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from buildings.modbus_codec import PointCodec, codec_for
 from buildings.site import BacnetSource, Device, ModbusFunction, ModbusSource, PointRef, Protocol, Site
 
 MAX_BITS = 2000  # protocol maximum for read coils / discrete inputs
 READ_LIMIT_REGISTERS = 125  # protocol maximum for read holding / input registers
-# Rough BACnet encoded sizes. A device that cannot segment must fit its whole RPM answer in one APDU of our size
-# (we accept 1476 bytes), and our request must fit the device's max APDU.
+# Rough BACnet encoded sizes. A device that cannot segment must fit its whole RPM answer in one APDU (the smaller
+# of its max APDU and our 1476 bytes), and our request must fit the device's max APDU.
 RPM_HEADER_BYTES = 8
 RPM_REQUEST_BYTES = 10  # per property: object identifier + property id + opening/closing tags
 RPM_ANSWER_BYTES = 24  # per property: object identifier, tags, property id, a REAL (or an error pair)
@@ -132,6 +133,8 @@ class DevicePlan:
     device: Device
     groups: tuple[ScheduleGroup, ...]
     point_keys: tuple[str, ...] = field(default=())
+    # reads re-split by an earlier run (the status file's plan_changes) that this plan starts with
+    changes: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def request_count(self) -> int:
@@ -183,6 +186,22 @@ def _modbus_read(unit: int, function: ModbusFunction, start: int, end: int,
     return ModbusRead(unit=unit, function=function, start=start, count=end - start, points=planned)
 
 
+def sub_read(read: ModbusRead, points: Sequence[ModbusPlanned]) -> ModbusRead:
+    """A read of just ``points`` of ``read``, spanning only their registers (how a rejected coalesced read is
+    re-split: the halves drop the gap or the length the device refused)."""
+    items = [(p.key, p.source, p.range) for p in points]
+    start = min(p.source.address for p in points)
+    end = max(p.source.address + p.source.count for p in points)
+    return _modbus_read(read.unit, read.function, start, end, items)
+
+
+def halves(read: ModbusRead) -> tuple[ModbusRead, ModbusRead]:
+    """``read`` cut in two between its points, in address order (for bisecting a read the device refuses)."""
+    pts = sorted(read.points, key=lambda p: (p.source.address, p.source.count))
+    mid = len(pts) // 2
+    return sub_read(read, pts[:mid]), sub_read(read, pts[mid:])
+
+
 def rpm_capacity(device: Device) -> int:
     """Properties per RPM request: the device's max_points, and what fits one APDU if it cannot segment."""
     if not device.rpm:
@@ -190,7 +209,9 @@ def rpm_capacity(device: Device) -> int:
     request_fit = (device.max_apdu - RPM_HEADER_BYTES) // RPM_REQUEST_BYTES
     if device.segmentation:
         return max(1, min(device.max_points, request_fit))
-    answer_fit = (OUR_MAX_APDU - RPM_HEADER_BYTES) // RPM_ANSWER_BYTES
+    # Unsegmented, the answer must fit one APDU of the smaller side: a device with a 50/128/206/480-byte
+    # max-APDU (MS/TP, LonTalk or ARCNET behind a router) cannot build a longer one, whatever we accept.
+    answer_fit = (min(device.max_apdu, OUR_MAX_APDU) - RPM_HEADER_BYTES) // RPM_ANSWER_BYTES
     return max(1, min(device.max_points, request_fit, answer_fit))
 
 
@@ -228,8 +249,47 @@ def plan_device(device_key: str, device: Device, refs: Iterable[PointRef]) -> De
                       point_keys=tuple(r.key for r in refs))
 
 
-def plan_site(site: Site) -> dict[str, DevicePlan]:
-    """A plan for every polled (Modbus / BACnet) device of the site, by device key."""
+def apply_learned(plan: DevicePlan, changes: Sequence[dict[str, Any]]) -> DevicePlan:
+    """The plan with each read a device refused in an earlier run replaced by the reads it answered, in the
+    order they were learned (``plan_changes`` from the status file: ``read`` and ``parts`` [[start, count]]).
+    A change that no longer fits the site file (addresses or points moved) is dropped: it is learned again."""
+    groups, applied = [list(g.reads) for g in plan.groups], []
+    for change in changes:
+        for reads in groups:
+            at = next((i for i, r in enumerate(reads) if isinstance(r, ModbusRead)
+                       and r.describe() == change.get("read")), None)
+            parts = _parts_of(reads[at], change.get("parts") or []) if at is not None else None
+            if at is not None and parts:
+                reads[at:at + 1] = parts
+                applied.append(change)
+                break
+    if not applied:
+        return plan
+    return replace(plan, groups=tuple(ScheduleGroup(g.interval_s, tuple(reads))
+                                      for g, reads in zip(plan.groups, groups, strict=True)),
+                   changes=tuple(applied))
+
+
+def _parts_of(read: Read, ranges: Sequence[Sequence[int]]) -> list[ModbusRead] | None:
+    """``read`` cut into the given register ranges, if every point falls in exactly one of them."""
+    if not isinstance(read, ModbusRead):
+        return None
+    parts = []
+    try:
+        for start, count in ranges:
+            pts = [p for p in read.points
+                   if start <= p.source.address and p.source.address + p.source.count <= start + count]
+            if not pts:
+                return None
+            parts.append(sub_read(read, pts))
+    except (TypeError, ValueError):  # a hand-edited or foreign status file: ignore the change
+        return None
+    return parts if sum(len(p.points) for p in parts) == len(read.points) else None
+
+
+def plan_site(site: Site, learned: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, DevicePlan]:
+    """A plan for every polled (Modbus / BACnet) device of the site, by device key; ``learned`` (the status
+    file's re-split reads, see ``apply_learned``) starts a device with the reads it answered last run."""
     refs_by_device: dict[str, list[PointRef]] = defaultdict(list)
     for ref in site.points.values():
         refs_by_device[f"{ref.building.id}/{ref.device.id}"].append(ref)
@@ -238,11 +298,15 @@ def plan_site(site: Site) -> dict[str, DevicePlan]:
         if device.protocol == Protocol.MQTT:
             continue
         plans[key] = plan_device(key, device, refs_by_device.get(key, []))
+        if learned and learned.get(key):
+            plans[key] = apply_learned(plans[key], learned[key])
     return plans
 
 
-def format_plan(plans: dict[str, DevicePlan]) -> str:
-    """A human-readable plan, one device per block (what `retrofit collect --plan` prints)."""
+def format_plan(plans: dict[str, DevicePlan], learned: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """A human-readable plan, one device per block (what `retrofit collect --plan` prints); ``learned`` (from the
+    collector's status file) shows, under a read the device refused, the reads the collector uses instead."""
+    learned = learned or {}
     lines: list[str] = []
     total_req = total_pts = 0
     for key, plan in plans.items():
@@ -254,6 +318,11 @@ def format_plan(plans: dict[str, DevicePlan]) -> str:
             lines.append(f"  every {g.interval_s:g} s:")
             for r in g.reads:
                 lines.append(f"    {r.describe()}")
+                for change in learned.get(key, ()):
+                    if change.get("read") == r.describe():
+                        lines.append(f"      refused by the device ({change.get('reason')}); the collector reads "
+                                     f"it as {len(change.get('now') or [])} requests:")
+                        lines.extend(f"        {now}" for now in change.get("now") or [])
         total_req += plan.request_count
         total_pts += plan.point_count
     lines.append(f"total: {total_pts} points in {total_req} requests per cycle ({len(plans)} devices)")

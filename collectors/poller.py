@@ -10,22 +10,26 @@ well-defined health state:
   (interval x 2^n, up to ``backoff_max_s``) and reconnect, and come back to the normal schedule on success.
 
 Failed requests still produce Readings (value None, quality comm-failure) so downstream sees the gap, and every
-health change is a ``DeviceStatus`` event. A device's loop only ever awaits its own I/O: a dead or slow device
-never delays another device's polls.
+health change is a ``DeviceStatus`` event. The log is quiet (``QuietLog``): a line when a device starts failing,
+gets worse or fails in a new way, one when it recovers, and a summary at most every 10 minutes in between.
+A device's loop only ever awaits its own I/O: a dead or slow device never delays another device's polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from collectors.decode import failed
-from collectors.drivers.base import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver
+from collectors.drivers.base import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, Emit
 from collectors.planner import DevicePlan, ScheduleGroup
 from telemetry.reading import Quality, Reading
 
@@ -60,6 +64,7 @@ class DeviceStatus:
     last_latency_s: float | None = None
     max_latency_s: float = 0.0
     latency_sum_s: float = 0.0
+    plan_changes: list[dict[str, object]] = field(default_factory=list)  # reads the driver re-split
     poll_starts: list[float] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, object]:
@@ -70,16 +75,15 @@ class DeviceStatus:
         return d
 
 
-Emit = Callable[[list[Reading]], Awaitable[None]]
 StatusListener = Callable[[DeviceStatus], None]
 
 
 class DevicePoller:
     """Polls one device's plan until stopped."""
 
-    def __init__(self, plan: DevicePlan, driver: Driver, emit: Emit, on_status: StatusListener | None = None,
+    def __init__(self, plan: DevicePlan, driver: Driver[Any], emit: Emit, on_status: StatusListener | None = None,
                  jitter: float = 0.02, backoff_max_s: float = 300.0, offline_after: int = 2,
-                 keep_poll_starts: int = 0, seed: int | None = None) -> None:
+                 keep_poll_starts: int = 0, seed: int | None = None, quiet: QuietLog | None = None) -> None:
         self.plan = plan
         self.driver = driver
         self.emit = emit
@@ -89,7 +93,9 @@ class DevicePoller:
         self.offline_after = offline_after
         self.keep_poll_starts = keep_poll_starts
         self.rng = random.Random(seed)
-        self.status = DeviceStatus(device=plan.device_key, protocol=plan.device.protocol.value)
+        self.status = DeviceStatus(device=plan.device_key, protocol=plan.device.protocol.value,
+                                   plan_changes=list(plan.changes))  # carried on into the next status file
+        self.quiet = quiet or QuietLog(plan.device_key)
         self._stop = asyncio.Event()
         self._opened = False
 
@@ -208,7 +214,6 @@ class DevicePoller:
             st.errors += len(errors)
             st.last_error = errors[0] if len(errors) == 1 else f"{errors[0]} (+{len(errors) - 1} more)"
             st.last_error_ts = time.time()
-            log.warning("device %s: %s", st.device, st.last_error)
         if all_failed:
             st.failed_polls += 1
             st.consecutive_failures += 1
@@ -217,9 +222,92 @@ class DevicePoller:
             st.consecutive_failures = 0
             st.last_ok_ts = time.time()
             st.health = Health.DEGRADED if errors or bad else Health.OK
-        if st.health != before:
-            lvl = logging.WARNING if st.health != Health.OK else logging.INFO
-            log.log(lvl, "device %s: %s -> %s%s", st.device, before.value, st.health.value,
-                    f" ({st.last_error})" if st.health != Health.OK and st.last_error else "")
-            if self.on_status is not None:
-                self.on_status(st)
+        plan_changes = getattr(self.driver, "plan_changes", None)
+        if plan_changes:
+            st.plan_changes = [*self.plan.changes, *plan_changes]
+        self.quiet.poll(before, st.health, st.last_error if errors else None)
+        if st.health != before and self.on_status is not None:
+            self.on_status(st)
+
+
+class QuietLog:
+    """A device's failures in the log the way Home Assistant's coordinator does it: one line when it starts
+    failing (the reason, which says what to check), one when it gets worse (offline) or fails in a new way, one
+    when it recovers, and while it stays down a summary at most every ``summary_every_s`` (10 min). A device
+    that flaps (fails again within that time) is not announced again: the summary counts its flaps. Health and
+    reading quality still change on every poll; only the log is quiet. ``clock`` is injectable for tests."""
+
+    def __init__(self, device: str, summary_every_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.device = device
+        self.summary_every_s = summary_every_s
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.recovered_at = -math.inf
+        self.last_line = -math.inf
+        self.failed = 0  # failed polls since the last line
+        self.failed_total = 0  # failed polls in this episode
+        self.flaps = 0  # recoveries followed by a new failure within the window
+        self.kinds: set[str] = set()  # kinds of error reported in this window
+        self.worst = 0  # the worst health reported in this window (RANK)
+        self.reported = False  # a failure was logged and its recovery not yet
+
+    def poll(self, before: Health, after: Health, error: str | None) -> None:
+        now = self.clock()
+        if error is None:
+            self._ok(now, before, after)
+            return
+        self.failed += 1
+        if self.failing_since is None:
+            self.failing_since, self.failed_total = now, 0
+            if now - self.recovered_at < self.summary_every_s:
+                self.flaps += 1
+            else:
+                self.kinds, self.worst, self.flaps = set(), 0, 0
+        self.failed_total += 1
+        kind = _kind(error)
+        if kind not in self.kinds or RANK[after] > self.worst:
+            news = f"{before.value} -> {after.value}" if after != before else f"still {after.value}, now"
+            self.kinds.add(kind)
+            self.worst = max(self.worst, RANK[after])
+            self._line(now, f"{news}: {error}")
+        elif now - self.last_line >= self.summary_every_s:
+            flaps = f", {self.flaps} recoveries that did not last" if self.flaps else ""
+            self._line(now, f"still {after.value} after {_duration(now - self.failing_since)}, {self.failed} "
+                            f"failed polls since the last report{flaps}; last error: {error}")
+            self.kinds, self.worst, self.flaps = {kind}, RANK[after], 0
+
+    def _ok(self, now: float, before: Health, after: Health) -> None:
+        if self.failing_since is not None:
+            if self.reported:
+                log.info("device %s: recovered (%s) after %s with %d failed polls", self.device, after.value,
+                         _duration(now - self.failing_since), self.failed_total)
+                self.reported = False
+                self.last_line = now
+            self.failing_since, self.recovered_at = None, now
+        elif after != before and now - self.last_line >= self.summary_every_s / 60:
+            log.log(logging.INFO if after is Health.OK else logging.WARNING, "device %s: %s -> %s",
+                    self.device, before.value, after.value)
+            self.last_line = now
+
+    def _line(self, now: float, text: str) -> None:
+        log.warning("device %s: %s", self.device, text)
+        self.last_line, self.failed, self.reported = now, 0, True
+
+
+RANK = {Health.STARTING: 0, Health.OK: 0, Health.DEGRADED: 1, Health.OFFLINE: 2}
+_NUMBERS = re.compile(r"\b[0-9a-fA-F]+\b|\d+")  # numbers, hex bytes and ids
+_RUNS = re.compile(r"#(?:[ .:,/-]*#)+")
+
+
+def _kind(error: str) -> str:
+    """The gist of an error without its numbers and hex bytes (a new timeout is not news; a new kind is)."""
+    return _RUNS.sub("#", _NUMBERS.sub("#", error))[:300]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

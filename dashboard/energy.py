@@ -8,13 +8,17 @@ hundred or thousand aggregate values.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from dashboard.scope import Scope
-from insight.savings import MeasuredSavings, measure_for
+from insight.portfolio import summed, total_meters
 from telemetry import queries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from insight.savings import MeasuredSavings
 
 DAY = 86400
 HOUR = 3600
@@ -33,25 +37,6 @@ def has_meters(sc: Scope, building_id: str) -> bool:
     return bool(queries.meters(sc.visible_site, building_id))
 
 
-def total_meters(sc: Scope, building_id: str) -> list[queries.Meter]:
-    """The whole-building meters: sub-item "total", else the sub-item meters that partition the load (the rule of
-    telemetry.queries.energy_by_subitem), else every meter. Only these are queried for totals and EUI, not every
-    sub-item meter: on InfluxDB a year of daily deltas costs per meter."""
-    sc.check(building_id)
-    ms = queries.meters(sc.visible_site, building_id)
-    tagged = [m for m in ms if m.subitem]
-    return ([m for m in tagged if m.subitem == "total"] or [m for m in tagged if m.subitem != "total"]
-            or ms)
-
-
-def _summed(per_meter: dict[str, list[tuple[float, float]]], meters: list[queries.Meter]) -> dict[float, float]:
-    acc: dict[float, float] = {}
-    for m in meters:
-        for ts, kwh in per_meter.get(m.key, []):
-            acc[ts] = acc.get(ts, 0.0) + kwh
-    return acc
-
-
 def energy(sc: Scope, building_id: str, start: float, end: float, window_s: int = DAY,
            subitem: str = "total") -> pd.Series:
     """kWh per local hour or day of the building's total (or one sub-item)."""
@@ -60,7 +45,7 @@ def energy(sc: Scope, building_id: str, start: float, end: float, window_s: int 
     if subitem == "total":
         ms = total_meters(sc, building_id)
         per_meter = queries.energy(sc.store_view(), sc.visible_site, start, end, period, only=ms)
-        data = sorted(_summed(per_meter, ms).items())
+        data = sorted(summed(per_meter, ms).items())
     else:
         data = queries.energy_by_subitem(sc.store_view(), sc.visible_site, building_id, start, end,
                                          period).get(subitem, [])
@@ -80,21 +65,6 @@ def eui(sc: Scope, building_id: str, now: float) -> tuple[float | None, int]:
     covered = int(daily.count())
     area = sc.building(building_id).building.gross_floor_area_m2
     return ((float(daily.sum()) / area * 365.0 / covered) if covered else None), covered
-
-
-def portfolio_eui(sc: Scope, now: float) -> dict[str, tuple[float | None, int]]:
-    """EUI of every visible building in one store query (each building's total_meters), daily energy over the
-    last 365 days, annualised over the days with data like telemetry.queries.energy_use_intensity."""
-    by_building = {bf.building.id: total_meters(sc, bf.building.id) for bf in sc.buildings()}
-    chosen = [m for ms in by_building.values() for m in ms]
-    per_meter = queries.energy(sc.store_view(), sc.visible_site, now - 365 * DAY, now, "day", only=chosen)
-    out: dict[str, tuple[float | None, int]] = {}
-    for bf in sc.buildings():
-        b = bf.building
-        days = _summed(per_meter, by_building[b.id])
-        covered = len(days)
-        out[b.id] = ((sum(days.values()) / b.gross_floor_area_m2 * 365.0 / covered) if covered else None, covered)
-    return out
 
 
 def monthly(daily: pd.Series) -> pd.Series:
@@ -148,5 +118,7 @@ def measured_savings(sc: Scope, building_id: str, now: float) -> MeasuredSavings
     """IPMVP option C savings of the year after the retrofit: the one definition (insight.savings) that
     `retrofit savings`, the subsidy check and the API use. Raises buildings.savings.BaselineError with the
     reason when it cannot."""
+    from insight.savings import measure_for  # scipy: loaded by the savings tab, not by every page
+
     tz = ZoneInfo(sc.building(building_id).building.timezone)
     return measure_for(sc, building_id, today=dt.datetime.fromtimestamp(now, tz).date())

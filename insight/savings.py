@@ -14,6 +14,7 @@ One definition of:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
@@ -192,6 +193,17 @@ def measure(store: Store, site: Site, building_id: str, baseline: Period | None 
                            tuple(float(x) for x in predicted), tuple(float(x) for x in valid.energy))
 
 
+DISTRICT_SENSOR = "a district outdoor air temperature sensor"
+
+
+def shown_evidence(ev: SavingsEvidence, scope: Scope) -> SavingsEvidence:
+    """The evidence as this principal may read it: another owner's building is not named (its sensor is the
+    district's weather to them)."""
+    if scope.allows(ev.temperature_point.partition("/")[0]):
+        return ev
+    return dataclasses.replace(ev, temperature_point=DISTRICT_SENSOR)
+
+
 def measure_for(scope: Scope, building_id: str, baseline: Period | None = None, reporting: Period | None = None,
                 today: dt.date | None = None) -> MeasuredSavings:
     """``measure`` for a signed-in principal: the building must be in its scope. The building's meter and the
@@ -201,7 +213,8 @@ def measure_for(scope: Scope, building_id: str, baseline: Period | None = None, 
     scope.check(building_id)
     store = scope.raw_store()
     try:
-        return measure(store, scope.site, building_id, baseline, reporting, today=today)
+        m = measure(store, scope.site, building_id, baseline, reporting, today=today)
+        return dataclasses.replace(m, evidence=shown_evidence(m.evidence, scope))
     except StoreError as exc:
         raise Unavailable(str(exc)) from None
     except LookupError as exc:

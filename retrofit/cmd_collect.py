@@ -113,6 +113,16 @@ def publisher_client_id(site: Any) -> str:
     return session_client_id("retrofit-collect", (b.id for b in site.buildings))
 
 
+def learned_plan_changes(data_dir: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """Reads a running (or the last) collector re-split because its device refused them, from the status file
+    in the data dir: `collect --plan` shows them under the planned read."""
+    from collectors.pipeline import learned_plan_changes
+    from retrofit.settings import settings_or_none
+
+    settings = settings_or_none(data_dir=data_dir) if data_dir else settings_or_none()
+    return learned_plan_changes(settings.data_dir) if settings is not None else {}
+
+
 def collect(
     site_path: str = typer.Option(DEFAULT_SITE, "--site", help="site file or folder"),
     plan: bool = typer.Option(False, "--plan", help="print the read plan (requests per device) and exit"),
@@ -141,22 +151,29 @@ def collect(
 
     site = load_site_or_exit(site_path)
     if plan:
-        print(format_plan(plan_site(site)))
+        print(format_plan(plan_site(site), learned_plan_changes(data_dir)))
         return
     _logging(log_level)
     settings = settings_or_exit(data_dir=data_dir, mqtt_url=mqtt_url)
     store = store_sink(settings, site)  # owns the store it opens: closed with the buffer when the collector stops
-    sinks: list[Any] = [store]
     rollups = downsampling_for(store.target.store)
-    rs = None
+    sinks = [store, *optional_sinks(site, settings, rules=rules, publish=publish, client_id=client_id)]
+    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    collector = Collector(site, sinks, mqtt_url=settings.mqtt_url, mqtt_username=settings.mqtt_username,
+                          mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir)
+    run_until_stopped(collector, rollups, duration)
+
+
+def optional_sinks(site: Any, settings: Any, *, rules: bool, publish: bool, client_id: str | None) -> list[Any]:
+    """The live rules engine (unless --no-rules; a broken library is logged, collection goes on) and the MQTT
+    publisher (--publish, which needs a broker)."""
+    sinks: list[Any] = []
     if rules:
         try:
-            rs = rules_sink(site, settings)
+            sinks.append(rules_sink(site, settings))
         except Exception as exc:  # noqa: BLE001 - a broken rule library must not stop data collection
             log.error("rules engine not started (%s: %s); collecting without live rules, fix the library and "
                       "restart (`retrofit rules check`)", type(exc).__name__, exc)
-    if rs is not None:
-        sinks.append(rs)
     if publish:
         if not settings.mqtt_url:
             from retrofit.cli import fail
@@ -168,9 +185,12 @@ def collect(
         sinks.append(MqttPublisher(settings.mqtt_url, root=settings.mqtt_topic_root,
                                    client_id=client_id or publisher_client_id(site),
                                    username=settings.mqtt_username, password=pw))
-    pw = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    collector = Collector(site, sinks, mqtt_url=settings.mqtt_url, mqtt_username=settings.mqtt_username,
-                          mqtt_password=pw, bacnet_local=bacnet_local, data_dir=settings.data_dir)
+    return sinks
+
+
+def run_until_stopped(collector: Any, rollups: Any, duration: float) -> None:
+    """Run the collector until SIGINT/SIGTERM or ``duration`` seconds (0: forever); the rollup job stops first,
+    before the store closes with the buffer."""
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -21,6 +21,10 @@ from retrofit.settings import settings_or_exit
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import sessionmaker
 
+    from buildings.site import Site
+    from buildings.subsidy.engine import Eligibility
+    from insight.savings import MeasuredSavings
+
 DEFAULT_PROGRAMME = shown_path(SAMPLE_PROGRAMME)
 
 program_app = typer.Typer(help="The retrofit programme: import/export, status, milestones, priority ranking.  "
@@ -291,10 +295,8 @@ def subsidy_check(
 
     Example: retrofit subsidy check --building jiefangbei-tower --policy CQ-YZ-OLDBLDG-SMART-DEMO
     """
-    from rich.table import Table
-
     from buildings.records import queries as q
-    from retrofit.cli import console, fail
+    from retrofit.cli import fail
 
     sf = open_records(records_url)
     with sf() as s:
@@ -304,11 +306,19 @@ def subsidy_check(
             raise fail(str(exc.args[0])) from None
     if as_json:
         _print_json(e.as_dict())
-        return
+    else:
+        _print_eligibility(e)
+
+
+def _print_eligibility(e: Eligibility) -> None:
+    """The verdict, the condition table, the amount with its caps, the tranches and what is missing."""
+    from rich.table import Table
+
     from buildings.subsidy.status import Verdict
+    from retrofit.cli import console
 
     colour = {Verdict.ELIGIBLE: "green", Verdict.NOT_YET: "yellow", Verdict.NOT_ELIGIBLE: "red"}[e.verdict]
-    console.print(f"[bold]{policy}[/] for [bold]{building}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
+    console.print(f"[bold]{e.policy_id}[/] for [bold]{e.building_id}[/] ({e.project_id or 'no project'}) on {e.as_of}: "
                   f"[{colour}]{e.verdict}[/]")
     t = Table()
     for c in ("condition", "status", "has", "evidence", "provenance"):
@@ -411,10 +421,7 @@ def savings_cmd(
     Example: retrofit savings --building daping-makerworks --baseline 2024-10-01:2025-09-30
     --reporting 2025-10-16:2026-04-15
     """
-    from buildings.savings import BaselineError
-    from insight.savings import measure
-    from retrofit.cli import console, fail, load_site_or_exit
-    from telemetry import StoreError, open_store
+    from retrofit.cli import fail, load_site_or_exit
 
     s_site = load_site_or_exit(site)
     try:
@@ -423,42 +430,58 @@ def savings_cmd(
         raise fail(str(exc.args[0])) from None
     if (baseline is None) != (reporting is None):
         raise fail("give both --baseline and --reporting, or neither (the years around the retrofit date)")
-    b_period = _period(baseline, "--baseline") if baseline else None
-    r_period = _period(reporting, "--reporting") if reporting else None
+    measured = _measure(s_site, building, _period(baseline, "--baseline") if baseline else None,
+                        _period(reporting, "--reporting") if reporting else None)
+    if record:
+        from buildings.records.program import record_savings
+
+        sf = open_records(records_url)
+        with sf.begin() as s:
+            record_savings(s, building, measured.result, "cli", project_id=project,
+                           source=f"telemetry: {measured.evidence.as_dict()['energy']}")
+    if as_json:
+        _print_json(measured.as_dict())
+    else:
+        _print_savings(measured, record)
+
+
+def _measure(site: Site, building: str, baseline: tuple[dt.date, dt.date] | None,
+             reporting: tuple[dt.date, dt.date] | None) -> MeasuredSavings:
+    """The one savings function on the configured store; a refused baseline exits 2, a missing point 1."""
+    from buildings.savings import BaselineError
+    from insight.savings import measure
+    from retrofit.cli import fail
+    from telemetry import StoreError, open_store
+
     try:
         store = open_store(settings_or_exit(), readonly=True)
     except StoreError as exc:
         raise fail(str(exc)) from None
     try:
-        measured = measure(store, s_site, building, b_period, r_period)
+        return measure(store, site, building, baseline, reporting)
     except BaselineError as exc:
         raise fail(f"baseline refused: {exc.reason}", code=2) from None
     except (LookupError, StoreError) as exc:
         raise fail(str(exc)) from None
     finally:
         store.close()
-    result = measured.result
-    if record:
-        from buildings.records.program import record_savings
 
-        sf = open_records(records_url)
-        with sf.begin() as s:
-            record_savings(s, building, result, "cli", project_id=project,
-                           source=f"telemetry: {measured.evidence.as_dict()['energy']}")
-    if as_json:
-        _print_json(measured.as_dict())
-        return
+
+def _print_savings(measured: MeasuredSavings, recorded: bool) -> None:
+    from retrofit.cli import console
+
+    result = measured.result
     b = result.baseline
-    console.print(f"[bold]{building}[/] baseline {b.period[0]}..{b.period[1]} ({b.days} d, {b.coverage:.0%} "
-                  f"coverage), model {b.model.kind}: CV(RMSE) {b.stats.cv_rmse:.1%}, NMBE {b.stats.nmbe:.2%}, "
-                  f"R2 {b.stats.r2:.3f} (Guideline 14 {b.resolution} limits {b.limits[0]:.0%} / {b.limits[1]:.0%}:"
-                  f" {'pass' if b.meets_g14 else 'FAIL'})")
+    console.print(f"[bold]{measured.building_id}[/] baseline {b.period[0]}..{b.period[1]} ({b.days} d, "
+                  f"{b.coverage:.0%} coverage), model {b.model.kind}: CV(RMSE) {b.stats.cv_rmse:.1%}, NMBE "
+                  f"{b.stats.nmbe:.2%}, R2 {b.stats.r2:.3f} (Guideline 14 {b.resolution} limits {b.limits[0]:.0%} / "
+                  f"{b.limits[1]:.0%}: {'pass' if b.meets_g14 else 'FAIL'})")
     fsu = ", ".join(f"{k} %: {'inf' if math.isinf(v) else format(v, '.1%')}" for k, v in result.fsu.items())
     console.print(f"reporting {result.reporting_period[0]}..{result.reporting_period[1]}: predicted "
                   f"{result.predicted_kwh:,.0f} kWh, actual {result.actual_kwh:,.0f} kWh, avoided "
                   f"{result.avoided_kwh:,.0f} kWh = [bold]{result.savings_fraction:.1%}[/]; FSU {fsu}")
     console.print(f"outdoor temperature: {measured.evidence.temperature_point} "
                   f"({measured.evidence.temperature_source} sensor)", markup=False)
-    console.print(f"verdict: {result.verdict}" + (" (recorded)" if record else ""))
+    console.print(f"verdict: {result.verdict}" + (" (recorded)" if recorded else ""))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")

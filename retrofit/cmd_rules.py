@@ -375,8 +375,11 @@ def rules_alarms(
     buildings: str | None = typer.Option(None, "--buildings", help="comma-separated building ids"),
     family: str | None = typer.Option(None, "--family", help="sensor_health, energy or safety"),
     limit: int = typer.Option(50, "--limit"),
+    suppressed: bool = typer.Option(False, "--suppressed", help="also alarms suppressed by maintenance or flood "
+                                    "control (marked in the state column)"),
 ) -> None:
-    """List recorded alarms, newest first.
+    """List recorded alarms, newest first; a grouped alarm shows its points; ends with what flood control
+    suppressed in the last day.
 
     Example: retrofit rules alarms --state raised --family safety
     """
@@ -386,8 +389,12 @@ def rules_alarms(
 
     settings = settings_or_exit()
     book = alarm_book(settings)
-    rows = book.list(buildings=buildings.split(",") if buildings else None, family=family, state=state, limit=limit)
-    book.close()
+    only = buildings.split(",") if buildings else None
+    try:
+        rows = book.list(buildings=only, family=family, state=state, limit=limit, include_suppressed=suppressed)
+        floods = book.floods(buildings=only)
+    finally:
+        book.close()
     t = Table(title=f"{len(rows)} alarms")
     for c in ("id", "raised", "state", "severity", "rule", "where", "x", "message"):
         t.add_column(c, overflow="fold")
@@ -396,8 +403,15 @@ def rules_alarms(
         more = ", ..." if len(a.points) > 3 else ""
         where = (f"{a.building}: {len(a.points)} points ({', '.join(a.points[:3])}{more})" if a.points
                  else f"{a.building}/{a.subject}")
-        t.add_row(str(a.id), _fmt_ts(a.raised_at), a.state, a.severity, a.rule, where, str(a.retriggers), msg)
+        state_txt = a.state + (" (flood-suppressed)" if a.flood and a.suppressed else " (suppressed)"
+                               if a.suppressed else "")
+        t.add_row(str(a.id), _fmt_ts(a.raised_at), state_txt, a.severity, a.rule, where, str(a.retriggers), msg)
     console.print(t)
+    for f in floods:
+        console.print(f"{f.building}: {'ALARM FLOOD: ' if f.active else ''}{f.recent} new alarms in the last "
+                      f"{book.flood.window_s / 60:g} min (limit {f.limit}); flood control suppressed {f.suppressed} "
+                      f"in the last day ({', '.join(f'{r} x{n}' for r, n in sorted(f.by_rule.items())) or 'none'})"
+                      "; list them with --suppressed", markup=False)
 
 
 @rules_app.command("maintain")

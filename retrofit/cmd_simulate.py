@@ -214,6 +214,7 @@ def register_simulate(app: typer.Typer) -> None:
     fault_app.command("inject")(fault_inject)
     fault_app.command("clear")(fault_clear)
     fault_app.command("list")(fault_list)
+    fault_app.command("kinds")(fault_kinds)
 
 
 def simulate_cmd(
@@ -420,6 +421,28 @@ def fault_list(
         print(f"{f['id']}: {f['kind']} on {f['target']}" + (f" until {f['end']:.0f}" if f.get("end") else ""))
     if not ans["faults"]:
         print("no injected faults")
+
+
+def fault_kinds(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the fault kinds: what each targets, the rule family that should catch it, and each parameter's unit,
+    range and default (what scenario files and --param are checked against; percent is written as percent).
+
+    Example: retrofit simulate fault kinds
+    """
+    from simulators.faults import KINDS
+
+    rows = [{"kind": k.value, "targets": list(i.targets), "family": i.family, "rule": i.rule, "what": i.what,
+             "params": {n: {"unit": p.unit, "range": p.range_text(),
+                            "default": None if math.isnan(p.default) else p.default, "note": p.doc}
+                        for n, p in i.params.items()}} for k, i in KINDS.items()]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        print(f"{r['kind']} ({', '.join(r['targets'])}) -> {r['family']} / {r['rule']}")
+        for n, p in r["params"].items():
+            default = "" if p["default"] is None else f"; default {p['default']:g}"
+            print(f"    {n}: {p['unit']}, {p['range']}{default}" + (f" ({p['note']})" if p["note"] else ""))
 
 
 def _default_control_file(settings: Settings | None) -> Path:

@@ -9,8 +9,26 @@ process. Traps handled here (see docs/collectors.md):
   ``timeout_s`` with ``asyncio.wait_for``.
 - Per-property errors inside an RPM answer arrive inline as ``ErrorType`` values: that point gets a BAD
   reading, the rest of the request is good.
-- A device that rejects RPM (reject "unrecognized-service", or abort "segmentation-not-supported" /
-  "buffer-overflow") is switched to ReadProperty for the rest of the run, and the poll is retried that way.
+- A device that rejects RPM (Reject "unrecognized-service", or Error services "service-request-denied") is
+  switched to ReadProperty for the rest of the run, and the poll is retried that way; one that aborts an answer
+  as too big ("segmentation-not-supported" / "buffer-overflow") gets RPMs of half the size from then on.
+
+Sample device config (site file; defaults in brackets)::
+
+    devices:
+      - id: ahu-1-ctl
+        protocol: bacnet
+        host: 192.168.10.40
+        port: 47808                # [47808]
+        device_instance: 1001      # required (`retrofit discover bacnet` finds it)
+        max_apdu: 1476             # [1476] what the device accepts; sizes our RPM requests
+        segmentation: true         # [true] false: every RPM answer must fit one APDU
+        rpm: true                  # [true] false: one ReadProperty per point
+        max_points: 50             # [50] properties per RPM request
+        timeout_s: 2               # [2]
+        poll_interval_s: 30        # [60]
+    # a point:  bacnet: {device: ahu-1-ctl, object_type: analog-input, instance: 1, property: present-value,
+    #                    cov: true}   # cov: subscribe to change-of-value where the device offers it
 """
 
 from __future__ import annotations
@@ -19,7 +37,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +48,11 @@ from bacpypes3.basetypes import ErrorType
 from bacpypes3.pdu import Address
 
 from buildings.bacpypes_speedup import install as _install_speedup
-from buildings.site import Device
+from buildings.site import Device, PointRef
 from collectors.decode import bacnet_value, judge
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from collectors.drivers.bacnet_cov import LIFETIME_S as COV_LIFETIME_S
+from collectors.drivers.bacnet_cov import CovSubscriptions
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext, Emit
 from collectors.planner import BacnetPlanned, BacnetRead
 from telemetry.reading import Quality, Reading
 
@@ -40,8 +60,23 @@ log = logging.getLogger("collectors.bacnet")
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
 
 RPM_UNSUPPORTED = ("unrecognized-service", "unrecognizedService")
+RPM_REFUSED_CODES = ("service-request-denied", "reject-unrecognized-service", "optional-functionality-not-supported")
 TOO_BIG = ("segmentation-not-supported", "segmentationNotSupported", "buffer-overflow", "bufferOverflow",
            "apdu-too-long", "apduTooLong")
+
+
+POINT_HINTS = {
+    "unknown-object": "the object is gone from the device (reprogrammed?): re-run `retrofit discover bacnet` "
+                      "and update the site file",
+    "unknown-property": "the object has no such property: check the point's property in the site file",
+    "read-access-denied": "the device refuses to read it: check its access settings or remove the point",
+    "missing from the answer": "the device left it out of its RPM answer: try rpm: false for this device",
+}
+
+
+def point_hint(why: str) -> str:
+    """What to check for a property error, by its error code ('' when there is nothing useful to add)."""
+    return next((f"; {hint}" for code, hint in POINT_HINTS.items() if code in why), "")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
@@ -86,11 +121,24 @@ class BacnetClient:
             self.app = None
 
 
-class BacnetDriver:
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> BacnetDriver:
+    """The registry's factory: every BACnet device of a collector shares one BACnet application (one UDP port);
+    points with ``cov: true`` are subscribed when the collector starts pushes (unless ``ctx.cov`` is off)."""
+    client = ctx.shared("bacnet-client", lambda: BacnetClient(ctx.bacnet_local))
+    cov = [BacnetPlanned(r.key, r.point.bacnet.object_type, r.point.bacnet.instance, r.point.bacnet.property,
+                         r.point.range)
+           for r in points if ctx.cov and r.point.bacnet is not None and r.point.bacnet.cov]
+    return BacnetDriver(device_key, device, client, cov_points=cov, cov_lifetime_s=ctx.cov_lifetime_s)
+
+
+class BacnetDriver(Driver[BacnetRead]):
     """Reads planned BACnet requests from one device; never writes (see ``write_point`` for the audited path)."""
 
-    def __init__(self, device_key: str, device: Device, client: BacnetClient) -> None:
+    def __init__(self, device_key: str, device: Device, client: BacnetClient,
+                 cov_points: Sequence[BacnetPlanned] = (), cov_lifetime_s: int = COV_LIFETIME_S) -> None:
         self.name = device_key
+        self.cov = CovSubscriptions(self, list(cov_points), cov_lifetime_s)
+        self.requests = 0  # read requests sent (RPM or ReadProperty); SubscribeCOVs are counted by self.cov
         self.device = device
         self.client = client
         self.address = f"{device.host}:{device.port or device.default_port}"
@@ -100,20 +148,26 @@ class BacnetDriver:
         self._vendor_info: Any = None
         self._templates: dict[tuple[BacnetPlanned, ...], _RpmTemplate] = {}
         self._types: dict[tuple[Any, Any], Any] = {}
-        self._cov_tasks: list[asyncio.Task[None]] = []
+        self._bad: dict[str, str] = {}  # point key -> why it last read bad (logged once per reason)
+        # RPMs the device fails as a whole for one bad property -> the halves read instead (see _split_rpm)
+        self._rpm_parts: dict[tuple[BacnetPlanned, ...], tuple[BacnetRead, BacnetRead]] = {}
+        self._rpm_part_of: set[tuple[BacnetPlanned, ...]] = set()
 
     async def open(self) -> None:
         self.client.start()
 
     async def close(self) -> None:
-        for t in self._cov_tasks:
-            t.cancel()
-        for t in self._cov_tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception, ErrorRejectAbortNack):  # noqa: BLE001 - shutting down
-                pass
-        self._cov_tasks.clear()
+        await self.stop()
+
+    async def start(self, emit: Emit) -> None:
+        """Subscribe the device's COV points (the pushed side of this driver, see bacnet_cov.py)."""
+        self.cov.start(emit)
+
+    async def stop(self) -> None:
+        await self.cov.stop()
+
+    def stats(self) -> dict[str, Any] | None:
+        return {**self.cov.stats(), "requests": self.requests} if self.cov.points else None
 
     def _label(self) -> str:
         return f"BACnet device {self.name} (instance {self.device.device_instance}) at {self.address}"
@@ -130,9 +184,18 @@ class BacnetDriver:
         except OSError as exc:
             raise DeviceUnreachable(f"{self._label()}: {exc}") from None
 
-    async def read(self, request: BacnetRead) -> list[Reading]:  # type: ignore[override]
+    async def read(self, request: BacnetRead) -> list[Reading]:
+        if self.cov.covered:  # points with a live COV subscription are not polled
+            points = tuple(p for p in request.points if p.key not in self.cov.covered)
+            if not points:
+                return []
+            if len(points) != len(request.points):
+                request = BacnetRead(request.rpm, points)
         app = self.client.start()
         if request.rpm and self.use_rpm:
+            parts = self._rpm_parts.get(request.points)
+            if parts is not None:
+                return [r for part in parts for r in await self.read(part)]
             if self.rpm_limit is not None and len(request.points) > self.rpm_limit:
                 out: list[Reading] = []
                 for i in range(0, len(request.points), self.rpm_limit):
@@ -148,12 +211,29 @@ class BacnetDriver:
                     log.warning("%s; using RPMs of at most %d properties (lower max_points or set segmentation: "
                                 "false in the site file)", exc, self.rpm_limit)
                     return await self.read(request)
+                if exc.point_error:
+                    return await self._split_rpm(request, exc)
                 if not exc.rejects_rpm:
                     raise
                 self.use_rpm = False
                 log.warning("%s; switching this device to ReadProperty (set rpm: false in the site file to skip "
                             "this probe)", exc)
         return await self._read_each(app, request.points)
+
+    async def _split_rpm(self, request: BacnetRead, exc: BacnetReply) -> list[Reading]:
+        """Some controllers answer a whole RPM with an Error (unknown-object, read-access-denied ...) when one of
+        its properties fails, instead of inline: halve the request until the failing point is alone (it reads
+        BAD), and keep the halves for later polls, so the other points read every poll."""
+        if len(request.points) == 1:
+            return [self._bad_point(request.points[0], describe_error(exc.err), time.time())]
+        if request.points not in self._rpm_part_of:
+            log.warning("%s; this device fails a whole RPM for one bad property: splitting it to find the point "
+                        "(kept for this run)", exc)
+        half = len(request.points) // 2
+        parts = (BacnetRead(True, request.points[:half]), BacnetRead(True, request.points[half:]))
+        self._rpm_parts[request.points] = parts
+        self._rpm_part_of.update(p.points for p in parts)
+        return [r for part in parts for r in await self.read(part)]
 
     def _rpm_template(self, points: tuple[BacnetPlanned, ...]) -> _RpmTemplate:
         """The request encoded once per planned RPM (the plan does not change between polls), and how to find
@@ -201,6 +281,7 @@ class BacnetDriver:
         pdu.put_data(tpl.encoded.pduData)
         pdu.pduDestination = self._addr
         pdu.apduInvokeID = None  # Application.request assigns a free one
+        self.requests += 1
         result = await self._bounded(app.request(pdu), f"ReadPropertyMultiple of {len(request.points)} properties")
         ts = time.time()
         if isinstance(result, ErrorRejectAbortNack):
@@ -224,41 +305,47 @@ class BacnetDriver:
                 kind = self._property_type(otype, prop)
                 values[i] = rr.propertyValue.cast_out(kind) if kind is not None else None
         out: list[Reading] = []
-        errors = 0
         for p, value in zip(points, values, strict=True):
             if value is _MISSING or isinstance(value, ErrorType):
-                errors += 1
-                out.append(Reading(p.key, ts, None, Quality.BAD))
-                if errors == 1:
-                    why = "missing from the answer" if value is _MISSING else \
-                        f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
-                    log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, why)
+                why = "missing from the answer" if value is _MISSING else \
+                    f"{getattr(value, 'errorClass', '?')}: {getattr(value, 'errorCode', '?')}"
+                out.append(self._bad_point(p, why, ts))
                 continue
             out.append(self._reading(p, value, ts))
         return out
 
     def _reading(self, p: BacnetPlanned, raw: Any, ts: float) -> Reading:
+        if self._bad and p.key in self._bad:
+            del self._bad[p.key]
+            log.info("%s: %s %s reads again", self._label(), p.object_id, p.property)
         value = bacnet_value(raw)
         return Reading(p.key, ts, value, judge(value, p.range))
+
+    def _bad_point(self, p: BacnetPlanned, why: str, ts: float) -> Reading:
+        """A property the device answered with an error: a BAD reading every poll, a warning only when the
+        reason is new (a point that stays bad must not log once a poll)."""
+        if self._bad.get(p.key) != why:
+            self._bad[p.key] = why
+            log.warning("%s: %s %s: %s%s", self._label(), p.object_id, p.property, why, point_hint(why))
+        return Reading(p.key, ts, None, Quality.BAD)
 
     async def _read_each(self, app: Application, points: tuple[BacnetPlanned, ...]) -> list[Reading]:
         out: list[Reading] = []
         answered = 0
         last: BacnetReply | None = None
         for p in points:
+            self.requests += 1
             try:
                 raw = await self._bounded(app.read_property(Address(self.address), p.object_id, p.property),
                                           f"ReadProperty {p.object_id} {p.property}")
             except BacnetReply as exc:  # an error for this property only: a bad reading, not a failed poll
                 last = exc
                 answered += 1
-                log.warning("%s", exc)
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(exc.err), time.time()))
                 continue
             answered += 1
             if isinstance(raw, ErrorRejectAbortNack):
-                log.warning("%s: %s %s: %s", self._label(), p.object_id, p.property, describe_error(raw))
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                out.append(self._bad_point(p, describe_error(raw), time.time()))
                 continue
             out.append(self._reading(p, raw, time.time()))
         if last is not None and answered == len(points) and all(r.quality is Quality.BAD for r in out):
@@ -266,40 +353,10 @@ class BacnetDriver:
         return out
 
     def subscribe_cov(self, points: list[BacnetPlanned], emit: Callable[[list[Reading]], Any],
-                      lifetime_s: int = 300) -> None:
-        """COV per point; bacpypes3 renews each subscription 2 s before its lifetime ends, and we re-subscribe
-        after any failure, so a device restart does not end the updates."""
-        for p in points:
-            self._cov_tasks.append(asyncio.create_task(self._cov_loop(p, emit, lifetime_s),
-                                                       name=f"cov-{p.key}"))
-
-    async def _cov_loop(self, p: BacnetPlanned, emit: Callable[[list[Reading]], Any], lifetime_s: int) -> None:
-        app = self.client.start()
-        delay = 1.0
-        while True:
-            try:
-                from bacpypes3.primitivedata import ObjectIdentifier
-
-                async with app.change_of_value(Address(self.address), ObjectIdentifier(p.object_id),
-                                               lifetime=lifetime_s) as scm:
-                    delay = 1.0
-                    while True:
-                        prop, value = await scm.get_value()
-                        if str(prop) == p.property:
-                            await _maybe_await(emit([self._reading(p, value, time.time())]))
-            except asyncio.CancelledError:
-                raise
-            except (Exception, ErrorRejectAbortNack) as exc:  # noqa: BLE001 - keep the subscription alive
-                msg = describe_error(exc) if isinstance(exc, ErrorRejectAbortNack) else str(exc)
-                log.warning("%s: COV on %s failed (%s); re-subscribing in %.0f s", self._label(), p.object_id,
-                            msg, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-
-
-async def _maybe_await(x: Any) -> None:
-    if asyncio.iscoroutine(x):
-        await x
+                      lifetime_s: int = COV_LIFETIME_S) -> None:
+        """COV for these points now (what ``start`` does for the site's ``cov: true`` points)."""
+        self.cov = CovSubscriptions(self, points, lifetime_s)
+        self.cov.start(emit)
 
 
 class _Missing:
@@ -326,10 +383,18 @@ class BacnetReply(DeviceProtocolError):
 
     @property
     def rejects_rpm(self) -> bool:
-        if not isinstance(self.err, RejectPDU | AbortPDU):
-            return False
-        reason = str(getattr(self.err, "apduAbortRejectReason", ""))
-        return any(r in reason for r in RPM_UNSUPPORTED)
+        """Reject/Abort unrecognized-service, or (some controllers) Error class services refusing the service."""
+        if isinstance(self.err, RejectPDU | AbortPDU):
+            reason = str(getattr(self.err, "apduAbortRejectReason", ""))
+            return any(r in reason for r in RPM_UNSUPPORTED)
+        return (str(getattr(self.err, "errorClass", "")) == "services"
+                and str(getattr(self.err, "errorCode", "")) in RPM_REFUSED_CODES)
+
+    @property
+    def point_error(self) -> bool:
+        """An Error about an object or a property (not the service): one of the request's points is at fault."""
+        return not isinstance(self.err, RejectPDU | AbortPDU) and \
+            str(getattr(self.err, "errorClass", "")) in ("object", "property")
 
     @property
     def too_big(self) -> bool:

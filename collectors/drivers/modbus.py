@@ -7,6 +7,21 @@ reconnect, and every request is bounded by our own timeout.
 
 Read-only: ``ModbusDriver.read`` only issues read function codes; writing is ``write_point`` used solely by
 the explicit, audited ``retrofit write`` command.
+
+Sample device config (site file; defaults in brackets)::
+
+    devices:
+      - id: meter-main
+        protocol: modbus           # or modbus-rtu (RTU over a TCP gateway, or serial_port: /dev/ttyUSB0)
+        host: 192.168.10.21        # [127.0.0.1]
+        port: 502                  # [502]
+        unit_id: 1                 # required, 1-247
+        poll_interval_s: 60        # [60]
+        timeout_s: 2               # [2] per request, our own bound
+        max_registers: 125         # [125] largest read the device accepts
+        max_gap: 8                 # [8] unused registers one read may bridge
+        inter_request_pause_s: 0   # [0] pause after each request (many RS-485 gateways need ~0.05)
+    # a point:  modbus: {device: meter-main, function: holding, address: 0, type: float32, word_order: little}
 """
 
 from __future__ import annotations
@@ -21,10 +36,10 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from buildings.site import Device, ModbusFunction, ModbusSource, Protocol
+from buildings.site import Device, ModbusFunction, ModbusSource, PointRef, Protocol
 from collectors.decode import decode_modbus
-from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
-from collectors.planner import ModbusPlanned, ModbusRead
+from collectors.drivers.base import DeviceProtocolError, DeviceTimeout, DeviceUnreachable, Driver, DriverContext
+from collectors.planner import ModbusRead, halves
 from telemetry.reading import Quality, Reading
 
 log = logging.getLogger("collectors.modbus")
@@ -34,6 +49,13 @@ EXCEPTION_NAMES = {
     5: "acknowledge", 6: "server device busy", 8: "memory parity error", 10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
+# "illegal data address" (a bridged gap holds an unmapped register) and "illegal data value" (more registers than
+# the device serves in one read): a coalesced read refused with these is re-split, not retried as it is.
+RESPLIT_CODES = (2, 3)
+# "acknowledge" / "server device busy": asked again after a short pause, a bounded number of times in one poll.
+BUSY_CODES = (5, 6)
+BUSY_RETRIES = 2
+BUSY_PAUSE_S = 0.1
 READ_METHOD = {
     ModbusFunction.HOLDING: "read_holding_registers",
     ModbusFunction.INPUT: "read_input_registers",
@@ -68,6 +90,8 @@ class ModbusLink:
     rx: bytearray = field(default_factory=bytearray)  # what arrived for the request in flight
     bad_frame: bool = False  # a malformed answer arrived for the request in flight
     inflight: asyncio.Future[object] | None = None
+    tx: bytes = b""  # the request in flight, as sent
+    mismatch: str | None = None  # a well-formed answer that does not answer our request (why)
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         d = self.device
@@ -83,10 +107,15 @@ class ModbusLink:
         (which raises inside asyncio's data_received and leaves the request to time out)."""
         if sending:
             self.rx.clear()
+            self.tx = bytes(data)
             self.bad_frame = False
+            self.mismatch = None
             return data
         self.rx[:] = data  # pymodbus passes its whole receive buffer
-        if self.device.protocol == Protocol.MODBUS and malformed_mbap(data):
+        if self.device.protocol != Protocol.MODBUS:
+            return data
+        self.mismatch = None if malformed_mbap(data) else answer_mismatch(self.tx, data)
+        if self.mismatch is not None or malformed_mbap(data):
             self.bad_frame = True
             if self.inflight is not None and not self.inflight.done():
                 self.inflight.cancel()  # fail now rather than at the timeout
@@ -140,8 +169,10 @@ class ModbusLink:
                     raise TimeoutError
                 return task.result()
             except (TimeoutError, ModbusIOException) as exc:
-                got = bytes(self.rx)
+                got, mismatch = bytes(self.rx), self.mismatch
                 self.reset()
+                if mismatch is not None:
+                    raise DeviceProtocolError(f"{label}: {mismatch}") from None
                 if got:  # bytes came back, just not a frame we can decode
                     raise DeviceProtocolError(f"{label}: malformed answer ({len(got)} bytes: {got[:16].hex(' ')}"
                                               f"{' ...' if len(got) > 16 else ''}); the device or gateway sends "
@@ -158,6 +189,30 @@ class ModbusLink:
                 self.inflight = None
                 if pause_s > 0:
                     await asyncio.sleep(pause_s)
+
+
+def answer_mismatch(sent: bytes, got: bytes) -> str | None:
+    """Why a complete, well-formed Modbus TCP answer does not answer the read we sent (None when it does):
+    another transaction id, another function code, or fewer (or more) data bytes than registers asked for.
+    pymodbus would drop the first (and wait out the timeout) and hand back the other two as data."""
+    if len(sent) < 12 or len(got) < 9:
+        return None
+    if got[0:2] != sent[0:2]:
+        return (f"answered transaction id {got[0:2].hex()} to our {sent[0:2].hex()}: a gateway mixing up "
+                f"requests, or another master on this connection")
+    fc, want_fc = got[7] & 0x7F, sent[7]
+    if fc != want_fc:
+        return (f"answered function code {fc} to a read with function code {want_fc}: the device or gateway "
+                f"mixes up requests; its data is not used")
+    if got[7] & 0x80 or want_fc not in (1, 2, 3, 4):
+        return None
+    count = int.from_bytes(sent[10:12], "big")
+    want_bytes = 2 * count if want_fc in (3, 4) else (count + 7) // 8
+    if got[8] != want_bytes:
+        what = "registers" if want_fc in (3, 4) else "bits"
+        return (f"answered {got[8]} data bytes for {count} {what} (expected {want_bytes}): a short or padded "
+                f"frame; check the register map and max_registers")
+    return None
 
 
 def malformed_mbap(data: bytes) -> bool:
@@ -198,7 +253,12 @@ class LinkPool:
             self._links = {k: v for k, v in self._links.items() if v is not link}
 
 
-class ModbusDriver:
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> ModbusDriver:
+    """The registry's factory: every Modbus device of a collector shares one pool of endpoint links."""
+    return ModbusDriver(device_key, device, ctx.shared("modbus-links", LinkPool))
+
+
+class ModbusDriver(Driver[ModbusRead]):
     """Reads planned requests from one Modbus unit (TCP, or RTU behind a gateway / on a serial line)."""
 
     def __init__(self, device_key: str, device: Device, pool: LinkPool | None = None) -> None:
@@ -206,6 +266,10 @@ class ModbusDriver:
         self.device = device
         self.pool = pool or LinkPool()
         self.link: ModbusLink | None = None
+        # A coalesced read the device refused (exception 2 or 3) -> the reads it answers, for the rest of the run
+        self.learned: dict[tuple[int, str, int, int], list[ModbusRead]] = {}
+        self.refused: set[str] = set()  # points the device refuses even on their own
+        self.plan_changes: list[dict[str, object]] = []  # what was re-planned, for the status file
 
     async def open(self) -> None:
         if self.link is None:
@@ -225,46 +289,107 @@ class ModbusDriver:
         if self.link is None:
             self.link = self.pool.acquire(self.device)
         d = self.device
-        resp = await self.link.call(READ_METHOD[function], start, count, unit, d.timeout_s,
-                                    d.inter_request_pause_s, label)
-        if resp.isError():  # type: ignore[attr-defined]
+        for attempt in range(BUSY_RETRIES + 1):
+            resp = await self.link.call(READ_METHOD[function], start, count, unit, d.timeout_s,
+                                        d.inter_request_pause_s, label)
+            if not resp.isError():  # type: ignore[attr-defined]
+                break
             code = getattr(resp, "exception_code", None)
+            if code in BUSY_CODES and attempt < BUSY_RETRIES:  # the device asks to be asked again, shortly
+                await asyncio.sleep(min(BUSY_PAUSE_S * 2 ** attempt, d.timeout_s))
+                continue
             name = EXCEPTION_NAMES.get(code or 0, "unknown")
-            raise ModbusExceptionReply(code, f"{label}: Modbus exception {code} ({name})")
+            tries = f" (still after {attempt + 1} tries)" if code in BUSY_CODES else ""
+            raise ModbusExceptionReply(code, f"{label}: Modbus exception {code} ({name}){tries}")
         if function in (ModbusFunction.COIL, ModbusFunction.DISCRETE_INPUT):
             return [1 if b else 0 for b in resp.bits[:count]]  # type: ignore[attr-defined]
         return list(resp.registers)  # type: ignore[attr-defined]
 
-    async def read(self, request: ModbusRead) -> list[Reading]:  # type: ignore[override]
-        label = self._label(request)
+    async def read(self, request: ModbusRead) -> list[Reading]:
+        """One planned read, or the reads it was re-split into after the device refused it (remembered)."""
+        learned = self.learned.get(read_key(request))
+        if learned is not None:
+            return await self._read_learned(request, learned)
         try:
-            block = await self.fetch(request.function, request.start, request.count, request.unit, label)
+            return await self._read_block(request)
         except ModbusExceptionReply as exc:
-            # A coalesced read that bridged an unmapped register gets "illegal data address": read its points
-            # one by one so the good ones still arrive and only the unmapped one is flagged.
-            if exc.code == 2 and len(request.points) > 1:
-                log.warning("%s; reading its %d points one by one", exc, len(request.points))
-                return await self._read_each(request.points, request.unit, request.function)
-            raise
-        ts = time.time()
-        if len(block) < request.count:
-            log.warning("%s: short answer, %d of %d registers", label, len(block), request.count)
-        return decode_modbus(request, block, ts)
+            if exc.code not in RESPLIT_CODES or len(request.points) < 2:
+                raise
+            subs, readings = await self._split(request)
+            self._remember(request, request, subs, subs, exc)
+            return readings
 
-    async def _read_each(self, points: Sequence[ModbusPlanned], unit: int,
-                         function: ModbusFunction) -> list[Reading]:
+    async def _read_block(self, read: ModbusRead) -> list[Reading]:
+        label = self._label(read)
+        block = await self.fetch(read.function, read.start, read.count, read.unit, label)
+        if len(block) < read.count:
+            log.warning("%s: short answer, %d of %d registers", label, len(block), read.count)
+        return decode_modbus(read, block, time.time())
+
+    async def _split(self, read: ModbusRead) -> tuple[list[ModbusRead], list[Reading]]:
+        """Bisect a refused read until every part is answered; a single point the device still refuses stays
+        a read of its own (it reads BAD each poll, so a fixed device or address shows at once)."""
+        try:
+            return [read], await self._read_block(read)
+        except ModbusExceptionReply as exc:
+            if exc.code not in RESPLIT_CODES or len(read.points) < 2:
+                if len(read.points) == 1:
+                    self.refused.add(read.points[0].key)
+                    return [read], [Reading(read.points[0].key, time.time(), None, Quality.BAD)]
+                raise
+        left, right = halves(read)
+        a_reads, a_out = await self._split(left)
+        b_reads, b_out = await self._split(right)
+        return a_reads + b_reads, a_out + b_out
+
+    async def _read_learned(self, planned: ModbusRead, subs: list[ModbusRead]) -> list[Reading]:
         out: list[Reading] = []
-        for p in points:
-            single = ModbusRead(unit=unit, function=function, start=p.source.address, count=p.source.count,
-                                points=(ModbusPlanned(p.key, 0, p.source, p.range),))
+        now_subs: list[ModbusRead] = []
+        resplit: list[tuple[ModbusRead, list[ModbusRead], ModbusExceptionReply]] = []
+        for sub in subs:
             try:
-                block = await self.fetch(function, single.start, single.count, unit, self._label(single))
+                out.extend(await self._read_block(sub))
             except ModbusExceptionReply as exc:
-                log.warning("%s", exc)
-                out.append(Reading(p.key, time.time(), None, Quality.BAD))
+                if exc.code not in RESPLIT_CODES:
+                    raise
+                if len(sub.points) == 1:  # known to be refused: flagged every poll, logged once when learned
+                    now_subs.append(sub)
+                    out.append(Reading(sub.points[0].key, time.time(), None, Quality.BAD))
+                    continue
+                parts, readings = await self._split(sub)  # the device changed: split this part further
+                now_subs.extend(parts)
+                out.extend(readings)
+                resplit.append((sub, parts, exc))
                 continue
-            out.extend(decode_modbus(single, block, time.time()))
+            now_subs.append(sub)
+            if len(sub.points) == 1 and sub.points[0].key in self.refused:
+                self.refused.discard(sub.points[0].key)
+                log.info("device %s: %s answers again", self.name, sub.points[0].key)
+        self.learned[read_key(planned)] = now_subs
+        for sub, parts, exc in resplit:
+            self._remember(planned, sub, parts, now_subs, exc)
         return out
+
+    def _remember(self, planned: ModbusRead, part: ModbusRead, parts: list[ModbusRead], all_reads: list[ModbusRead],
+                  exc: ModbusExceptionReply) -> None:
+        """Keep the re-split plan for the rest of the run, log it once, and record it for the status file, from
+        which the next run starts (one entry per planned read, replaced when a part of it is split again)."""
+        self.learned[read_key(planned)] = all_reads
+        reason = f"exception {exc.code} ({EXCEPTION_NAMES.get(exc.code or 0, 'unknown')})"
+        refused = [s.points[0].key for s in parts if len(s.points) == 1 and s.points[0].key in self.refused]
+        log.warning("device %s: %s answered %s; re-planned as %d reads (%s), kept in the status file for the "
+                    "next runs; set max_registers / max_gap in the site file to plan it so from the start%s",
+                    self.name, part.describe(), reason, len(parts),
+                    ", ".join(f"{s.start}-{s.start + s.count - 1}" for s in parts),
+                    "".join(f"; {k} is refused on its own: check its address" for k in refused))
+        entry = {"read": planned.describe(), "reason": reason, "now": [s.describe() for s in all_reads],
+                 "parts": [[s.start, s.count] for s in all_reads], "ts": time.time()}
+        self.plan_changes[:] = [c for c in self.plan_changes if c["read"] != entry["read"]] + [entry]
+
+
+def read_key(read: ModbusRead) -> tuple[int, str, int, int]:
+    """What identifies a planned read across polls (the plan's reads are rebuilt only with the plan)."""
+    return (read.unit, read.function.value, read.start, read.count)
 
 
 class ModbusExceptionReply(DeviceProtocolError):

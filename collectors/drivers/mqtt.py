@@ -6,10 +6,24 @@ JSON path. A payload that is oversized, not UTF-8, not JSON, lacks the value, ha
 impossible timestamp is rejected with a reason that is counted per reason and logged (rate-limited), never
 stored. paho reconnects by itself (backoff 0.5-10 s) and we re-subscribe on every connect, so readings resume
 after a broker restart without anyone's help.
+
+``MqttDriver`` puts this behind the one driver interface: a push-only driver (``start(emit)`` / ``stop()``),
+one per broker, shared by every MQTT device of the site that uses that broker.
+
+Sample device config (site file; the broker is ``--mqtt-url`` / ``RETROFIT_MQTT_URL``, else host:port)::
+
+    devices:
+      - id: sensor-gw
+        protocol: mqtt
+        host: 127.0.0.1                              # [127.0.0.1] only without a site broker
+        port: 1883                                   # [1883]
+        topic_prefix: yuzhong/daping-makerworks      # joined to point topics that do not start with it
+    # a point:  mqtt: {device: sensor-gw, topic: iaq-a, value_path: co2, time_path: ts}
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -17,7 +31,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from buildings.site import Device, MqttSource, PointRef
 from collectors.decode import judge
+from collectors.drivers.base import Driver, DriverContext, Emit
 from telemetry.reading import Reading
 
 log = logging.getLogger("collectors.mqtt")
@@ -257,3 +272,42 @@ class MqttSensors:
                 "connects": self.connects, "topics": len(self.subs), "received": self.received,
                 "accepted": self.accepted, "rejected": dict(self.rejected), "rejected_total": self.rejected_total,
                 "last_error": self.last_error}
+
+
+def make_driver(ctx: DriverContext, device_key: str, device: Device, points: Sequence[PointRef]) -> MqttDriver:
+    """The registry's factory: one driver (one client) per broker, every MQTT device on that broker joins it."""
+    url = ctx.mqtt_url or f"mqtt://{device.host}:{device.port or device.default_port}"
+    driver = ctx.shared(("mqtt", url), lambda: MqttDriver(url, ctx.mqtt_username, ctx.mqtt_password))
+    driver.refs.extend(points)
+    return driver
+
+
+class MqttDriver(Driver[object]):
+    """MQTT sensors on one broker as a push-only driver: ``start`` subscribes, ``stop`` disconnects."""
+
+    def __init__(self, url: str, username: str | None = None, password: str | None = None) -> None:
+        self.name = f"mqtt {url}"
+        self.url = url
+        self.auth = (username, password)
+        self.refs: list[PointRef] = []
+        self.sensors: MqttSensors | None = None
+
+    async def start(self, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+
+        def emit_threadsafe(batch: list[Reading]) -> None:
+            # Called on paho's thread: wait for the pipeline to take it (back-pressure reaches the broker).
+            try:
+                asyncio.run_coroutine_threadsafe(emit(batch), loop).result(timeout=60)
+            except Exception as exc:  # noqa: BLE001 - the loop closing at shutdown, or a stuck pipeline
+                log.error("mqtt sensors: could not hand %d readings to the pipeline: %s", len(batch), exc)
+
+        self.sensors = MqttSensors(self.url, self.refs, emit_threadsafe, *self.auth)
+        self.sensors.start()
+
+    async def stop(self) -> None:
+        if self.sensors is not None:
+            await asyncio.to_thread(self.sensors.stop)
+
+    def stats(self) -> dict[str, Any] | None:
+        return self.sensors.stats() if self.sensors is not None else None

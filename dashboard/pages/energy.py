@@ -4,6 +4,7 @@ GB/T 51161, and measured savings against the baseline once the retrofit is done.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.express as px
@@ -15,11 +16,14 @@ from dashboard.i18n import EMPTY
 from dashboard.scope import Unavailable
 from insight import retrofit as records
 
+if TYPE_CHECKING:  # pragma: no cover
+    from insight.savings import MeasuredSavings
+
 DAY = 86400
 
 
 @st.cache_data(ttl=900, show_spinner=False, max_entries=200)
-def _savings(store_id: str, building_id: str, now: float, _sc: object) -> energy.MeasuredSavings:
+def _savings(store_id: str, building_id: str, now: float, _sc: object) -> MeasuredSavings:
     """The baseline fit is the slow part of the page: once per store, building and 5-minute clock."""
     return energy.measured_savings(_sc, building_id, now)  # type: ignore[arg-type]
 

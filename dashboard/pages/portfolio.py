@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import energy, ui
 from dashboard import map as district_map
+from dashboard import ui
 from dashboard.i18n import EMPTY, Tr
-from dashboard.scope import Unavailable
+from insight import portfolio
 from insight import retrofit as records
+from rules.model import Severity
 
 
 def subsidy_state(t: Tr, row: records.BuildingRecordStatus | None) -> str:
@@ -28,57 +29,33 @@ if not files:
     st.info(t("app.no_buildings"))
     st.stop()
 
-now = ui.now_rounded()
+view = portfolio.portfolio(sc, ui.now_rounded())
 rows = []
-problems: list[str] = []
-alarms_by_building: dict[str, dict[str, int]] = {}
-try:
-    for a in sc.alarms(state=["raised", "acknowledged"], limit=100_000):
-        counts = alarms_by_building.setdefault(a.building, {})
-        counts[a.severity] = counts.get(a.severity, 0) + 1
-except Unavailable as exc:
-    problems.append(str(exc))
-status: dict[str, records.BuildingRecordStatus] = {}
-try:
-    status = records.records_status(sc)
-except Unavailable as exc:
-    problems.append(str(exc))
-store_problem = None
-euis: dict[str, tuple[float | None, int]] = {}
-try:
-    euis = energy.portfolio_eui(sc, now)
-except Unavailable as exc:
-    store_problem = str(exc)
-for f in files:
-    b = f.building
-    eui_value = euis.get(b.id, (None, 0))[0]
-    counts = alarms_by_building.get(b.id, {})
-    st_row = status.get(b.id)
+for r in view.rows:
     rows.append({
-        "id": b.id,
-        t("col.building"): t.pick(b.name.zh, b.name.en),
-        t("col.year"): b.year_built,
-        t("col.area"): b.gross_floor_area_m2,
-        t("col.owners"): sum(o.count for o in b.owners),
-        t("col.eui"): None if eui_value is None else round(eui_value, 1),
-        t("col.alarms_critical"): counts.get("critical", 0),
-        t("col.alarms_fault"): counts.get("fault", 0),
-        t("col.alarms_warning"): counts.get("warning", 0) + counts.get("advisory", 0),
-        t("col.stage"): t.pick(st_row.stage.zh, st_row.stage.en) if st_row else EMPTY,
-        t("col.subsidy"): subsidy_state(t, st_row),
-        "lat": b.lat, "lon": b.lon,
+        "id": r.building_id,
+        t("col.building"): t.pick(r.name.zh, r.name.en),
+        t("col.year"): r.year_built,
+        t("col.area"): r.area_m2,
+        t("col.owners"): r.owners,
+        t("col.eui"): None if r.eui.kwh_per_m2_year is None else round(r.eui.kwh_per_m2_year, 1),
+        t("col.alarms_critical"): r.alarms.get(Severity.CRITICAL, 0),
+        t("col.alarms_fault"): r.alarms.get(Severity.FAULT, 0),
+        t("col.alarms_warning"): r.alarms.get(Severity.WARNING, 0) + r.alarms.get(Severity.ADVISORY, 0),
+        t("col.stage"): t.pick(r.status.stage.zh, r.status.stage.en) if r.status else EMPTY,
+        t("col.subsidy"): subsidy_state(t, r.status),
+        "lat": r.lat, "lon": r.lon,
     })
 df = pd.DataFrame(rows)
-if store_problem:
-    st.warning(t("app.store_unavailable", error=store_problem))
-for p in problems:
+if view.store_problem:
+    st.warning(t("app.store_unavailable", error=view.store_problem))
+for p in view.problems:
     st.info(t("app.feature_missing", what=p))
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric(t("portfolio.buildings"), t.num(len(files), 0))
 c2.metric(t("portfolio.floor_area"), t.num(float(df[t("col.area")].sum()), 0))
-active = int(df[[t("col.alarms_critical"), t("col.alarms_fault"), t("col.alarms_warning")]].to_numpy().sum())
-c3.metric(t("portfolio.active_alarms"), t.num(active, 0))
+c3.metric(t("portfolio.active_alarms"), t.num(view.active_alarms, 0))
 known = df[t("col.eui")].dropna()
 c4.metric(t("portfolio.median_eui"), t.num(float(known.median()) if len(known) else None))
 

@@ -14,6 +14,19 @@
 - Values: every ``refresh_s`` a task writes the ValueSource's values into present-value (which is what fires COV
   notifications); a confirmed request arriving after a longer pause refreshes first, so a read is never older
   than ``refresh_s``. A value of None sets status-flags fault and reliability no-sensor.
+- Present-value reads (ReadProperty and ReadPropertyMultiple of present-value only, what every poller sends)
+  are answered by a small encoder of the ACK from the objects' live present-value, as a controller's firmware
+  does, instead of bacpypes3's generic object machinery (about 0.5 ms of this simulator's CPU per property,
+  which made the simulator, not the client, the bound of every benchmark). Anything else (other properties,
+  array indexes, unknown objects, 'all') goes through bacpypes3, so errors and the rest answer as before. The
+  values are read at request time: nothing is cached between requests.
+- Decoded ReadProperty / ReadPropertyMultiple requests are kept by their bytes (at most 4096): a poller sends
+  the same requests every cycle, and bacpypes3's decoder was then half of this simulator's CPU (a device's
+  firmware decodes a request in microseconds). Each use gets its own copy with that request's header (invoke
+  id, source); answers are never cached. Installed when this module is imported, for confirmed RP / RPM
+  requests only, so a collector in the same process (which sends, never receives, those) is not affected.
+- ``refuse_cov`` (a BacnetDeviceServer attribute, for tests) rejects SubscribeCOV with Reject
+  unrecognized-service, as a controller without COV does.
 - Device modes: *offline* drops every incoming and outgoing packet (no Who-Is answer, no COV); *errors* answers
   every confirmed request with Error(device, operational-problem); *garbage* sends a malformed APDU (the header
   is kept so it reaches the waiting request, the tagged data is cut and corrupted).
@@ -22,22 +35,29 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import socket
+import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bacpypes3.apdu import (
+    APCISequence,
+    ComplexAckPDU,
     ConfirmedRequestPDU,
     Error,
     ReadAccessResult,
     ReadPropertyMultipleACK,
     ReadPropertyMultipleRequest,
+    ReadPropertyRequest,
     RejectPDU,
     RejectReason,
+    SubscribeCOVRequest,
 )
 from bacpypes3.app import Application
 from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier, Reliability, Segmentation, StatusFlags
@@ -62,6 +82,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _install_speedup()  # bacpypes3's per-object inspect.getattr_static, cached (see buildings/bacpypes_speedup.py)
+
+_READ_SERVICES = (12, 14)  # confirmed ReadProperty, ReadPropertyMultiple
+_DECODE_CACHE_SIZE = 4096
+
+
+def _install_request_decode_cache() -> None:
+    """Keep decoded RP / RPM requests by their bytes (see the module doc); idempotent."""
+    original = APCISequence.decode.__func__  # type: ignore[attr-defined]
+    if getattr(original, "_retrofit_cache", False):
+        return
+    cache: OrderedDict[bytes, Any] = OrderedDict()
+
+    def decode(cls: type, apdu: Any) -> Any:
+        if apdu.apduType != ConfirmedRequestPDU.pduType or apdu.apduService not in _READ_SERVICES:
+            return original(cls, apdu)
+        key = bytes((apdu.apduService,)) + bytes(apdu.pduData)
+        decoded = cache.get(key)
+        if decoded is None:
+            decoded = cache[key] = original(cls, apdu)
+            if len(cache) > _DECODE_CACHE_SIZE:
+                cache.popitem(last=False)
+        mine = copy.copy(decoded)  # the request's fields are shared, read-only; the header is this request's
+        mine.update(apdu)
+        return mine
+
+    decode._retrofit_cache = True  # type: ignore[attr-defined]
+    APCISequence.decode = classmethod(decode)  # type: ignore[method-assign, assignment]
+
+
+_install_request_decode_cache()
 
 
 class AccumulatorObject(_LocalObject, _AccumulatorObject):
@@ -139,7 +189,8 @@ class SimApplication(Application):
                 await self.response(Error(service_choice=apdu.apduService, errorClass="device",
                                           errorCode="operationalProblem", context=apdu))
                 return
-            if isinstance(apdu, ReadPropertyMultipleRequest) and not sim.device.rpm:
+            if (isinstance(apdu, ReadPropertyMultipleRequest) and not sim.device.rpm
+                    or isinstance(apdu, SubscribeCOVRequest) and sim.refuse_cov):
                 await self.response(RejectPDU(reason=RejectReason.unrecognizedService, context=apdu))
                 return
             sim.refresh_if_stale()
@@ -151,6 +202,10 @@ class SimApplication(Application):
         not the collector, the bottleneck of RPM polling. 'all' / 'required' / 'optional' and the wildcard device
         go to bacpypes3's handler, so the answers are the same."""
         specs = apdu.listOfReadAccessSpecs
+        fast = self.sim.present_values_rpm(specs)
+        if fast is not None:
+            await self.response(_ack(apdu, fast))
+            return
         for spec in specs:
             if spec.objectIdentifier[1] == 4194303 or any(
                     ref.propertyIdentifier in _SPECIAL_PROPERTIES for ref in spec.listOfPropertyReferences):
@@ -165,6 +220,16 @@ class SimApplication(Application):
                         for ref in spec.listOfPropertyReferences]
             results.append(ReadAccessResult(objectIdentifier=spec.objectIdentifier, listOfResults=elements))
         await self.response(ReadPropertyMultipleACK(listOfReadAccessResults=results, context=apdu))
+
+    async def do_ReadPropertyRequest(self, apdu: ReadPropertyRequest) -> None:  # noqa: N802
+        """A present-value read answered by the direct encoder (see the module doc); the rest by bacpypes3."""
+        fast = None
+        if apdu.propertyIdentifier == _PRESENT_VALUE and apdu.propertyArrayIndex is None:
+            fast = self.sim.present_value_rp(apdu.objectIdentifier)
+        if fast is None:
+            await super().do_ReadPropertyRequest(apdu)
+            return
+        await self.response(_ack(apdu, fast))
 
     def get_services_supported(self) -> ServicesSupported:
         services = super().get_services_supported()
@@ -188,6 +253,8 @@ class BacnetDeviceServer:
     _task: asyncio.Task | None = None
     _last: dict[int, Any] = field(default_factory=dict)  # object index -> present-value last written
     _faulty: set[int] = field(default_factory=set)  # object indexes flagged fault (no value)
+    refuse_cov: bool = False  # reject SubscribeCOV (a controller without COV), for tests
+    _by_id: dict[tuple[int, int], tuple[bytes, str, Any]] = field(default_factory=dict)  # for the direct encoder
 
     @property
     def host(self) -> str:
@@ -221,6 +288,10 @@ class BacnetDeviceServer:
             src = p.bacnet
             assert src is not None
             self.objects.append((key, src.object_type, make_object(src.object_type, src.instance, p)))
+        self._by_id = {}
+        for _k, kind, obj in self.objects:
+            otype, inst = obj.objectIdentifier
+            self._by_id[(int(otype), int(inst))] = (struct.pack(">I", (int(otype) << 22) | int(inst)), kind, obj)
         self.app = SimApplication.from_object_list([device_obj, port_obj] + [o for _k, _t, o in self.objects])
         self.app.sim = self
         self._wrap_link_layer()
@@ -281,6 +352,33 @@ class BacnetDeviceServer:
             except Exception:  # noqa: BLE001 - one bad value must not stop the device
                 log.exception("refreshing BACnet device %s failed", self.key)
 
+    # --- present-value answers, encoded directly -----------------------------------------------------------
+
+    def present_values_rpm(self, specs: Any) -> bytes | None:
+        """The ReadPropertyMultiple-ACK data for a request of present-values only; None for anything else."""
+        out = bytearray()
+        for spec in specs:
+            oid = spec.objectIdentifier
+            entry = self._by_id.get((int(oid[0]), int(oid[1])))
+            if entry is None:
+                return None
+            oid_bytes, kind, obj = entry
+            out += b"\x0c" + oid_bytes + b"\x1e"  # [0] objectIdentifier, [1] listOfResults {
+            for ref in spec.listOfPropertyReferences:
+                if ref.propertyIdentifier != _PRESENT_VALUE or ref.propertyArrayIndex is not None:
+                    return None
+                out += b"\x29\x55\x4e" + _encode_pv(kind, obj.presentValue) + b"\x4f"  # [2] 85, [4] { value }
+            out += b"\x1f"
+        return bytes(out)
+
+    def present_value_rp(self, oid: Any) -> bytes | None:
+        """The ReadProperty-ACK data for one object's present-value; None for an unknown object."""
+        entry = self._by_id.get((int(oid[0]), int(oid[1])))
+        if entry is None:
+            return None
+        oid_bytes, kind, obj = entry
+        return b"\x0c" + oid_bytes + b"\x19\x55\x3e" + _encode_pv(kind, obj.presentValue) + b"\x3f"
+
     # --- wire behaviour ----------------------------------------------------------------------------------
 
     def _wrap_link_layer(self) -> None:
@@ -299,6 +397,25 @@ class BacnetDeviceServer:
                 await _send(pdu)
 
             server.indication = indication  # type: ignore[method-assign]
+
+
+_PRESENT_VALUE = PropertyIdentifier.presentValue
+
+
+def _encode_pv(kind: str, value: Any) -> bytes:
+    """A present-value as an application-tagged BACnet value: REAL (analog), ENUMERATED (binary), UNSIGNED."""
+    if kind.startswith("analog"):
+        return b"\x44" + struct.pack(">f", float(value))
+    n = max(0, int(value))
+    body = n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+    return bytes([(0x90 if kind.startswith("binary") else 0x20) | len(body)]) + body
+
+
+def _ack(request: Any, data: bytes) -> ComplexAckPDU:
+    """A ComplexAck for ``request`` carrying already-encoded service data."""
+    ack = ComplexAckPDU(context=request)
+    ack.put_data(data)
+    return ack
 
 
 def _check_port_free(host: str, port: int, key: str) -> None:

@@ -94,3 +94,32 @@ def test_bacnet_rpm_sized_to_apdu_and_rp_fallback(tmp_path: Path) -> None:
     assert all(len(r.points) <= cap for r in plans["b1/small"].groups[0].reads)
     old = plans["b1/old"].groups[0].reads
     assert len(old) == 100 and not any(r.rpm for r in old)
+
+
+def test_learned_splits_apply_only_while_they_fit_the_site_file(tmp_path: Path) -> None:
+    """A re-split learned by an earlier run (the status file's plan_changes) starts the next plan with its parts;
+    one that no longer fits (the site file's addresses moved) is dropped, so it is learned again."""
+    pts = [point(f"p{i}", {"device": "m", "address": 2 * i + (2 if i >= 5 else 0)}, "modbus") for i in range(10)]
+    site = write_site(tmp_path / "s", [building_doc("b1", [{"id": "m", "protocol": "modbus", "unit_id": 1}], pts)])
+    (read,) = plan_site(site)["b1/m"].groups[0].reads
+    assert read.describe() == "unit 1 holding 0-21 (22) -> 10 points"
+    change = {"read": read.describe(), "reason": "exception 2 (illegal data address)", "parts": [[0, 10], [12, 10]]}
+    plan = plan_site(site, {"b1/m": [change]})["b1/m"]
+    assert spans(plan.groups[0].reads) == [("holding", 0, 10), ("holding", 12, 10)]
+    assert plan.changes == (change,) and plan.point_count == 10
+    for stale in ({**change, "read": "unit 1 holding 0-23 (24) -> 10 points"},  # the read is not planned now
+                  {**change, "parts": [[0, 10], [14, 8]]}):  # a part that leaves a point out
+        assert spans(plan_site(site, {"b1/m": [stale]})["b1/m"].groups[0].reads) == [("holding", 0, 22)]
+
+
+def test_a_broken_status_file_never_stops_the_plan(tmp_path: Path) -> None:
+    from collectors.pipeline import STATUS_FILE, learned_plan_changes
+
+    site = write_site(tmp_path / "s", [building_doc("b1", [{"id": "m", "protocol": "modbus", "unit_id": 1}],
+                                                    [point("p", {"device": "m", "address": 0}, "modbus")])])
+    (read,) = plan_site(site)["b1/m"].groups[0].reads
+    for text in ("[1, 2]", '{"devices": [1]}', '{"devices": {"b1/m": {"plan_changes": "x"}}}', "not json"):
+        (tmp_path / STATUS_FILE).write_text(text)
+        assert learned_plan_changes(tmp_path) == {}
+    odd = [{"read": read.describe(), "parts": "0-1"}, {"read": read.describe(), "parts": [[0, "x"]]}, {"read": 3}]
+    assert spans(plan_site(site, {"b1/m": odd})["b1/m"].groups[0].reads) == [("holding", 0, 2)]

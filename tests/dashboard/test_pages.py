@@ -306,19 +306,20 @@ def test_portfolio_eui_in_one_query_matches_telemetry_queries(dash_env) -> None:
     from dashboard import energy
     from dashboard.auth import Principal
     from dashboard.scope import Scope
+    from insight.portfolio import portfolio_eui
     from telemetry.embedded import EmbeddedStore
 
     store = EmbeddedStore(dash_env.store_path, readonly=True)
     sc = Scope(Principal("dora", Role.DISTRICT), load_site(str(dash_env.site)), store=store)
     now = _time.time()
-    batched = energy.portfolio_eui(sc, now)
+    batched = portfolio_eui(sc, now)
     assert set(batched) == set(sc.building_ids)
     for bid in sc.building_ids:
         single, days = energy.eui(sc, bid, now)
-        assert batched[bid][1] == days and single is not None
-        assert abs(batched[bid][0] - single) < 1e-6 * single, bid
+        assert batched[bid].covered_days == days and single is not None
+        assert abs((batched[bid].kwh_per_m2_year or 0) - single) < 1e-6 * single, bid
     owner = Scope(Principal("alice", Role.OWNER, "yuxin-property"), sc.site, store=store)
-    assert set(energy.portfolio_eui(owner, now)) == {"jiefangbei-tower"}
+    assert set(portfolio_eui(owner, now)) == {"jiefangbei-tower"}
     store.close()
 
 

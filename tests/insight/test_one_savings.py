@@ -100,6 +100,8 @@ def _cli(env: Env, bid: str) -> tuple[dict, dict]:
                              "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
+    text = runner.invoke(app, ["savings", "--building", bid, "--site", env.env["RETROFIT_SITE"]]).output
+    assert f"avoided {out['avoided_kwh']:,.0f} kWh" in text and "(building sensor)" in text, text
     r = runner.invoke(app, ["subsidy", "check", "--building", bid, "--policy", POLICY, "--json"])
     assert r.exit_code == 0, r.output
     return out, json.loads(r.output)
@@ -171,6 +173,20 @@ def test_outdoor_temperature_falls_back_to_the_district_and_says_so(env: Env) ->
     assert ev2.temperature_source is TemperatureSource.DISTRICT and not ev2.temperature_point.startswith("huaxin")
     assert np.isfinite(s2.temp).all() and abs(float(np.mean(s2.temp - s.temp))) < 1.0  # the same weather
     assert np.isnan(s2.energy).all()  # no meter history there: days stay NaN, never zero
+
+
+def test_an_owner_is_not_told_whose_sensor_the_district_fallback_is(env: Env) -> None:
+    from buildings.access import Principal, Role
+    from insight.savings import DISTRICT_SENSOR, SavingsEvidence, shown_evidence
+    from insight.scope import Scope
+
+    ev = SavingsEvidence("huaxin-building/em-main-kwh", "jiefangbei-tower/ahu1-oat", TemperatureSource.DISTRICT)
+    owner = Scope(principal=Principal("f03", Role.OWNER, "f03-individuals"), site=env.site)
+    district = Scope(principal=Principal("dora", Role.DISTRICT), site=env.site)
+    assert "huaxin-building" in owner.building_ids and "jiefangbei-tower" not in owner.building_ids
+    assert shown_evidence(ev, owner).temperature_point == DISTRICT_SENSOR
+    assert shown_evidence(ev, owner).temperature_source is TemperatureSource.DISTRICT
+    assert shown_evidence(ev, district) == ev
 
 
 def test_default_periods_are_the_years_around_the_retrofit(env: Env) -> None:

@@ -206,3 +206,34 @@ def test_engine_burst_through_the_book_is_one_alarm(tmp_path, site, library) -> 
         assert a.cleared_at == last_clear and a.raised_at == raised[0].ts
     finally:
         book.close()
+
+
+def test_a_grouped_alarm_is_published_once_and_flood_suppressed_ones_not_at_all(tmp_path, mosquitto) -> None:
+    from rules.alarms import FloodControl
+
+    got: list[dict] = []
+    ready = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("flood-root/+/alarms/#", qos=1)
+    sub.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    assert ready.wait(10)
+    pub = AlarmPublisher(f"mqtt://127.0.0.1:{mosquitto.port}", root="flood-root")
+    book = AlarmBook(f"sqlite:///{tmp_path / 'r.db'}", publisher=pub, flood=FloodControl(rule_limit=1))
+    try:
+        book.apply([spike("raise", T0, f"zone{i:02d}-rh") for i in range(6)])  # one grouped alarm
+        book.apply([spike("raise", T0 + 60, "ahu1-sat", rule="sv-flatline"),
+                    spike("raise", T0 + 120, "ahu2-sat", rule="sv-flatline")])  # the second is over the limit
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # nothing more may arrive
+    finally:
+        book.close()
+        sub.loop_stop()
+        sub.disconnect()
+    assert [(d["event"], d["rule"], d["subject"], len(d["points"])) for d in got] == [
+        ("raised", "sv-spike", "*", 6), ("raised", "sv-flatline", "ahu1-sat", 0)]
+    assert got[0]["points"] == [f"zone{i:02d}-rh" for i in range(6)] and not got[0]["flood"]

@@ -258,3 +258,30 @@ def test_replay_of_backfilled_15_minute_history_finds_the_scenario_fault(env: Pa
     assert "sampled every 900 s" in res.output
     raised = {ln.split()[4] for ln in res.output.splitlines() if " raise " in ln}
     assert raised == {"sv-stale", "sv-comm"}, res.output  # rtu-2-ctl offline 13:00-16:00 on 03-04, nothing else
+
+
+def test_alarms_lists_groups_and_what_flood_control_suppressed(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RETROFIT_ALARM_RULE_LIMIT=2 reaches the book the commands make; suppressed alarms stay listable."""
+    import time
+
+    from retrofit.cli import console
+    from retrofit.cmd_rules import alarm_book
+    from retrofit.settings import load_settings
+    from tests.seed import alarm_event
+
+    monkeypatch.setenv("RETROFIT_ALARM_RULE_LIMIT", "2")
+    monkeypatch.setattr(console, "width", 240)  # one table row per alarm
+    book = alarm_book(load_settings())
+    now = time.time()
+    book.apply([alarm_event("raise", "sv-stale", "b1", p, now - 300, "sensor_health", "warning")
+                for p in ("sat", "mat", "rat", "oat")])  # one instant, four points: one grouped alarm
+    book.apply([alarm_event("raise", "sv-flatline", "b1", f"co2-{i}", now - 200 + i, "sensor_health", "warning")
+                for i in range(4)])
+    book.close()
+    res = runner.invoke(app, ["rules", "alarms"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "3 alarms" in out, res.output
+    assert "b1: 4 points (mat, oat, rat, ...)" in out and "b1/co2-0" in out
+    assert "flood control suppressed 2 in the last day (sv-flatline x2)" in out
+    res = runner.invoke(app, ["rules", "alarms", "--suppressed"])
+    assert res.exit_code == 0 and "5 alarms" in res.output and res.output.count("(flood-suppressed)") == 2, res.output

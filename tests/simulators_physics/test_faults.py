@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +287,39 @@ def test_live_injection_refuses_a_bad_parameter(site: Site) -> None:
     with pytest.raises(SiteError, match=r"params.drop: voltage_unbalance parameter drop: 4000 % is out of range"):
         sim.inject("voltage_unbalance", "jiefangbei-tower/meter-main", params={"drop": 4000})
     assert sim.active_faults() == []
+
+
+def test_the_detection_bench_draws_magnitudes_inside_the_declared_ranges() -> None:
+    """bench/detection.py makes Faults in code: its magnitudes are in each parameter's unit and range."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("detection_bench", ROOT / "bench" / "detection.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        del sys.modules[spec.name]
+    for kind, ranges in bench.MAGNITUDES.items():
+        for name, lo, hi in ranges:
+            if name.endswith("_frac"):  # a share of the point's range, turned into point units by the bench
+                continue
+            p = KINDS[kind].params[name]
+            assert p.lo <= lo <= hi <= p.hi, (kind, name, lo, hi, p.range_text())
+
+
+def test_fault_kinds_command_lists_units_and_ranges() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from retrofit.cli import app
+
+    res = CliRunner().invoke(app, ["simulate", "fault", "kinds", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["kind"]: r for r in json.loads(res.output)}
+    assert set(rows) == {k.value for k in FaultKind}
+    assert rows["voltage_unbalance"]["params"]["drop"] == {"unit": "%", "range": "0.5 to 30 %", "default": 6.0,
+                                                           "note": "NEMA unbalance is about drop / 3"}
+    assert rows["sensor_stuck"]["params"]["value"]["default"] is None

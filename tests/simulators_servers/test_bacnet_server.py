@@ -133,6 +133,63 @@ async def test_rpm_fast_path_answers_as_bacpypes3_does(bacnet: Any) -> None:
     assert {"present-value", "object-name", "units"} <= {str(p) for _o, p, _i, _v in res}
 
 
+async def test_present_value_encoder_answers_as_bacpypes3_does(bacnet: Any) -> None:
+    """Present-value-only RP and RPM are answered by the simulator's direct encoder (every object kind): the same
+    values as bacpypes3's own handlers give for the same requests."""
+    client, servers, _vals = bacnet
+    server = servers[0]
+    objs = ["binary-input,1", "multi-state-value,2", "accumulator,3", "analog-value,4", "analog-input,100",
+            "analog-input,119"]
+    used: list[str] = []
+    encoders = (server.present_values_rpm, server.present_value_rp)
+
+    def spy_rpm(specs: Any) -> bytes | None:
+        used.append("rpm")
+        return encoders[0](specs)
+
+    def spy_rp(oid: Any) -> bytes | None:
+        used.append("rp")
+        return encoders[1](oid)
+
+    async def read() -> tuple[list[str], list[str]]:
+        res = await asyncio.wait_for(client.read_property_multiple(
+            addr(server), [x for o in objs for x in (o, ["present-value"])]), 5)
+        singles = [await asyncio.wait_for(client.read_property(addr(server), o, "present-value"), 5) for o in objs]
+        return [f"{o[0]},{o[1]} {p} {v}" for o, p, _i, v in res], [str(v) for v in singles]
+
+    server.present_values_rpm, server.present_value_rp = spy_rpm, spy_rp  # type: ignore[method-assign]
+    try:
+        fast = await read()
+        assert used.count("rpm") == 1 and used.count("rp") == len(objs)
+        assert fast[1][0] == "active" and float(fast[1][4]) == 20.0 and fast[1][2] == "1234"
+        server.present_values_rpm = lambda specs: None  # type: ignore[method-assign]
+        server.present_value_rp = lambda oid: None  # type: ignore[method-assign]
+        assert await read() == fast  # bacpypes3's own handlers
+    finally:
+        del server.present_values_rpm, server.present_value_rp
+
+
+def test_decoded_requests_are_kept_by_their_bytes_with_each_requests_own_header() -> None:
+    """The simulator's request decode cache: the same request bytes from two clients with two invoke ids decode
+    to equal requests, each with its own header; a different request is decoded anew."""
+    from bacpypes3.apdu import APCISequence, ConfirmedRequestPDU, ReadPropertyRequest
+
+    def wire(oid: str, invoke_id: int, source: str) -> ConfirmedRequestPDU:
+        req = ReadPropertyRequest(objectIdentifier=oid, propertyIdentifier="present-value")
+        req.apduInvokeID = invoke_id
+        pdu = req.encode()
+        pdu.pduSource = Address(source)
+        return pdu
+
+    a = APCISequence.decode(wire("analog-input,7", 3, "127.0.0.1:50001"))
+    b = APCISequence.decode(wire("analog-input,7", 9, "127.0.0.1:50002"))
+    c = APCISequence.decode(wire("analog-input,8", 9, "127.0.0.1:50002"))
+    assert (a.apduInvokeID, str(a.pduSource)) == (3, "127.0.0.1:50001")
+    assert (b.apduInvokeID, str(b.pduSource)) == (9, "127.0.0.1:50002")
+    assert a is not b and str(a.objectIdentifier) == str(b.objectIdentifier) == "analog-input,7"
+    assert str(c.objectIdentifier) == "analog-input,8"
+
+
 async def test_segmented_rpm_object_list_and_who_is(bacnet: Any) -> None:
     client, servers, vals = bacnet
     spec: list[Any] = []
