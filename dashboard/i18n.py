@@ -119,7 +119,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.eui_source": ("能耗数据来源", "EUI source"),
     "col.rank": ("排名", "Rank"),
     "col.score": ("得分", "Score"),
-    "col.savings": ("节能量 (kWh)", "Savings (kWh)"),
+    "col.savings": ("节能量", "Savings"),
     "col.savings_pct": ("节能率", "Savings rate"),
     "col.milestone": ("里程碑", "Milestone"),
     "col.start": ("开始", "Start"),

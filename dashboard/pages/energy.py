@@ -122,7 +122,7 @@ with tab_s:
         try:
             with ui.guard(t):
                 res = _savings(sc.store_id, bid, now, sc)
-                st.metric(t("col.savings"), f"{t.num(res.avoided_kwh, 0)} kWh", delta=t.pct(res.savings_fraction))
+                st.metric(t("col.savings"), t.kwh(res.avoided_kwh), delta=t.pct(res.savings_fraction))
                 fig = go.Figure([go.Scatter(x=res.dates, y=res.predicted, name=t("energy.baseline")),
                                  go.Scatter(x=res.dates, y=res.actual, name=t("energy.actual"))])
                 fig.update_layout(height=320, yaxis_title=t("col.energy_kwh"))
