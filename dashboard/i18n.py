@@ -230,6 +230,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "energy.no_baseline": ("暂无法计算实测节能量：{reason}", "Measured savings cannot be computed yet: {reason}"),
     "energy.recorded_savings": ("已登记的实测节能量", "Recorded measured savings"),
     "energy.weekday": ("星期", "Weekday"),
+    "energy.weekend": ("周末", "Weekend"),
+    "energy.workday": ("工作日", "Working day"),
     "energy.hour": ("小时", "Hour"),
     "energy.kw": ("平均功率 (kW)", "Mean power (kW)"),
     "energy.baseline": ("基线", "Baseline"),
@@ -479,6 +481,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "fmt.yes": ("是", "yes"),
     "fmt.no": ("否", "no"),
     "fmt.months": ("{n} 个月", "{n} months"),
+    "fmt.days": ("{n} 天", "{n} days"),
 }
 
 CATALOGUE.update(TEXT)  # the subsidy engine's evidence, to-do and ranking messages
