@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats
 
+from buildings.subsidy.messages import Msg
+
 MODEL_KINDS = ("2P", "3PH", "3PC", "4P", "5P")
 
 # ASHRAE Guideline 14 goodness-of-fit limits (CV(RMSE), |NMBE|) by data resolution. G14 states monthly and
@@ -44,10 +46,11 @@ MIN_TEMP_RANGE_K = 8.0  # a baseline that never saw a season cannot learn a temp
 class BaselineError(ValueError):
     """The baseline cannot be used; ``reason`` says why and what to do (too short, too noisy, gaps...)."""
 
-    def __init__(self, reason: str, stats: dict[str, float] | None = None) -> None:
-        self.reason = reason
+    def __init__(self, reason: str | Msg, stats: dict[str, float] | None = None) -> None:
+        self.msg = reason if isinstance(reason, Msg) else None  # for the reader's language (dashboard)
+        self.reason = str(reason)
         self.stats = stats or {}
-        super().__init__(reason)
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
@@ -282,22 +285,19 @@ def fit_baseline(series: DailySeries, period: tuple[dt.date, dt.date] | None = N
         raise ValueError(f"unknown resolution {resolution!r}; known: {', '.join(G14_LIMITS)}")
     s = series.valid()
     if len(s) == 0:
-        raise BaselineError("the baseline period has no day with both energy and outdoor temperature data; "
-                            "check the meter counter and the outdoor air temperature point have history")
+        raise BaselineError(Msg("savings.no_baseline_days"))
     first, last, span = _period(series, period)
     if span < min_days:
-        raise BaselineError(f"baseline too short: {span} days ({first} to {last}); IPMVP option C needs at least "
-                            f"{min_days} days (one full year of seasons). Choose an earlier start.",
-                            {"days": span})
+        raise BaselineError(Msg("savings.too_short", {"days": span, "first": first, "last": last,
+                                                      "min_days": min_days}), {"days": span})
     coverage = len(s) / span
     if coverage < min_coverage:
-        raise BaselineError(f"baseline has too many gaps: {len(s)} of {span} days have energy and temperature "
-                            f"({coverage:.0%} < {min_coverage:.0%}); backfill the missing data or move the period",
-                            {"coverage": coverage})
+        raise BaselineError(Msg("savings.gaps", {"have": len(s), "span": span, "coverage": coverage,
+                                                 "min": min_coverage}), {"coverage": coverage})
     t_lo, t_hi = float(s.temp.min()), float(s.temp.max())
     if t_hi - t_lo < MIN_TEMP_RANGE_K:
-        raise BaselineError(f"baseline outdoor temperature spans only {t_hi - t_lo:.1f} K; a temperature model "
-                            f"needs at least {MIN_TEMP_RANGE_K:.0f} K of seasons", {"temp_range": t_hi - t_lo})
+        raise BaselineError(Msg("savings.temp_range", {"range": t_hi - t_lo, "min": MIN_TEMP_RANGE_K}),
+                            {"temp_range": t_hi - t_lo})
     fits = {k: m for k in kinds if (m := fit_kind(k, s)) is not None}
     bics = {k: _bic(s, m) for k, m in fits.items()}
     kind = min(bics, key=bics.__getitem__)
@@ -383,7 +383,7 @@ def measure_savings(baseline: Baseline, reporting: DailySeries,
     """Apply the baseline to the reporting period: avoided energy = predicted - actual (IPMVP routine adjustment)."""
     s = reporting.valid()
     if len(s) == 0:
-        raise BaselineError("the reporting period has no day with both energy and outdoor temperature data")
+        raise BaselineError(Msg("savings.no_reporting_days"))
     first, last, span = _period(reporting, period)
     if str(first) <= baseline.period[1]:
         raise BaselineError(f"the reporting period starts {first}, inside the baseline ({baseline.period[0]} to "

@@ -102,6 +102,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.energy_kwh": ("电量 (kWh)", "Energy (kWh)"),
     "col.period": ("时段", "Period"),
     "col.measure": ("改造措施", "Measure"),
+    "col.description": ("说明（项目档案）", "Description (project record)"),
     "col.budget": ("预算", "Budget"),
     "col.paid": ("已拨付", "Paid"),
     "col.estimated": ("预计补贴", "Estimated subsidy"),
@@ -118,7 +119,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "col.eui_source": ("能耗数据来源", "EUI source"),
     "col.rank": ("排名", "Rank"),
     "col.score": ("得分", "Score"),
-    "col.savings": ("节能量 (kWh)", "Savings (kWh)"),
+    "col.savings": ("节能量", "Savings"),
     "col.savings_pct": ("节能率", "Savings rate"),
     "col.milestone": ("里程碑", "Milestone"),
     "col.start": ("开始", "Start"),
@@ -229,6 +230,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "energy.no_baseline": ("暂无法计算实测节能量：{reason}", "Measured savings cannot be computed yet: {reason}"),
     "energy.recorded_savings": ("已登记的实测节能量", "Recorded measured savings"),
     "energy.weekday": ("星期", "Weekday"),
+    "energy.weekend": ("周末", "Weekend"),
+    "energy.workday": ("工作日", "Working day"),
     "energy.hour": ("小时", "Hour"),
     "energy.kw": ("平均功率 (kW)", "Mean power (kW)"),
     "energy.baseline": ("基线", "Baseline"),
@@ -450,6 +453,25 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "op.contains": ("包含 {v}", "includes {v}"),
     "op.exists": ("须填写", "must be given"),
     "op.not": ("不得满足：{v}", "must not be: {v}"),
+    "fault.sensor_stuck": ("传感器卡死", "sensor stuck"),
+    "fault.sensor_drift": ("传感器漂移", "sensor drift"),
+    "fault.sensor_spike": ("传感器尖峰", "sensor spike"),
+    "fault.device_offline": ("设备离线", "device offline"),
+    "fault.device_errors": ("设备报错", "device errors"),
+    "fault.device_garbage": ("设备乱码", "device answers garbage"),
+    "fault.after_hours_hvac": ("下班后空调未关", "HVAC left on after hours"),
+    "fault.simultaneous_heat_cool": ("同时供冷供热", "simultaneous heating and cooling"),
+    "fault.stuck_oa_damper": ("新风阀卡死", "outdoor-air damper stuck"),
+    "fault.dsp_not_met": ("送风静压不达标", "duct static pressure not met"),
+    "fault.switch_room_overheat": ("配电室过热", "switch room overheating"),
+    "fault.co_garage": ("车库一氧化碳超标", "CO in the garage"),
+    "fault.co2_high": ("二氧化碳浓度高", "CO2 high"),
+    "fault.water_leak": ("漏水", "water leak"),
+    "fault.smoke": ("烟雾", "smoke"),
+    "fault.gas_leak": ("燃气泄漏", "gas leak"),
+    "fault.voltage_unbalance": ("电压不平衡", "voltage unbalance"),
+    "fault.meter_spike": ("电表尖峰", "meter spike"),
+    "fault.meter_counter_reset": ("电表计数器复位", "meter counter reset"),
     "fmt.on": ("开", "on"),
     "fmt.off": ("关", "off"),
     "unit.degC": ("°C", "°C"),
@@ -459,6 +481,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "fmt.yes": ("是", "yes"),
     "fmt.no": ("否", "no"),
     "fmt.months": ("{n} 个月", "{n} months"),
+    "fmt.days": ("{n} 天", "{n} days"),
 }
 
 CATALOGUE.update(TEXT)  # the subsidy engine's evidence, to-do and ranking messages
@@ -527,6 +550,8 @@ class Tr:
                 value = dt.date.fromisoformat(value[:10])
             except ValueError:
                 return value
+        if not isinstance(value, dt.date):
+            return str(value)
         return format_date(value, "medium", locale=self.locale)
 
     def datetime(self, value: dt.datetime | float | None, tz: str = "Asia/Shanghai") -> str:

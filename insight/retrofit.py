@@ -45,6 +45,7 @@ class MilestoneSpan:
 class MeasureView:
     name: Names
     cost: float | None
+    category: str = "other"  # buildings.retrofit.MEASURE_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def projects(sc: Scope) -> list[ProjectView]:
             paid=sum(a["paid"] or 0 for a in p["applications"]),
             savings_kwh=sv.avoided_kwh if sv is not None else None,
             measures=tuple(MeasureView(Names(m["description"] or m["category"], m["description"] or m["category"]),
-                                       m["capex"]) for m in p["measures"]),
+                                       m["capex"], m["category"]) for m in p["measures"]),
             milestones=_spans(p["milestones"]),
             documents=tuple(DocumentView(d["title"], d["type"], (d["sha256"] or "")[:12]) for d in p["documents"])))
     return out

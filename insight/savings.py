@@ -32,6 +32,7 @@ from buildings.savings import (
     fit_baseline,
     measure_savings,
 )
+from buildings.subsidy.messages import Msg
 from telemetry.store import Agg, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,10 +95,10 @@ def default_periods(site: Site, building_id: str, today: dt.date) -> tuple[Perio
     """(baseline, reporting): the year before the retrofit date and the year from it (up to yesterday)."""
     rd = site.building(building_id).building.retrofit_date
     if rd is None:
-        raise BaselineError(f"{building_id} has no retrofit date; give the baseline and reporting periods")
+        raise BaselineError(Msg("savings.no_retrofit_date", {"building": building_id}))
     last = min(rd + YEAR - dt.timedelta(days=1), today - dt.timedelta(days=1))
     if last < rd:
-        raise BaselineError(f"the retrofit of {building_id} on {rd} has no reporting day before {today} yet")
+        raise BaselineError(Msg("savings.no_reporting_yet", {"building": building_id, "date": rd, "today": today}))
     return (rd - YEAR, rd - dt.timedelta(days=1)), (rd, last)
 
 
@@ -155,8 +156,7 @@ def daily_series(store: Store, site: Site, building_id: str, first: dt.date, las
             temp, used = t, cand
             break
     if temp is None or used is None:
-        raise LookupError(f"no outdoor air temperature history for {building_id} (nor elsewhere in the site) "
-                          f"between {first} and {last}")
+        raise LookupError(Msg("savings.no_temperature", {"building": building_id, "first": first, "last": last}))
     days = [first + dt.timedelta(days=i) for i in range(len(energy))]
     occupied = [_occupied_hours(b.schedule.hours_for(d)) for d in days]
     return DailySeries.of(days, energy, temp, occupied), SavingsEvidence(meter, used[0], used[1])
@@ -218,4 +218,5 @@ def measure_for(scope: Scope, building_id: str, baseline: Period | None = None, 
     except StoreError as exc:
         raise Unavailable(str(exc)) from None
     except LookupError as exc:
-        raise BaselineError(str(exc.args[0]) if exc.args else str(exc)) from None
+        raise BaselineError(exc.args[0] if exc.args and isinstance(exc.args[0], Msg) else
+                            str(exc.args[0]) if exc.args else str(exc)) from None

@@ -343,6 +343,11 @@ def _print_eligibility(e: Eligibility) -> None:
         console.print("[bold]missing:[/]")
         for m in e.missing:
             console.print(f"  - {m}", markup=False)
+    if e.todo:
+        console.print("[bold]why not:[/]" if e.verdict == "not_eligible" else "[bold]next steps:[/]")
+        for td in e.todo:
+            alt = f" (alternative {td.group}.{td.branch + 1})" if td.group is not None else ""
+            console.print(f"  - {td.actor + ': ' if td.actor else ''}{td}{alt}", markup=False)
 
 
 @subsidy_app.command("pay")

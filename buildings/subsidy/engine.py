@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from buildings.retrofit import NON_ENERGY_MEASURES, MilestoneState, Stage, stage_complete
-from buildings.subsidy.messages import TODO_FOR, Msg, Todo
+from buildings.subsidy.messages import TEXT, TODO_FOR, Msg, Todo
 from buildings.subsidy.policy import FIELDS, All, Amount, AmountType, AnyOf, Condition, Not, Policy, Rule
 from buildings.subsidy.status import ConditionStatus, TrancheState, Verdict
 
@@ -177,6 +177,8 @@ def _condition_todo(rule: Condition, fact: Fact | None) -> Todo:
             return Todo(Msg("todo.outside_jurisdiction"), None, fixed=True)
         return Todo(Msg("todo.fixed", args), None, fixed=True)
     key, actor, page = TODO_FOR.get(rule.field, ("todo.provide", "owner", None))
+    if has is None and f"{key}_none" in TEXT:  # nothing yet: say so rather than "now —"
+        key = f"{key}_none"
     return Todo(Msg(key, args), actor, page)
 
 

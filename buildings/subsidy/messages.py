@@ -1,4 +1,5 @@
-"""Words of the subsidy engine as message keys with parameters, in Chinese and English.
+"""Words of the subsidy engine (and of its measured-savings check) as message keys with parameters, in Chinese
+and English.
 
 Evidence sentences, the to-do items of a missing condition and the reasons of the district ranking are ``Msg``
 values: a key of ``TEXT`` and its parameters as plain data, so they travel through the API as JSON and the
@@ -71,6 +72,8 @@ TEXT: dict[str, tuple[str, str]] = {
     # what must happen next (a missing condition, as a to-do)
     "todo.months_reporting": ("向监测平台上传至少 {need:num0} 个月的电表数据（目前 {has:num1} 个月）",
                               "upload at least {need:num0} months of meter data to the platform (now {has:num1})"),
+    "todo.months_reporting_none": ("向监测平台上传至少 {need:num0} 个月的电表数据（目前还没有）",
+                                   "upload at least {need:num0} months of meter data to the platform (none yet)"),
     "todo.platform_connect": ("将楼宇电表接入市级能耗监测平台",
                               "connect the building's meters to the monitoring platform"),
     "todo.submetering": ("安装分项计量电表", "install sub-item energy meters"),
@@ -87,10 +90,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "todo.construction": ("开工并登记施工里程碑", "start the works and record the construction milestone"),
     "todo.measured_savings": ("完成测量与验证，实测节能率不低于 {need:pct}（目前 {has:pct}）",
                               "measure and verify savings of at least {need:pct} (now {has:pct})"),
+    "todo.measured_savings_none": ("完成测量与验证，实测节能率不低于 {need:pct}",
+                                   "measure and verify savings of at least {need:pct}"),
     "todo.savings_adequate": ("实测节能结果须满足 ASHRAE Guideline 14（基线模型精度）",
                               "the measured savings must pass ASHRAE Guideline 14 (baseline model accuracy)"),
     "todo.provide": ("补充{field:fact}（要求 {need:fv}，目前 {has:fv}）",
                      "provide {field:fact} (needs {need:fv}, now {has:fv})"),
+    "todo.provide_none": ("补充{field:fact}（要求 {need:fv}，目前暂无数据）",
+                          "provide {field:fact} (needs {need:fv}, no data yet)"),
     "todo.must_not": ("{field:fact}不得为 {need:fv}（目前 {has:fv}）",
                       "{field:fact} must not be {need:fv} (now {has:fv})"),
     "todo.not_rule": ("存在排除条件", "an exclusion rule applies"),
@@ -104,6 +111,33 @@ TEXT: dict[str, tuple[str, str]] = {
     "todo.fixed": ("{field:fact}不符合要求（要求 {need:fv}，实际 {has:fv}），无法更改",
                    "{field:fact} does not qualify (needs {need:fv}, has {has:fv}); this cannot be changed"),
     "todo.fixed_unknown": ("核实{field:fact}（暂无数据）", "confirm {field:fact} (no data yet)"),
+    # why measured savings cannot be computed (buildings.savings.BaselineError)
+    "savings.no_baseline_days": ("基准期内没有同时具备电量和室外温度数据的日子；"
+                                 "请检查电表累计值和室外温度测点是否有历史数据",
+                                 "the baseline period has no day with both energy and outdoor temperature data; "
+                                 "check the meter counter and the outdoor air temperature point have history"),
+    "savings.too_short": ("基准期过短：{days} 天（{first:date} 至 {last:date}）；IPMVP 方法 C 至少需要 {min_days} 天"
+                          "（完整一年的季节）。请选择更早的开始日期。",
+                          "baseline too short: {days} days ({first:date} to {last:date}); IPMVP option C needs at "
+                          "least {min_days} days (one full year of seasons). Choose an earlier start."),
+    "savings.gaps": ("基准期缺数过多：{span} 天中只有 {have} 天同时有电量和温度（{coverage:pct} < {min:pct}）；"
+                     "请补录缺失数据或调整时段",
+                     "baseline has too many gaps: {have} of {span} days have energy and temperature "
+                     "({coverage:pct} < {min:pct}); backfill the missing data or move the period"),
+    "savings.temp_range": ("基准期室外温度变化仅 {range:num1} K；温度模型至少需要 {min:num0} K 的季节变化",
+                           "baseline outdoor temperature spans only {range:num1} K; a temperature model needs at "
+                           "least {min:num0} K of seasons"),
+    "savings.no_temperature": ("{first:date} 至 {last:date} 期间，{building}（以及站点内其他楼宇）"
+                               "都没有室外温度历史数据",
+                               "no outdoor air temperature history for {building} (nor elsewhere in the site) "
+                               "between {first:date} and {last:date}"),
+    "savings.no_reporting_days": ("报告期内没有同时具备电量和室外温度数据的日子",
+                                  "the reporting period has no day with both energy and outdoor temperature data"),
+    "savings.no_retrofit_date": ("{building} 没有改造日期；请给出基准期和报告期",
+                                 "{building} has no retrofit date; give the baseline and reporting periods"),
+    "savings.no_reporting_yet": ("{building} 于 {date:date} 改造，截至 {today:date} 尚无报告期数据",
+                                 "the retrofit of {building} on {date:date} has no reporting day before "
+                                 "{today:date} yet"),
     # reasons of the district ranking
     "rank.no_eui": ("没有能耗强度记录", "no EUI on record"),
     "rank.no_gbt": ("GB/T 51161 没有“{use:term=use}”用途的指标", "no GB/T 51161 office value for use {use:term=use}"),
@@ -222,6 +256,8 @@ def plain_field(value: Any, spec: str, args: Mapping[str, Any]) -> str:
         return f"{value:.1%}"
     if spec == "num0" and isinstance(value, int | float):
         return f"{value:,.0f}"
+    if spec == "num1" and isinstance(value, int | float):
+        return f"{value:,.1f}"
     if spec in ("area", "money") and isinstance(value, int | float):
         return f"{value:,.0f}" + (" m2" if spec == "area" else "")
     if spec.startswith("list") and isinstance(value, list | tuple | set | frozenset):

@@ -145,6 +145,6 @@ if keys:
         fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h"})
         st.plotly_chart(fig, width="stretch", key="alarm_context")
         if alarm.values:
-            st.caption(" · ".join(f"{k} = {v}" for k, v in alarm.values.items()))
+            st.caption(" · ".join(f"{k} = {t.fmt(v)}" for k, v in alarm.values.items()))
 else:
     st.info(t("app.no_data"))

@@ -55,9 +55,9 @@ constraint, leading, gb_class = energy.gbt51161_limits(b.use.value)
 today = dt.datetime.fromtimestamp(now, dt.UTC).astimezone(daily.index.tz).date()
 this7, prev7 = energy.compare_periods(daily, 7, today)
 c1, c2, c3, c4 = st.columns(4)
-c1.metric(t("energy.total_year"), f"{t.num(float(last_year.sum()), 0)} kWh")
+c1.metric(t("energy.total_year"), t.kwh(float(last_year.sum())))
 c2.metric(t("energy.eui_label"), f"{t.num(eui_value)} kWh/m²·a")
-c3.metric(t("energy.this_period") + " (7d)", f"{t.num(this7, 0)} kWh",
+c3.metric(f"{t('energy.this_period')} ({t('fmt.days', n=7)})", t.kwh(this7),
           delta=t.pct((this7 - prev7) / prev7) if prev7 else None, delta_color="inverse")
 c4.metric(t("energy.days"), t.num(days, 0))
 
@@ -91,12 +91,12 @@ with tab_p:
         fig = go.Figure()
         for col in prof.columns:
             fig.add_trace(go.Scatter(x=prof.index, y=prof[col], mode="lines+markers",
-                                     name="周末" if (col and t.lang == "zh") else "Weekend" if col else
-                                     ("工作日" if t.lang == "zh" else "Working day")))
+                                     name=t("energy.weekend") if col else t("energy.workday")))
         fig.update_layout(height=320, xaxis_title=t("energy.hour"), yaxis_title=t("energy.kw"))
         st.plotly_chart(fig, width="stretch", key="profile")
 with tab_c:
-    span = st.selectbox(t("col.period"), [7, 30, 90], format_func=lambda d: f"{d} d", key=f"compare_span_{t.lang}")
+    span = st.selectbox(t("col.period"), [7, 30, 90], format_func=lambda d: t("fmt.days", n=d),
+                        key=f"compare_span_{t.lang}")
     this, prev = energy.compare_periods(daily, span, today)
     df = pd.DataFrame({t("col.period"): [t("energy.prev_period"), t("energy.this_period")], "kWh": [prev, this]})
     st.plotly_chart(px.bar(df, x=t("col.period"), y="kWh", height=300), width="stretch", key="compare_chart")
@@ -122,7 +122,7 @@ with tab_s:
         try:
             with ui.guard(t):
                 res = _savings(sc.store_id, bid, now, sc)
-                st.metric(t("col.savings"), f"{t.num(res.avoided_kwh, 0)} kWh", delta=t.pct(res.savings_fraction))
+                st.metric(t("col.savings"), t.kwh(res.avoided_kwh), delta=t.pct(res.savings_fraction))
                 fig = go.Figure([go.Scatter(x=res.dates, y=res.predicted, name=t("energy.baseline")),
                                  go.Scatter(x=res.dates, y=res.actual, name=t("energy.actual"))])
                 fig.update_layout(height=320, yaxis_title=t("col.energy_kwh"))
@@ -131,7 +131,7 @@ with tab_s:
                 st.caption(f"IPMVP option C · CV(RMSE) {t.pct(res.result.baseline.stats.cv_rmse)} · "
                            f"{rp[0]}..{rp[1]} · {res.evidence.temperature_point} · {res.result.verdict}")
         except BaselineError as exc:
-            st.info(t("energy.no_baseline", reason=exc.reason))
+            st.info(t("energy.no_baseline", reason=t.msg(exc.msg) if exc.msg else exc.reason))
             with ui.guard(t):
                 rec = records.recorded_savings(sc, bid)
                 if rec is not None:

@@ -96,8 +96,9 @@ def main() -> None:
     if not table.empty:
         by_stage = table.groupby(t("col.stage")).size().reset_index(name=t("program.projects"))
         st.subheader(t("program.projects_by_stage"))
-        st.plotly_chart(px.bar(by_stage, x=t("col.stage"), y=t("program.projects"), height=300), width="stretch",
-                        key="by_stage")
+        fig = px.bar(by_stage, x=t("col.stage"), y=t("program.projects"), height=300)
+        fig.update_yaxes(dtick=1)  # whole projects
+        st.plotly_chart(fig, width="stretch", key="by_stage")
         st.dataframe(shown(t, table), width="stretch", hide_index=True, key="projects_table")
     st.subheader(t("program.ranking"))
     ranking_story(t, ranking, names)

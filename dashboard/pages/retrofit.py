@@ -43,7 +43,8 @@ for p in projects:
     st.progress(min(max(p.progress, 0.0), 1.0))
     if p.measures:
         st.markdown(f"**{t('retrofit.measures')}**")
-        st.dataframe(pd.DataFrame([{t("col.measure"): t.pick(m.name.zh, m.name.en),
+        st.dataframe(pd.DataFrame([{t("col.measure"): t.term("measure", m.category),
+                                    t("col.description"): t.pick(m.name.zh, m.name.en),
                                     t("col.budget"): t.money(m.cost)} for m in p.measures]),
                      width="stretch", hide_index=True)
     ms = [m for m in p.milestones if m.start and m.end]

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import simctl, ui
+from dashboard.i18n import EMPTY
 from dashboard.scope import Can, Unavailable
 
 t = ui.tr()
@@ -21,7 +22,8 @@ st.subheader(t("sim.buildings"))
 statuses = {bid: ctl.status(bid) for bid in files}
 st.dataframe(pd.DataFrame([{t("col.building"): names[bid], "id": bid,
                             t("col.running"): t.yn(s.running), "pid": t.fmt(s.pid),
-                            t("sim.faults"): ", ".join(f"{f['kind']}@{f['target']}" for f in s.faults)}
+                            t("sim.faults"): t.sep.join(f"{t.term('fault', f['kind'])} @ {f['target']}"
+                                                          for f in s.faults) or EMPTY}
                            for bid, s in statuses.items()]), width="stretch", hide_index=True, key="sim_table")
 bid = st.selectbox(t("col.building"), list(files), format_func=lambda b: f"{names[b]} ({b})",
                    key=f"sim_building_{t.lang}")
@@ -53,19 +55,21 @@ if status.running:
                + [f"{bid}/{eq.id}" for eq in bf.equipment])
     with st.form("inject_form"):
         c1, c2, c3 = st.columns(3)
-        kind = c1.selectbox(t("sim.scenario"), simctl.FAULT_KINDS, key="sim_kind")
+        kind = c1.selectbox(t("sim.scenario"), simctl.FAULT_KINDS, key="sim_kind",
+                            format_func=lambda k: t.term("fault", k))
         target = c2.selectbox(t("sim.target"), targets, key="sim_target")
         minutes = c3.number_input(t("sim.minutes"), min_value=0, max_value=24 * 60, value=0, key="sim_minutes")
         if st.form_submit_button(t("sim.inject")):
             try:
                 f = ctl.inject(bid, kind, target, minutes * 60.0 or None)
-                st.session_state["sim_msg"] = t("sim.done", what=f"{t('sim.inject')} {f['kind']} {f['target']}")
+                st.session_state["sim_msg"] = t("sim.done", what=f"{t('sim.inject')} {t.term('fault', f['kind'])} "
+                                                                 f"{f['target']}")
             except simctl.SimControlError as exc:
                 st.session_state["sim_err"] = str(exc)
             st.rerun()
     for f in status.faults:
         c1, c2 = st.columns([4, 1])
-        c1.write(f"`{f['id']}` {f['kind']} → {f['target']}")
+        c1.write(f"`{f['id']}` {t.term('fault', f['kind'])} → {f['target']}")
         if c2.button(t("sim.clear"), key=f"sim_clear_{f['id']}"):
             try:
                 ctl.clear(bid, f["id"])

@@ -90,6 +90,10 @@ def test_every_subsidy_field_and_enumeration_has_words() -> None:
             assert f"{kind}.{v}" in CATALOGUE, (kind, v)
     for key in TEXT:
         assert key in CATALOGUE
+    from dashboard.simctl import FAULT_KINDS
+
+    for kind in FAULT_KINDS:
+        assert f"fault.{kind}" in CATALOGUE, kind
     for key, _actor, _page in TODO_FOR.values():
         assert key in TEXT
 

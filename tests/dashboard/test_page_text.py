@@ -25,6 +25,7 @@ VISIBLE_FIELDS = ("body", "label", "options", "placeholder", "default_value")
 CHART_TEXT_KEYS = {"name", "text", "ticktext", "hovertext", "title", "legendgrouptitle", "label"}
 PYTHON_VALUES = re.compile(r"\b(True|False|None|nan|NaN)\b")
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+ENGLISH_RUN = re.compile(r"\b[a-z]+(?:[ ,;]+[a-z]+){5,}\b")  # six lowercase English words in a row
 CJK = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3000-\u303f]")
 # Text that is the same in both languages on purpose: the language switch names both languages.
 BOTH_LANGUAGES = ("语言 / Language", "中文")
@@ -97,18 +98,30 @@ ENGLISH = _english_sentences()
 
 @pytest.fixture(scope="module")
 def one_language_records(dash_data) -> tuple[str, ...]:  # noqa: ANN001
-    """Record text that exists in one language only, so a page shows it as it is: project, milestone and
-    document names of the records database and the site files' addresses (they have no English field)."""
+    """Record text that exists in one language only, so a page shows it as it is: project, milestone, measure
+    and document names, a policy's name where it has one language, where a savings result or an EUI came from (the
+    records database), and the site files' addresses (none of these has a second-language field)."""
     from sqlalchemy import select
 
     from buildings.records.base import make_engine, session_factory
-    from buildings.records.models import Document, Milestone, RetrofitProject
+    from buildings.records.models import (
+        Building,
+        Document,
+        Measure,
+        Milestone,
+        RetrofitProject,
+        SavingsResult,
+        SubsidyPolicyRecord,
+    )
     from buildings.site import load_site
 
     engine = make_engine(dash_data.records_url)
     with session_factory(engine)() as s:
         texts = [*s.scalars(select(RetrofitProject.name)), *s.scalars(select(Milestone.name)),
-                 *s.scalars(select(Document.title))]
+                 *s.scalars(select(Document.title)), *s.scalars(select(Measure.description)),
+                 *s.scalars(select(SavingsResult.source)),
+                 *s.scalars(select(Building.eui_source)),
+                 *(p.name for p in s.scalars(select(SubsidyPolicyRecord)) if not CJK.search(p.name))]
     engine.dispose()
     texts += [b.address for b in load_site(str(dash_data.site)).buildings]
     return tuple(sorted({x for x in texts if x}, key=len, reverse=True))
@@ -121,7 +134,7 @@ def problems(texts: list[str], lang: str, records: tuple[str, ...] = ()) -> list
             s = s.replace(r, "")
         if PYTHON_VALUES.search(s) or SNAKE.search(s):
             found.append(s)
-        elif lang == "zh" and any(e in s for e in ENGLISH):
+        elif lang == "zh" and (any(e in s for e in ENGLISH) or ENGLISH_RUN.search(s)):
             found.append(s)
         elif lang == "en" and CJK.search(s):
             found.append(s)

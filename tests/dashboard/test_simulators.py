@@ -7,6 +7,7 @@ import pytest
 
 from dashboard.simctl import SimControl
 from tests.dashboard.conftest import sign_in
+from tests.dashboard.test_page_text import problems, visible_text
 
 BUILDING = "daping-makerworks"
 
@@ -36,6 +37,8 @@ def test_start_inject_clear_stop(dash_env) -> None:
         faults = ctl.status(BUILDING).faults
         assert [f["kind"] for f in faults] == ["sensor_stuck"] and faults[0]["target"] == point
         assert any(f["id"] in (m.value or "") for m in at.markdown for f in faults)
+        texts = visible_text(at)  # a running simulator with a fault reads as words too
+        assert "传感器卡死" in " ".join(texts) and not problems(texts, "zh"), problems(texts, "zh")
 
         at.button(key=f"sim_clear_{faults[0]['id']}").click().run(timeout=60)
         assert ctl.status(BUILDING).faults == []

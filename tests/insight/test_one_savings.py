@@ -129,7 +129,7 @@ def _dashboard(bid: str) -> tuple[str, str, str]:
     at = sign_in("dora", PASSWORD, query={"building": bid})
     at.switch_page("pages/energy.py").run(timeout=180)
     assert not at.exception, at.exception
-    m = next(m for m in at.metric if m.label == "节能量 (kWh)")
+    m = next(m for m in at.metric if m.label == "节能量")
     cap = next(c.value for c in at.caption if "IPMVP" in c.value)
     return m.value, m.proto.delta, cap
 

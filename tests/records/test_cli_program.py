@@ -50,6 +50,7 @@ def test_status_check_rank_json(env: Path) -> None:
     r = runner.invoke(app, ["subsidy", "check", "--building", "huaxin-building", "--policy",
                             "CQ-YZ-OLDBLDG-SMART-DEMO", "--as-of", "2026-11-26"])
     assert r.exit_code == 0 and "not_yet" in r.output and "unified_operator_id" in r.output
+    assert "next steps:" in r.output and "owner: appoint a unified operator and record it" in r.output
     r = runner.invoke(app, ["program", "rank", "--as-of", "2026-11-26", "--json"])
     assert json.loads(r.output)[0]["building_id"] == "jiefangbei-tower"
     r = runner.invoke(app, ["subsidy", "check", "--building", "jiefangbei-tower", "--policy", "NOPE"])
