@@ -97,6 +97,17 @@ def truth(a: np.ndarray | float) -> np.ndarray:
     return (a != 0) + a * 0.0
 
 
+def _fold(comb: Callable[[np.ndarray, np.ndarray], np.ndarray],
+          fns: list[Callable[[Frame], np.ndarray]]) -> Callable[[Frame], np.ndarray]:
+    """One compiled function combining several left to right (`a and b and c`, a chained comparison)."""
+    def fold(f: Frame) -> np.ndarray:
+        acc = fns[0](f)
+        for fn in fns[1:]:
+            acc = comb(acc, fn(f))
+        return acc
+    return fold
+
+
 def _and(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Kleene and of two truth values: false wins, then unknown."""
     return np.where((a == 0) | (b == 0), 0.0, a * b)
@@ -408,14 +419,7 @@ class _Compiler:
 
     def _boolop(self, node: ast.BoolOp) -> _N:
         parts = [self.boolean(v) for v in node.values]
-        comb = _and if isinstance(node.op, ast.And) else _or
-
-        def boolop(f: Frame) -> np.ndarray:
-            acc = parts[0](f)
-            for p in parts[1:]:
-                acc = comb(acc, p(f))
-            return acc
-        return _N(boolop, "bool")
+        return _N(_fold(_and if isinstance(node.op, ast.And) else _or, parts), "bool")
 
     def _compare(self, node: ast.Compare) -> _N:
         nodes = [self.node(node.left)] + [self.node(c) for c in node.comparators]
@@ -431,15 +435,7 @@ class _Compiler:
                 fns.append(self._cmp_c(_SWAP[u], right.fn, left.value))
             else:
                 fns.append(self._cmp2(u, left.fn, right.fn))
-        if len(fns) == 1:
-            return _N(fns[0], "bool")
-
-        def chain(f: Frame) -> np.ndarray:
-            acc = fns[0](f)
-            for fn in fns[1:]:
-                acc = _and(acc, fn(f))
-            return acc
-        return _N(chain, "bool")
+        return _N(fns[0] if len(fns) == 1 else _fold(_and, fns), "bool")
 
     def _ifexp(self, node: ast.IfExp) -> _N:
         c = self.boolean(node.test)
