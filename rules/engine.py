@@ -87,6 +87,10 @@ class _Snapshot:
     def prev2(self) -> np.ndarray:
         return np.frombuffer(self._eng._prev2)
 
+    @cached_property
+    def prev3(self) -> np.ndarray:
+        return np.frombuffer(self._eng._prev3)
+
 
 class _View:
     """A rule variable's slice of the snapshot (lazy: only what the rule's functions read is gathered)."""
@@ -107,6 +111,10 @@ class _View:
     @cached_property
     def prev2(self) -> np.ndarray:
         return self._s.prev2[self._i]
+
+    @cached_property
+    def prev3(self) -> np.ndarray:
+        return self._s.prev3[self._i]
 
     @cached_property
     def age(self) -> np.ndarray:
@@ -315,6 +323,7 @@ class Engine:
         self._val_ts = array("d", [NAN]) * n
         self._prev = array("d", [NAN]) * n
         self._prev2 = array("d", [NAN]) * n
+        self._prev3 = array("d", [NAN]) * n
         self._raw = array("d", [NAN]) * n
         self._raw_ts = array("d", [-math.inf]) * n
         self._qual = array("b", [QUALITY_CODES["stale"]]) * n  # nothing seen yet: unknown
@@ -368,8 +377,8 @@ class Engine:
             start = release[0].ts
             self._val_ts = array("d", [start]) * len(self._val_ts)  # ages count from the start of observation
         index_get = self.index.get
-        val, val_ts, prev, prev2, raw, raw_ts, qual, dev_of = (self._val, self._val_ts, self._prev, self._prev2,
-                                                                self._raw, self._raw_ts, self._qual, self._dev_of)
+        val, val_ts, prev, prev2, prev3 = self._val, self._val_ts, self._prev, self._prev2, self._prev3
+        raw, raw_ts, qual, dev_of = self._raw, self._raw_ts, self._qual, self._dev_of
         good = Quality.GOOD
         stats = self.stats
         nt = self._next_tick
@@ -392,6 +401,7 @@ class Engine:
             d = dev_of[i]
             if q is good and v is not None and v.__class__ is not str:
                 v = float(v)
+                prev3[i] = prev2[i]
                 prev2[i] = prev[i]
                 prev[i] = val[i]
                 val[i] = v

@@ -66,6 +66,7 @@ class PointView:
     raw: np.ndarray  # last value whatever its quality, NaN if none
     prev: np.ndarray  # previous good sample
     prev2: np.ndarray  # the one before
+    prev3: np.ndarray  # and the one before that (a two-sample spike's level before it)
     age: np.ndarray  # seconds since the last good reading
     quality: np.ndarray  # quality code of the last reading (QUALITY_CODES)
     lo: np.ndarray | None = None  # declared range, NaN when the site file gives none
@@ -137,6 +138,8 @@ class Window:
     At every evaluation the argument's value is added to the current bucket. A window of W seconds is the
     last ``k`` buckets of width W/k (k = W/step, capped at MAX_BUCKETS), so it is exact to one bucket.
     A window needs half its span covered by known samples, else it is unknown (no verdict on too little data).
+    A conditional window (``mean_when``) counts coverage by the samples where its argument was known, whether
+    or not the condition held ("seen"): a 7-day after-hours mean is unknown after one day of data.
     Values are sampled once per engine step: a mean is therefore time-weighted, whatever the poll rate.
     """
 
@@ -153,6 +156,7 @@ class Window:
         self.mn = np.full((n, self.k), np.inf) if "min" in need else None
         self.mx = np.full((n, self.k), -np.inf) if "max" in need else None
         self.first = np.full((n, self.k), NAN) if "first" in need else None
+        self.seen = np.zeros((n, self.k), np.float32) if "seen" in need else None
 
     def _reset(self, cols: np.ndarray | slice) -> None:
         self.cnt[:, cols] = 0
@@ -164,8 +168,11 @@ class Window:
             self.mx[:, cols] = -np.inf
         if self.first is not None:
             self.first[:, cols] = NAN
+        if self.seen is not None:
+            self.seen[:, cols] = 0
 
-    def push(self, now: float, x: np.ndarray) -> None:
+    def push(self, now: float, x: np.ndarray, seen: np.ndarray | None = None) -> None:
+        """Add this step's values (NaN: unknown) to the current bucket; ``seen`` marks coverage apart from x."""
         b = int(now // self.width)
         cur = self.cur
         if cur is None or b - cur >= self.k:
@@ -187,10 +194,16 @@ class Window:
         if self.first is not None:
             col = self.first[:, c]
             self.first[:, c] = np.where(col != col, x, col)
+        if self.seen is not None and seen is not None:
+            self.seen[:, c] += seen
         self._n = self.cnt.sum(axis=1)
 
     def covered(self) -> np.ndarray:
         return self._n >= max(1.0, self.min_coverage * self.expected)
+
+    def seen_covered(self) -> np.ndarray:
+        """Enough of the window observed (``seen`` samples), whatever the condition of a ``mean_when``."""
+        return self.seen.sum(axis=1) >= max(1.0, self.min_coverage * self.expected)
 
     def mean(self) -> np.ndarray:
         m = self.sum.sum(axis=1) / self._n
@@ -285,6 +298,7 @@ FUNCTIONS: dict[str, FnSpec] = {
     "age": FnSpec(("p",), "seconds since the point's (or device's) last good reading"),
     "prev": FnSpec(("p",), "the point's previous good sample"),
     "prev2": FnSpec(("p",), "the good sample before the previous one"),
+    "prev3": FnSpec(("p",), "the good sample before prev2"),
     "raw": FnSpec(("p",), "the point's last value whatever its quality"),
     "lo": FnSpec(("p",), "the low end of the point's declared range (site file), unknown if none"),
     "hi": FnSpec(("p",), "the high end of the point's declared range (site file), unknown if none"),
@@ -297,7 +311,7 @@ FUNCTIONS: dict[str, FnSpec] = {
 WINDOW_NEEDS = {
     "mean": frozenset({"sum"}), "rmin": frozenset({"min"}), "rmax": frozenset({"max"}),
     "delta": frozenset({"first"}), "rate": frozenset({"first"}), "changes": frozenset({"sum"}),
-    "mean_when": frozenset({"sum"}),
+    "mean_when": frozenset({"sum", "seen"}),
 }
 
 
@@ -602,9 +616,9 @@ class _Compiler:
         def mean_when(f: Frame) -> np.ndarray:
             win: Window = f.slots[s]
             x = a(f)
-            win.push(f.now, np.where(cond(f) == 1, x, NAN))
+            win.push(f.now, np.where(cond(f) == 1, x, NAN), seen=x == x)
             cnt = win.cnt.sum(axis=1)
-            return np.where(cnt >= 1, win.sum.sum(axis=1) / np.maximum(cnt, 1), NAN)
+            return np.where((cnt >= 1) & win.seen_covered(), win.sum.sum(axis=1) / np.maximum(cnt, 1), NAN)
         return _N(mean_when)
 
     def _win_changes(self, s: int, a: Fn) -> _N:
@@ -656,6 +670,7 @@ _POINT_READS: dict[str, Callable[[PointView], np.ndarray]] = {
     "age": lambda p: p.age,
     "prev": lambda p: p.prev + p.value * 0.0,
     "prev2": lambda p: p.prev2 + p.value * 0.0,
+    "prev3": lambda p: p.prev3 + p.value * 0.0,
     "raw": lambda p: p.raw,
     "lo": lambda p: p.lo,
     "hi": lambda p: p.hi,

@@ -18,7 +18,8 @@ def run(text: str, names: dict[str, list[float]], now: float = 0.0, slots: list 
         slots = [f(n, 60.0) for f in c.slot_factories]
     arrs = {k: np.array(v, float) for k, v in names.items()}
     pts = {"x": PointView(arrs.get("x", np.full(n, NAN)), arrs.get("x", np.full(n, NAN)),
-                          np.full(n, 1.0), np.full(n, 1.0), np.full(n, 30.0), np.zeros(n, np.int8))}
+                          np.full(n, 1.0), np.full(n, 1.0), np.full(n, 1.0), np.full(n, 30.0),
+                          np.zeros(n, np.int8))}
     with np.errstate(all="ignore"):
         return np.broadcast_to(c.fn(Frame(n, now, 60.0, arrs, pts, slots)), (n,))
 
@@ -97,6 +98,17 @@ def test_unknown_samples_do_not_enter_a_window() -> None:
     seq = [10, NAN, 20, NAN, 30, NAN, 40, NAN, 50, NAN]
     out = [run("", {"a": [v]}, now=60.0 * i, slots=slots, compiled=c)[0] for i, v in enumerate(seq)]
     assert out[-1] == pytest.approx(30.0)
+
+
+def test_mean_when_needs_half_its_window_observed_whatever_the_condition() -> None:
+    """A 1-hour mean of `a` while `c` holds: the condition holds in 1 sample of 4, yet the mean is known once
+    half the hour has been observed, and not before (a weekly after-hours mean after one day is no verdict)."""
+    c = compile_expr("mean_when(a, c > 0, '1h')", KNOWN, set())
+    slots = [f(1, 60.0) for f in c.slot_factories]
+    out = [run("", {"a": [float(i)], "c": [float(i % 4 == 0)]}, now=60.0 * i, slots=slots, compiled=c)[0]
+           for i in range(40)]
+    assert all(np.isnan(v) for v in out[:29])
+    assert out[39] == pytest.approx(np.mean([i for i in range(40) if i % 4 == 0]))
 
 
 def test_changes_unchanged_for_hours_since_lag() -> None:

@@ -36,6 +36,17 @@ def test_out_and_back_is_a_spike_a_step_is_not(site: Site, library: list[Compile
     assert _raised(site, library, step) == []
 
 
+def test_two_spiked_samples_in_a_row_are_one_spike_seen_when_it_comes_back(
+        site: Site, library: list[CompiledRule]) -> None:
+    t0 = MONDAY + 10 * H
+    two = {"b1/sat": lambda t: 31.0 if t0 <= t < t0 + 120 else 13.0, "b1/sf": lambda t: 1.0}
+    assert _raised(site, library, two) == [("sv-spike", "sat", t0 + 120)]
+    three = {"b1/sat": lambda t: 31.0 if t0 <= t < t0 + 180 else 13.0, "b1/sf": lambda t: 1.0}
+    assert _raised(site, library, three) == []  # three samples held is a step and back, not a spike
+    small = {"b1/sat": lambda t: 16.0 if t0 <= t < t0 + 120 else 13.0, "b1/sf": lambda t: 1.0}
+    assert _raised(site, library, small) == []  # under 25 % of the range
+
+
 def test_a_jump_at_a_start_or_stop_is_an_operation(site: Site, library: list[CompiledRule]) -> None:
     t_on = MONDAY + 10 * H
     start = {"b1/sat": lambda t: 13.0 if t >= t_on else 30.0, "b1/sf": lambda t: 1.0 if t >= t_on else 0.0}
